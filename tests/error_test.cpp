@@ -1,0 +1,97 @@
+#include "portres/error.hpp"
+
+#include "support.hpp"
+
+#include <cerrno>
+#include <set>
+#include <string>
+
+#if defined(_WIN32)
+#include <winsock2.h>
+#include <windows.h>
+#endif
+
+using namespace portres;
+
+namespace {
+std::error_code sys(int value) { return {value, std::system_category()}; }
+} // namespace
+
+TEST_CASE("every portres error has a distinct message and category portres") {
+  std::set<std::string> messages;
+  for (int v = static_cast<int>(error::zero_count); v <= static_cast<int>(error::bad_response); ++v) {
+    const std::error_code ec = static_cast<error>(v);
+    CHECK(std::string(ec.category().name()) == "portres");
+    CHECK(ec.message().find("unknown") == std::string::npos);
+    messages.insert(ec.message());
+  }
+  CHECK(messages.size() == static_cast<std::size_t>(error::bad_response));
+}
+
+TEST_CASE("portres errors map to conditions") {
+  CHECK(std::error_code(error::zero_count) == condition::invalid_argument);
+  CHECK(std::error_code(error::block_exhausted) == condition::exhausted);
+  CHECK(std::error_code(error::port_in_use) == condition::in_use);
+  CHECK(std::error_code(error::privilege_required) == condition::access_denied);
+  CHECK(std::error_code(error::backend_unavailable) == condition::not_supported);
+  CHECK(std::error_code(error::pool_closed) == condition::aborted);
+  CHECK(std::error_code(error::zero_count) != condition::exhausted);
+}
+
+TEST_CASE("detailed errors name the port or block") {
+  const auto in_use = port_in_use_error(50003);
+  CHECK(in_use == condition::in_use);
+  CHECK(in_use.message().find("50003") != std::string::npos);
+  const auto exhausted = block_exhausted_error(50000, 20);
+  CHECK(exhausted == condition::exhausted);
+  CHECK(exhausted.message().find("50000-50019") != std::string::npos);
+  const auto high = block_exhausted_error(65000, 536);
+  CHECK(high.message().find("65000-65535") != std::string::npos);
+}
+
+TEST_CASE("errno values in the generic category map on every OS") {
+  CHECK(std::make_error_code(std::errc::operation_not_supported) == condition::not_supported);
+  CHECK(std::make_error_code(std::errc::permission_denied) == condition::access_denied);
+  CHECK(std::make_error_code(std::errc::operation_not_permitted) == condition::access_denied);
+  CHECK(std::make_error_code(std::errc::address_in_use) == condition::in_use);
+  CHECK(std::make_error_code(std::errc::operation_canceled) == condition::aborted);
+  CHECK(std::make_error_code(std::errc::invalid_argument) == condition::invalid_argument);
+  CHECK(std::make_error_code(std::errc::no_buffer_space) == condition::exhausted);
+  CHECK(std::make_error_code(std::errc::timed_out) != condition::aborted);
+}
+
+#if defined(_WIN32)
+TEST_CASE("Windows system codes map to conditions") {
+  CHECK(sys(WSAEOPNOTSUPP) == condition::not_supported);
+  CHECK(sys(ERROR_NOT_SUPPORTED) == condition::not_supported);
+  CHECK(sys(ERROR_PROC_NOT_FOUND) == condition::not_supported);
+  CHECK(sys(WSAEACCES) == condition::access_denied);
+  CHECK(sys(ERROR_ACCESS_DENIED) == condition::access_denied);
+  CHECK(sys(WSAEADDRINUSE) == condition::in_use);
+  CHECK(sys(ERROR_SHARING_VIOLATION) == condition::in_use);
+  CHECK(sys(WSA_OPERATION_ABORTED) == condition::aborted);
+  CHECK(sys(995) == condition::aborted);
+  CHECK(sys(676) == condition::aborted); // Wine's code for a close under a pending I/O
+  CHECK(sys(WSAEINTR) == condition::aborted);
+  CHECK(sys(WSAEINVAL) == condition::invalid_argument);
+  CHECK(sys(ERROR_INVALID_PARAMETER) == condition::invalid_argument);
+  CHECK(sys(WSAENOBUFS) == condition::exhausted);
+  CHECK(sys(WSAEADDRNOTAVAIL) == condition::exhausted);
+  CHECK(sys(WSAECONNREFUSED) != condition::in_use);
+}
+#else
+TEST_CASE("Linux errno codes in the system category map to conditions") {
+  CHECK(sys(EOPNOTSUPP) == condition::not_supported);
+  CHECK(sys(ENOSYS) == condition::not_supported);
+  CHECK(sys(EACCES) == condition::access_denied);
+  CHECK(sys(EPERM) == condition::access_denied);
+  CHECK(sys(EADDRINUSE) == condition::in_use);
+  CHECK(sys(ECANCELED) == condition::aborted);
+  CHECK(sys(EINVAL) == condition::invalid_argument);
+  CHECK(sys(EADDRNOTAVAIL) == condition::exhausted);
+  CHECK(sys(ENOBUFS) == condition::exhausted);
+  CHECK(sys(ECONNREFUSED) != condition::in_use);
+  // Windows values must not leak into the Linux mapping (5 is EIO here).
+  CHECK(sys(5) != condition::access_denied);
+}
+#endif
