@@ -19,13 +19,13 @@ std::error_code sys(int value) { return {value, std::system_category()}; }
 
 TEST_CASE("every portres error has a distinct message and category portres") {
   std::set<std::string> messages;
-  for (int v = static_cast<int>(error::zero_count); v <= static_cast<int>(error::bad_response); ++v) {
+  for (int v = static_cast<int>(error::zero_count); v <= static_cast<int>(error::os_unsupported); ++v) {
     const std::error_code ec = static_cast<error>(v);
     CHECK(std::string(ec.category().name()) == "portres");
     CHECK(ec.message().find("unknown") == std::string::npos);
     messages.insert(ec.message());
   }
-  CHECK(messages.size() == static_cast<std::size_t>(error::bad_response));
+  CHECK(messages.size() == static_cast<std::size_t>(error::os_unsupported));
 }
 
 TEST_CASE("portres errors map to conditions") {

@@ -1,9 +1,14 @@
-// Shared test helpers: readable doctest output for error codes.
+// Shared test helpers: readable doctest output for error codes, bounded
+// io_context runs, and the list of backends a conformance test runs against.
 #ifndef PORTRES_TESTS_SUPPORT_HPP
 #define PORTRES_TESTS_SUPPORT_HPP
 
 #include <doctest/doctest.h>
 
+#include <asio/io_context.hpp>
+
+#include <chrono>
+#include <filesystem>
 #include <ostream>
 #include <string>
 #include <system_error>
@@ -18,5 +23,26 @@ struct StringMaker<std::error_code> {
   }
 };
 } // namespace doctest
+
+namespace portres_test {
+
+/// True when the test process runs in its own network namespace (root on Linux).
+bool in_private_netns();
+/// A per-process scratch folder, removed at exit.
+const std::filesystem::path& scratch_dir();
+
+/// Runs `io` until `done()` or `limit` passes; returns done().
+template <class Predicate>
+bool run_until(asio::io_context& io, Predicate done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  io.restart();
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(10));
+    io.restart();
+  }
+  return done();
+}
+
+} // namespace portres_test
 
 #endif

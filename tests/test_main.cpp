@@ -1,2 +1,71 @@
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+// Test entry point. Before any test runs, the process isolates itself:
+// portres' registry and store point at fresh temporary folders, and as root
+// on Linux the process moves into a private network namespace (loopback up)
+// so kernel settings such as ip_local_reserved_ports are never touched on
+// the host.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include "support.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#if !defined(_WIN32)
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+
+namespace portres_test {
+namespace {
+
+std::filesystem::path scratch;
+bool private_netns = false;
+
+#if !defined(_WIN32)
+bool enter_private_network_namespace() {
+  if (::geteuid() != 0 || ::unshare(CLONE_NEWNET) != 0) return false;
+  const int s = ::socket(AF_INET, SOCK_DGRAM, 0);
+  if (s < 0) return false;
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "lo");
+  bool up = ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+  up = up && ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+  ::close(s);
+  return up;
+}
+#endif
+
+} // namespace
+
+bool in_private_netns() { return private_netns; }
+const std::filesystem::path& scratch_dir() { return scratch; }
+
+} // namespace portres_test
+
+int main(int argc, char** argv) {
+  using namespace portres_test;
+  namespace fs = std::filesystem;
+  scratch = fs::temp_directory_path() /
+            ("portres-test-" + std::to_string(std::hash<std::string>{}(std::to_string(std::rand())) ^
+                                              static_cast<std::size_t>(fs::file_time_type::clock::now().time_since_epoch().count())));
+  fs::create_directories(scratch / "run");
+  fs::create_directories(scratch / "state");
+#if defined(_WIN32)
+  _putenv_s("PORTRES_RUNTIME_DIR", (scratch / "run").string().c_str());
+  _putenv_s("PORTRES_STATE_DIR", (scratch / "state").string().c_str());
+#else
+  ::setenv("PORTRES_RUNTIME_DIR", (scratch / "run").c_str(), 1);
+  ::setenv("PORTRES_STATE_DIR", (scratch / "state").c_str(), 1);
+  private_netns = enter_private_network_namespace();
+#endif
+  doctest::Context context(argc, argv);
+  const int result = context.run();
+  std::error_code ignored;
+  fs::remove_all(scratch, ignored);
+  return result;
+}

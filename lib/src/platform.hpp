@@ -4,15 +4,66 @@
 #ifndef PORTRES_SRC_PLATFORM_HPP
 #define PORTRES_SRC_PLATFORM_HPP
 
+#include "portres/detail/runtime_state.hpp"
 #include "portres/error.hpp"
+#include "portres/types.hpp"
+#include "core/port_bitmap.hpp"
 
+#include <asio/ip/address.hpp>
+
+#include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
+#include <system_error>
 
 namespace portres::detail {
 
 /// The portable meaning of a std::system_category() value of this OS, if any.
 std::optional<condition> system_condition(int value) noexcept;
 
+namespace platform {
+
+/// What portres needs to know about a socket before associating or binding it.
+struct socket_info {
+  protocol proto = protocol::tcp;
+  bool ipv6 = false;
+  std::uint16_t bound_port = 0; ///< 0 while unbound
+  std::uint64_t key = 0;        ///< identifies the socket for its lifetime (Linux: SO_COOKIE)
+};
+
+/// Whether socket_info::key stays unique for a socket's whole life (Linux:
+/// SO_COOKIE). Windows handle values are reused after close, so there an
+/// association left by a socket closed before bind is overwritten, not refused.
+bool socket_key_is_unique() noexcept;
+
+/// error::unsupported_socket for anything but a TCP or UDP socket.
+socket_info inspect(native_socket s, std::error_code& ec);
+
+/// Explicit bind to `address`:`port`.
+std::error_code bind_to(native_socket s, const asio::ip::address& address, std::uint16_t port);
+
+/// Ports of `range` held by any socket of this machine (network namespace),
+/// in any state, TIME_WAIT included, as far as the OS can tell.
+port_bitmap held_ports(protocol p, port_range range, std::error_code& ec);
+
+/// The OS range for automatic (ephemeral) port allocation.
+port_range ephemeral_range();
+
+/// A short description of the OS, e.g. "Linux 6.18.44".
+std::string name();
+
+/// This process' id.
+std::uint32_t process_id() noexcept;
+
+// Persistent reservations (arguments validated: specific, in range).
+reservation_token persistent_create(protocol p, port_range r, std::error_code& ec);
+reservation_token persistent_lookup(protocol p, port_range r, std::error_code& ec);
+void persistent_remove(protocol p, port_range r, std::error_code& ec);
+std::vector<reservation> persistent_list(protocol p, std::error_code& ec);
+void persistent_apply(std::error_code& ec);
+
+} // namespace platform
 } // namespace portres::detail
 
 #endif

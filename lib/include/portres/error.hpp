@@ -32,6 +32,7 @@ enum class error {
   pool_closed,             ///< the socket pool was closed
   too_many_waiters,        ///< a pool's waiter limit was exceeded
   bad_response,            ///< the OS returned a malformed result
+  os_unsupported,          ///< the OS lacks the function (e.g. Wine: no persistent reservations)
 };
 
 /// Portable meanings that OS codes of either platform compare equal to.

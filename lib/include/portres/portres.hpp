@@ -2,7 +2,11 @@
 #ifndef PORTRES_PORTRES_HPP
 #define PORTRES_PORTRES_HPP
 
+#include "portres/association.hpp"
+#include "portres/backend.hpp"
 #include "portres/error.hpp"
+#include "portres/persistent.hpp"
+#include "portres/reservation.hpp"
 #include "portres/types.hpp"
 
 #endif

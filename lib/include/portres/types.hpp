@@ -19,6 +19,16 @@ enum class protocol : std::uint8_t { tcp, udp };
 const char* to_string(protocol p) noexcept;
 std::ostream& operator<<(std::ostream& os, protocol p);
 
+/// How ports are picked from a reserved block by portres::bind (portable
+/// backends; on native Windows the OS picks).
+///  - sequential: ascending from where the last pick stopped;
+///  - lru: least recently freed first, so a port in TIME_WAIT is not handed
+///    out while a rested one exists;
+///  - random: source-port randomisation.
+enum class port_policy : std::uint8_t { sequential, lru, random };
+
+const char* to_string(port_policy p) noexcept;
+
 /// A block of ports: first port and count, both in host byte order.
 ///
 /// `first == 0` means a wildcard block: "any free block of `count` ports".

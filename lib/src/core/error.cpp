@@ -33,6 +33,7 @@ std::string message_of(error e) {
   case error::pool_closed: return "the socket pool is closed";
   case error::too_many_waiters: return "the socket pool's waiter limit is exceeded";
   case error::bad_response: return "the operating system returned a malformed result";
+  case error::os_unsupported: return "the operating system does not provide this function";
   }
   return "unknown portres error " + std::to_string(static_cast<int>(e));
 }
@@ -57,7 +58,8 @@ std::optional<condition> condition_of(error e) noexcept {
   case error::too_many_waiters: return condition::exhausted;
   case error::port_in_use:
   case error::overlaps_reservation: return condition::in_use;
-  case error::backend_unavailable: return condition::not_supported;
+  case error::backend_unavailable:
+  case error::os_unsupported: return condition::not_supported;
   case error::privilege_required:
   case error::unsafe_path: return condition::access_denied;
   case error::pool_closed: return condition::aborted;

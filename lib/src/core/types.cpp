@@ -12,6 +12,15 @@ const char* to_string(protocol p) noexcept { return p == protocol::tcp ? "tcp" :
 
 std::ostream& operator<<(std::ostream& os, protocol p) { return os << to_string(p); }
 
+const char* to_string(port_policy p) noexcept {
+  switch (p) {
+  case port_policy::sequential: return "sequential";
+  case port_policy::lru: return "lru";
+  case port_policy::random: return "random";
+  }
+  return "unknown";
+}
+
 std::error_code port_range::validate(bool allow_wildcard) const noexcept {
   if (count_ == 0) return error::zero_count;
   if (is_wildcard()) {

@@ -1,0 +1,86 @@
+// A move-only, one-shot, type-erased completion handler (Asio 1.22 has no
+// any_completion_handler). It keeps the handler's associated executor busy
+// until it is invoked and always delivers through that executor (post),
+// never inline, so a result found before an operation starts is never
+// delivered from inside the initiating function.
+#ifndef PORTRES_DETAIL_COMPLETION_HPP
+#define PORTRES_DETAIL_COMPLETION_HPP
+
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+
+#include <memory>
+#include <tuple>
+#include <utility>
+
+namespace portres::detail {
+
+template <class... Args>
+class completion {
+public:
+  completion() = default;
+
+  /// Wraps `handler`; `io_executor` is the executor of the I/O object (used
+  /// when the handler has no associated executor).
+  template <class Handler, class IoExecutor>
+  completion(Handler&& handler, const IoExecutor& io_executor)
+      : impl_(std::make_unique<impl<std::decay_t<Handler>, IoExecutor>>(std::forward<Handler>(handler),
+                                                                        io_executor)) {}
+
+  completion(completion&&) noexcept = default;
+  completion& operator=(completion&&) noexcept = default;
+
+  explicit operator bool() const noexcept { return impl_ != nullptr; }
+
+  /// The handler's associated cancellation slot (may be unconnected).
+  asio::cancellation_slot cancellation_slot() const noexcept {
+    return impl_ ? impl_->slot() : asio::cancellation_slot{};
+  }
+
+  /// Posts the handler with `args` to its executor. Call exactly once.
+  void operator()(Args... args) {
+    auto self = std::move(impl_);
+    // A cancellation handler must not outlive the operation it cancels.
+    if (auto slot = self->slot(); slot.is_connected()) slot.clear();
+    self->post(std::move(args)...);
+  }
+
+private:
+  struct base {
+    virtual ~base() = default;
+    virtual asio::cancellation_slot slot() const noexcept = 0;
+    virtual void post(Args&&... args) = 0;
+  };
+
+  template <class Handler, class IoExecutor>
+  struct impl final : base {
+    using executor_type = asio::associated_executor_t<Handler, IoExecutor>;
+
+    impl(Handler&& h, const IoExecutor& io_ex)
+        : work(asio::get_associated_executor(h, io_ex)), handler(std::move(h)) {}
+
+    asio::cancellation_slot slot() const noexcept override {
+      return asio::get_associated_cancellation_slot(handler);
+    }
+
+    void post(Args&&... args) override {
+      auto ex = work.get_executor();
+      asio::post(ex, [h = std::move(handler), results = std::make_tuple(std::move(args)...)]() mutable {
+        std::apply(std::move(h), std::move(results));
+      });
+      work.reset();
+    }
+
+    asio::executor_work_guard<executor_type> work;
+    Handler handler;
+  };
+
+  std::unique_ptr<base> impl_;
+};
+
+} // namespace portres::detail
+
+#endif

@@ -1,0 +1,71 @@
+// The shared state behind a runtime_reservation and the library entry points
+// the public templates call. Each backend derives its own state.
+#ifndef PORTRES_DETAIL_RUNTIME_STATE_HPP
+#define PORTRES_DETAIL_RUNTIME_STATE_HPP
+
+#include "portres/detail/completion.hpp"
+#include "portres/types.hpp"
+
+#include <asio/any_io_executor.hpp>
+#include <asio/ip/address.hpp>
+#include <asio/detail/socket_types.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <system_error>
+
+namespace portres {
+class runtime_reservation;
+}
+
+namespace portres::detail {
+
+/// What a runtime reservation is; the backend's derived class holds what
+/// keeps it alive (Windows: the acquiring socket; Linux: the flocked file).
+class runtime_state {
+public:
+  runtime_state(protocol p, reservation r, asio::any_io_executor ex) noexcept
+      : protocol_(p), granted_(r), executor_(std::move(ex)) {}
+  runtime_state(const runtime_state&) = delete;
+  runtime_state& operator=(const runtime_state&) = delete;
+  virtual ~runtime_state() = default;
+
+  protocol proto() const noexcept { return protocol_; }
+  const reservation& granted() const noexcept { return granted_; }
+  /// The executor the reservation was acquired on.
+  const asio::any_io_executor& executor() const noexcept { return executor_; }
+
+private:
+  protocol protocol_;
+  reservation granted_;
+  asio::any_io_executor executor_;
+};
+
+using state_ptr = std::shared_ptr<runtime_state>;
+// int on POSIX, SOCKET on Windows (where native_handle_type is a wrapper that converts to it).
+using native_socket = asio::detail::socket_type;
+
+using acquire_completion = completion<std::error_code, runtime_reservation>;
+using status_completion = completion<std::error_code>;
+
+// Library entry points (lib/src/core/dispatch.cpp), forwarding to the backend
+// in force. Each validates its arguments first.
+state_ptr acquire(const asio::any_io_executor& ex, protocol p, port_range r, std::error_code& ec);
+void async_acquire(const asio::any_io_executor& ex, protocol p, port_range r, acquire_completion done);
+void release(runtime_state& s, std::error_code& ec);
+void async_release(state_ptr s, status_completion done);
+void set_port_policy(runtime_state& s, port_policy policy, std::error_code& ec);
+
+void associate(native_socket s, reservation_token t, std::error_code& ec);
+void async_associate(const asio::any_io_executor& ex, native_socket s, reservation_token t,
+                     status_completion done);
+/// `local` null: the any-address of the socket's family.
+std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec);
+
+/// Throws std::system_error for a non-zero `ec`, naming `what`.
+void throw_if(const std::error_code& ec, const char* what);
+
+} // namespace portres::detail
+
+#endif

@@ -1,0 +1,75 @@
+// The private contract every backend implements. The public entry points
+// (core/dispatch.cpp) validate arguments and forward here.
+#ifndef PORTRES_SRC_BACKEND_HPP
+#define PORTRES_SRC_BACKEND_HPP
+
+#include "portres/backend.hpp"
+#include "portres/detail/runtime_state.hpp"
+
+#include <asio/any_io_executor.hpp>
+#include <asio/thread_pool.hpp>
+
+#include <memory>
+
+namespace portres::detail {
+
+/// Whether a call may wait (flock, sysctl writes). Async entry points first
+/// try `forbidden` on the caller's thread; a backend that would have to wait
+/// fails with std::errc::operation_would_block and the call is re-run with
+/// `allowed` on the blocking pool, never on the io_context's thread.
+enum class blocking { allowed, forbidden };
+
+class backend;
+
+/// Every backend's runtime state derives from this, so a reservation is
+/// always released by the backend that granted it.
+class owned_state : public runtime_state {
+public:
+  owned_state(backend& owner, protocol p, reservation r, asio::any_io_executor ex) noexcept
+      : runtime_state(p, r, std::move(ex)), owner_(owner) {}
+  backend& owner() const noexcept { return owner_; }
+
+private:
+  backend& owner_;
+};
+
+class backend {
+public:
+  virtual ~backend() = default;
+  virtual backend_kind kind() const noexcept = 0;
+
+  // Arguments are validated before these are called.
+  virtual state_ptr acquire(const asio::any_io_executor& ex, protocol p, port_range r, blocking b,
+                            std::error_code& ec) = 0;
+  virtual void release(owned_state& s, blocking b, std::error_code& ec) = 0;
+  virtual void set_port_policy(owned_state& s, port_policy policy, std::error_code& ec) = 0;
+  virtual void associate(native_socket s, reservation_token t, blocking b, std::error_code& ec) = 0;
+  virtual std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) = 0;
+
+  // Asynchronous forms. The defaults run the synchronous call as described
+  // at `blocking`; the Windows engine overrides them with overlapped I/O.
+  virtual void async_acquire(const asio::any_io_executor& ex, protocol p, port_range r, acquire_completion done);
+  virtual void async_release(std::shared_ptr<owned_state> s, status_completion done);
+  virtual void async_associate(const asio::any_io_executor& ex, native_socket s, reservation_token t,
+                               status_completion done);
+};
+
+/// The OS backend (linux/ or win/), or null (with `reason`) when it cannot
+/// even be set up here. Explicitly selecting it works where the OS merely
+/// answers "not supported" (Wine), so that path can be exercised.
+backend* native_backend(std::string& reason);
+/// The portable backend (core/): library-chosen blocks, in-process coordination.
+backend& fallback_backend();
+
+/// The backend in force (core/dispatch.cpp).
+backend& active();
+
+/// The library's pool for calls that may wait (two threads).
+asio::thread_pool& blocking_pool();
+
+/// What this OS supports (linux/ or win/).
+capability_report os_capabilities();
+
+} // namespace portres::detail
+
+#endif

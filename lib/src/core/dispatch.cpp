@@ -1,0 +1,264 @@
+// Public entry points: argument checks, backend selection, and the default
+// asynchronous forms that keep waiting calls off the io_context's threads.
+#include "backend.hpp"
+#include "portres/backend.hpp"
+#include "portres/reservation.hpp"
+
+#include <asio/post.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+namespace portres {
+namespace detail {
+namespace {
+
+struct selection {
+  std::mutex mutex;
+  backend* current = nullptr;
+};
+
+selection& selected() {
+  static selection s;
+  return s;
+}
+
+backend* resolve(backend_kind kind, std::error_code& ec) {
+  ec.clear();
+  std::string reason;
+  switch (kind) {
+  case backend_kind::fallback: return &fallback_backend();
+  case backend_kind::native:
+    if (auto* native = native_backend(reason)) return native;
+    ec = error::backend_unavailable;
+    return nullptr;
+  case backend_kind::automatic:
+    // Native only where the OS really supports it (e.g. not under Wine, not
+    // before Windows build 17763); otherwise the portable fallback.
+    if (os_capabilities().native_runtime) {
+      if (auto* native = native_backend(reason)) return native;
+    }
+    return &fallback_backend();
+  }
+  ec = error::backend_unavailable;
+  return nullptr;
+}
+
+backend_kind kind_from_environment() {
+  const char* text = std::getenv("PORTRES_BACKEND");
+  if (text == nullptr || std::strcmp(text, "auto") == 0 || *text == '\0') return backend_kind::automatic;
+  if (std::strcmp(text, "native") == 0) return backend_kind::native;
+  if (std::strcmp(text, "fallback") == 0) return backend_kind::fallback;
+  return backend_kind::automatic;
+}
+
+bool would_block(const std::error_code& ec) { return ec == std::errc::operation_would_block; }
+
+owned_state& owned(runtime_state& s) { return static_cast<owned_state&>(s); }
+
+} // namespace
+
+backend& active() {
+  auto& s = selected();
+  std::lock_guard lock(s.mutex);
+  if (s.current == nullptr) {
+    std::error_code ec;
+    s.current = resolve(kind_from_environment(), ec);
+    // PORTRES_BACKEND=native where native cannot run: stay portable and let
+    // capabilities() say why, rather than fail every call.
+    if (s.current == nullptr) s.current = &fallback_backend();
+  }
+  return *s.current;
+}
+
+asio::thread_pool& blocking_pool() {
+  static asio::thread_pool pool(2);
+  return pool;
+}
+
+void throw_if(const std::error_code& ec, const char* what) {
+  if (ec) throw std::system_error(ec, what);
+}
+
+// Default asynchronous forms: try on the caller's thread without waiting;
+// if the backend would have to wait, run on the blocking pool.
+void backend::async_acquire(const asio::any_io_executor& ex, protocol p, port_range r, acquire_completion done) {
+  std::error_code ec;
+  auto state = acquire(ex, p, r, blocking::forbidden, ec);
+  if (!would_block(ec)) {
+    done(ec, runtime_reservation(std::move(state)));
+    return;
+  }
+  asio::post(blocking_pool(), [this, ex, p, r, done = std::move(done)]() mutable {
+    std::error_code ec2;
+    auto s2 = acquire(ex, p, r, blocking::allowed, ec2);
+    done(ec2, runtime_reservation(std::move(s2)));
+  });
+}
+
+void backend::async_release(std::shared_ptr<owned_state> s, status_completion done) {
+  std::error_code ec;
+  release(*s, blocking::forbidden, ec);
+  if (!would_block(ec)) {
+    done(ec);
+    return;
+  }
+  asio::post(blocking_pool(), [this, s = std::move(s), done = std::move(done)]() mutable {
+    std::error_code ec2;
+    release(*s, blocking::allowed, ec2);
+    done(ec2);
+  });
+}
+
+void backend::async_associate(const asio::any_io_executor&, native_socket s, reservation_token t,
+                              status_completion done) {
+  std::error_code ec;
+  associate(s, t, blocking::forbidden, ec);
+  if (!would_block(ec)) {
+    done(ec);
+    return;
+  }
+  asio::post(blocking_pool(), [this, s, t, done = std::move(done)]() mutable {
+    std::error_code ec2;
+    associate(s, t, blocking::allowed, ec2);
+    done(ec2);
+  });
+}
+
+state_ptr acquire(const asio::any_io_executor& ex, protocol p, port_range r, std::error_code& ec) {
+  ec = r.validate();
+  if (ec) return nullptr;
+  return active().acquire(ex, p, r, blocking::allowed, ec);
+}
+
+void async_acquire(const asio::any_io_executor& ex, protocol p, port_range r, acquire_completion done) {
+  if (const auto ec = r.validate()) {
+    done(ec, runtime_reservation()); // delivered through the executor, never inline
+    return;
+  }
+  active().async_acquire(ex, p, r, std::move(done));
+}
+
+void release(runtime_state& s, std::error_code& ec) {
+  owned(s).owner().release(owned(s), blocking::allowed, ec);
+}
+
+void async_release(state_ptr s, status_completion done) {
+  if (!s) {
+    done(error::already_released);
+    return;
+  }
+  auto state = std::static_pointer_cast<owned_state>(std::move(s));
+  auto& owner = state->owner();
+  owner.async_release(std::move(state), std::move(done));
+}
+
+void set_port_policy(runtime_state& s, port_policy policy, std::error_code& ec) {
+  owned(s).owner().set_port_policy(owned(s), policy, ec);
+}
+
+void associate(native_socket s, reservation_token t, std::error_code& ec) {
+  if (!t) {
+    ec = error::invalid_token;
+    return;
+  }
+  active().associate(s, t, blocking::allowed, ec);
+}
+
+void async_associate(const asio::any_io_executor& ex, native_socket s, reservation_token t,
+                     status_completion done) {
+  if (!t) {
+    done(error::invalid_token);
+    return;
+  }
+  if (s == native_socket(asio::detail::invalid_socket)) {
+    done(error::socket_not_open);
+    return;
+  }
+  active().async_associate(ex, s, t, std::move(done));
+}
+
+std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) {
+  return active().bind(s, local, ec);
+}
+
+} // namespace detail
+
+const char* to_string(backend_kind k) noexcept {
+  switch (k) {
+  case backend_kind::automatic: return "auto";
+  case backend_kind::native: return "native";
+  case backend_kind::fallback: return "fallback";
+  }
+  return "unknown";
+}
+
+void select_backend(backend_kind kind, std::error_code& ec) noexcept {
+  auto* chosen = detail::resolve(kind, ec);
+  if (ec) return;
+  auto& s = detail::selected();
+  std::lock_guard lock(s.mutex);
+  s.current = chosen;
+}
+
+void select_backend(backend_kind kind) {
+  std::error_code ec;
+  select_backend(kind, ec);
+  detail::throw_if(ec, "portres::select_backend");
+}
+
+backend_kind active_backend() { return detail::active().kind(); }
+
+capability_report capabilities() { return detail::os_capabilities(); }
+
+// runtime_reservation members that are not templates.
+runtime_reservation& runtime_reservation::operator=(runtime_reservation&& other) noexcept {
+  if (this != &other) {
+    // Dropping our share releases the old reservation once nobody else (a pool) holds it.
+    state_ = std::move(other.state_);
+    executor_ = std::move(other.executor_);
+  }
+  return *this;
+}
+
+runtime_reservation::~runtime_reservation() {
+  // The derived state's destructor releases what is still held.
+}
+
+portres::protocol runtime_reservation::protocol() const noexcept { return state_->proto(); }
+port_range runtime_reservation::range() const noexcept { return state_->granted().range; }
+reservation_token runtime_reservation::token() const noexcept { return state_->granted().token; }
+portres::reservation runtime_reservation::get() const noexcept { return state_->granted(); }
+
+void runtime_reservation::set_port_policy(port_policy policy, std::error_code& ec) noexcept {
+  if (!state_) {
+    ec = error::already_released;
+    return;
+  }
+  detail::set_port_policy(*state_, policy, ec);
+}
+
+void runtime_reservation::set_port_policy(port_policy policy) {
+  std::error_code ec;
+  set_port_policy(policy, ec);
+  detail::throw_if(ec, "portres::runtime_reservation::set_port_policy");
+}
+
+void runtime_reservation::release(std::error_code& ec) noexcept {
+  if (!state_) {
+    ec = error::already_released;
+    return;
+  }
+  auto state = std::move(state_);
+  detail::release(*state, ec);
+}
+
+void runtime_reservation::release() {
+  std::error_code ec;
+  release(ec);
+  detail::throw_if(ec, "portres::runtime_reservation::release");
+}
+
+} // namespace portres

@@ -1,0 +1,52 @@
+// The portable backend: blocks come from a registry, ports are picked from
+// the block by policy and bound explicitly. The Linux backend is this class
+// with the cross-process registry; the fallback backend (every OS) is this
+// class with the in-process registry.
+#ifndef PORTRES_SRC_CORE_PORTABLE_BACKEND_HPP
+#define PORTRES_SRC_CORE_PORTABLE_BACKEND_HPP
+
+#include "backend.hpp"
+#include "core/port_block.hpp"
+#include "core/registry.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+namespace portres::detail {
+
+class portable_backend final : public backend {
+public:
+  portable_backend(backend_kind kind, std::shared_ptr<registry> reg);
+
+  backend_kind kind() const noexcept override { return kind_; }
+  state_ptr acquire(const asio::any_io_executor& ex, protocol p, port_range r, blocking b,
+                    std::error_code& ec) override;
+  void release(owned_state& s, blocking b, std::error_code& ec) override;
+  void set_port_policy(owned_state& s, port_policy policy, std::error_code& ec) override;
+  void associate(native_socket s, reservation_token t, blocking b, std::error_code& ec) override;
+  std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) override;
+
+private:
+  class block_state;
+  using block_ptr = std::shared_ptr<block_state>;
+
+  reservation_token new_token();
+  block_ptr find_block(protocol p, reservation_token t, blocking b, std::error_code& ec);
+  std::uint16_t bind_from(block_state& block, native_socket s, const asio::ip::address& address,
+                          std::error_code& ec);
+
+  backend_kind kind_;
+  std::shared_ptr<registry> registry_;
+  std::mutex mutex_;
+  std::mt19937_64 token_rng_;
+  std::unordered_map<reservation_token, std::weak_ptr<block_state>> runtime_;    // live, this process
+  std::unordered_map<reservation_token, block_ptr> persistent_;                  // used by this process
+  std::unordered_map<std::uint64_t, std::weak_ptr<block_state>> associations_;  // socket key -> block
+};
+
+} // namespace portres::detail
+
+#endif

@@ -1,0 +1,89 @@
+// The Linux backend: the portable core over the cross-process registry, the
+// persistent store, and what this machine supports.
+#include "backend.hpp"
+#include "core/portable_backend.hpp"
+#include "linux/registry.hpp"
+#include "platform.hpp"
+
+#include <unistd.h>
+
+namespace portres::detail {
+
+backend* native_backend(std::string& reason) {
+  auto shared = linux_registry_instance(reason);
+  if (!shared) return nullptr;
+  static portable_backend instance(backend_kind::native, as_registry(shared));
+  return &instance;
+}
+
+capability_report os_capabilities() {
+  capability_report report;
+  report.platform = platform::name();
+  std::string reason;
+  report.native_runtime = linux_registry_instance(reason) != nullptr;
+  report.native_runtime_reason = reason;
+  report.kernel_enforcement = kernel_enforcement_available(reason);
+  if (!report.kernel_enforcement) report.kernel_enforcement_reason = reason;
+  report.persistent = ::geteuid() == 0 && report.native_runtime;
+  if (!report.native_runtime) {
+    report.persistent_reason = "the registry is unavailable: " + report.native_runtime_reason;
+  } else if (::geteuid() != 0) {
+    report.persistent_reason = "creating persistent reservations needs root (lookup and list work)";
+  }
+  return report;
+}
+
+namespace platform {
+namespace {
+
+std::shared_ptr<linux_registry> registry_or(std::error_code& ec) {
+  std::string reason;
+  auto shared = linux_registry_instance(reason);
+  if (!shared) ec = error::backend_unavailable;
+  return shared;
+}
+
+bool privileged(std::error_code& ec) {
+  if (::geteuid() == 0) return true;
+  ec = error::privilege_required;
+  return false;
+}
+
+} // namespace
+
+reservation_token persistent_create(protocol p, port_range r, std::error_code& ec) {
+  if (!privileged(ec)) return {};
+  auto shared = registry_or(ec);
+  return shared ? linux_persistent_create(*shared, {p, r}, ec) : reservation_token{};
+}
+
+reservation_token persistent_lookup(protocol p, port_range r, std::error_code& ec) {
+  const auto stored = linux_store::load(ec);
+  if (ec) return {};
+  for (const auto& e : stored) {
+    if (e.proto == p && e.range == r) return linux_store::token_of(e);
+  }
+  ec = error::unknown_token;
+  return {};
+}
+
+void persistent_remove(protocol p, port_range r, std::error_code& ec) {
+  if (!privileged(ec)) return;
+  if (auto shared = registry_or(ec)) linux_persistent_remove(*shared, {p, r}, ec);
+}
+
+std::vector<reservation> persistent_list(protocol p, std::error_code& ec) {
+  std::vector<reservation> out;
+  for (const auto& e : linux_store::load(ec)) {
+    if (e.proto == p) out.push_back({e.range, linux_store::token_of(e)});
+  }
+  return out;
+}
+
+void persistent_apply(std::error_code& ec) {
+  if (!privileged(ec)) return;
+  if (auto shared = registry_or(ec)) linux_persistent_apply(*shared, ec);
+}
+
+} // namespace platform
+} // namespace portres::detail

@@ -1,0 +1,125 @@
+// Linux socket and kernel queries for the portable core.
+#include "platform.hpp"
+
+#include <asio/ip/tcp.hpp>
+
+#include <gsl/gsl>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+namespace portres::detail::platform {
+namespace {
+
+std::error_code last_error() { return {errno, std::system_category()}; }
+
+template <class T>
+bool get_option(native_socket s, int level, int name, T& value) {
+  socklen_t size = sizeof value;
+  return ::getsockopt(s, level, name, &value, &size) == 0;
+}
+
+// Marks the local ports of one /proc/net table that fall inside `range`.
+// Every state counts (listening, bound, connected, TIME_WAIT).
+void mark_from_table(const char* path, port_range range, port_bitmap& held) {
+  std::FILE* file = std::fopen(path, "re");
+  if (file == nullptr) return; // e.g. no IPv6 in this kernel
+  auto close = gsl::finally([file] { std::fclose(file); });
+  char line[512];
+  if (std::fgets(line, sizeof line, file) == nullptr) return; // header
+  while (std::fgets(line, sizeof line, file) != nullptr) {
+    // "  sl  local_address rem_address ...": local_address is ADDR:PORT in hex.
+    const char* colon = std::strchr(line, ':');
+    if (colon == nullptr) continue;
+    const char* local = colon + 1;
+    while (*local == ' ') ++local;
+    const char* port_sep = std::strchr(local, ':');
+    if (port_sep == nullptr) continue;
+    const unsigned long port = std::strtoul(port_sep + 1, nullptr, 16);
+    if (range.contains(gsl::narrow_cast<std::uint32_t>(port))) held.set(gsl::narrow_cast<std::uint32_t>(port));
+  }
+}
+
+} // namespace
+
+bool socket_key_is_unique() noexcept { return true; }
+
+socket_info inspect(native_socket s, std::error_code& ec) {
+  ec.clear();
+  socket_info info;
+  int type = 0, proto = 0, domain = 0;
+  if (!get_option(s, SOL_SOCKET, SO_TYPE, type)) {
+    ec = errno == EBADF ? std::error_code(error::socket_not_open) : std::error_code(error::unsupported_socket);
+    return info;
+  }
+  get_option(s, SOL_SOCKET, SO_PROTOCOL, proto);
+  get_option(s, SOL_SOCKET, SO_DOMAIN, domain);
+  if ((domain != AF_INET && domain != AF_INET6) ||
+      !((type == SOCK_STREAM && proto == IPPROTO_TCP) || (type == SOCK_DGRAM && proto == IPPROTO_UDP))) {
+    ec = error::unsupported_socket;
+    return info;
+  }
+  info.proto = type == SOCK_STREAM ? protocol::tcp : protocol::udp;
+  info.ipv6 = domain == AF_INET6;
+  sockaddr_storage local{};
+  socklen_t size = sizeof local;
+  if (::getsockname(s, reinterpret_cast<sockaddr*>(&local), &size) == 0) {
+    info.bound_port = ntohs(info.ipv6 ? reinterpret_cast<sockaddr_in6&>(local).sin6_port
+                                      : reinterpret_cast<sockaddr_in&>(local).sin_port);
+  }
+  // The cookie is unique for the socket's lifetime, unlike the fd number.
+  std::uint64_t cookie = 0;
+  if (!get_option(s, SOL_SOCKET, SO_COOKIE, cookie)) cookie = static_cast<std::uint64_t>(s);
+  info.key = cookie;
+  return info;
+}
+
+std::error_code bind_to(native_socket s, const asio::ip::address& address, std::uint16_t port) {
+  const asio::ip::tcp::endpoint local(address, port); // same sockaddr for UDP
+  if (::bind(s, local.data(), gsl::narrow_cast<socklen_t>(local.size())) != 0) return last_error();
+  return {};
+}
+
+port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
+  ec.clear();
+  port_bitmap held;
+  if (p == protocol::tcp) {
+    mark_from_table("/proc/net/tcp", range, held);
+    mark_from_table("/proc/net/tcp6", range, held);
+  } else {
+    mark_from_table("/proc/net/udp", range, held);
+    mark_from_table("/proc/net/udp6", range, held);
+  }
+  return held;
+}
+
+port_range ephemeral_range() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  unsigned first = 0, last = 0;
+  if (in >> first >> last && first > 0 && first <= last && last <= port_range::max_port) {
+    return {gsl::narrow_cast<std::uint16_t>(first), last - first + 1};
+  }
+  return {32768, 28232}; // the kernel default
+}
+
+std::string name() {
+  utsname u{};
+  if (::uname(&u) != 0) return "Linux";
+  return std::string(u.sysname) + " " + u.release;
+}
+
+std::uint32_t process_id() noexcept { return static_cast<std::uint32_t>(::getpid()); }
+
+} // namespace portres::detail::platform

@@ -1,0 +1,403 @@
+#include "linux/registry.hpp"
+
+#include "core/block_placement.hpp"
+#include "linux/state_files.hpp"
+#include "platform.hpp"
+
+#include <gsl/gsl>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <mutex>
+#include <sstream>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+namespace portres::detail {
+namespace {
+
+using linux_files::unique_fd;
+
+constexpr const char* reserved_ports_sysctl = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+
+struct live_entry {
+  protocol proto;
+  port_range range;
+  reservation_token token;
+  std::uint32_t pid;
+};
+
+std::string token_hex(reservation_token t) { return to_string(t).substr(2); }
+
+std::string entry_name(protocol p, reservation_token t) {
+  return std::string("r-") + to_string(p) + "-" + token_hex(t);
+}
+
+// "v1 tcp 50000 20 1234"
+std::optional<live_entry> parse_entry(const std::string& text, reservation_token token) {
+  std::istringstream in(text);
+  std::string version, proto;
+  unsigned first = 0, count = 0, pid = 0;
+  if (!(in >> version >> proto >> first >> count >> pid) || version != "v1" ||
+      (proto != "tcp" && proto != "udp") || first == 0 || first > port_range::max_port) {
+    return std::nullopt;
+  }
+  const port_range range(gsl::narrow_cast<std::uint16_t>(first), count);
+  if (range.validate(false)) return std::nullopt;
+  return live_entry{proto == "tcp" ? protocol::tcp : protocol::udp, range, token, pid};
+}
+
+std::string default_directory(std::string& reason) {
+  if (const char* dir = std::getenv("PORTRES_RUNTIME_DIR"); dir && *dir) return dir;
+  if (::access("/run", W_OK) == 0) return "/run/portres";
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) return std::string(xdg) + "/portres";
+  reason = "no writable registry folder (/run not writable, XDG_RUNTIME_DIR unset; set PORTRES_RUNTIME_DIR)";
+  return {};
+}
+
+} // namespace
+
+class linux_registry final : public registry {
+  class file_lease final : public lease {
+  public:
+    file_lease(linux_registry& owner, std::string path, unique_fd fd)
+        : owner_(&owner), path_(std::move(path)), fd_(std::move(fd)) {}
+    ~file_lease() override {
+      if (owner_) {
+        std::error_code ignored;
+        owner_->drop(*this, blocking::allowed, ignored);
+      }
+    }
+
+  private:
+    friend class linux_registry;
+    linux_registry* owner_;
+    std::string path_;
+    unique_fd fd_; // holds the flock that says "alive"
+  };
+
+  // The registry lock: an in-process mutex (flock does not exclude threads
+  // sharing one open file) and the folder-wide flock.
+  class guard {
+  public:
+    guard(linux_registry& r, blocking b, std::error_code& ec) : lock_(r.mutex_, std::defer_lock) {
+      if (b == blocking::forbidden) {
+        if (!lock_.try_lock()) {
+          ec = std::make_error_code(std::errc::operation_would_block);
+          return;
+        }
+      } else {
+        lock_.lock();
+      }
+      ec = linux_files::lock_exclusive(r.lock_fd_.get(), b);
+      if (ec) {
+        lock_.unlock();
+        return;
+      }
+      fd_ = r.lock_fd_.get();
+    }
+    ~guard() {
+      if (fd_ >= 0) ::flock(fd_, LOCK_UN);
+    }
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+
+  private:
+    std::unique_lock<std::mutex> lock_;
+    int fd_ = -1;
+  };
+
+public:
+  explicit linux_registry(std::string dir) : dir_(std::move(dir)) {
+    placement_ = parse_port_span(std::getenv("PORTRES_PLACEMENT")).value_or(iana_dynamic);
+  }
+
+  std::error_code open() {
+    if (auto ec = linux_files::ensure_private_dir(dir_)) return ec;
+    std::error_code ec;
+    lock_fd_ = linux_files::open_nofollow(dir_ + "/lock", O_RDWR | O_CREAT, ec);
+    return ec;
+  }
+
+  const std::string& directory() const noexcept { return dir_; }
+
+  std::unique_ptr<lease> grant(protocol p, port_range request, reservation_token token, blocking b,
+                               port_range& granted, std::error_code& ec) override {
+    guard g(*this, b, ec);
+    if (ec) return nullptr;
+    auto live = scan(ec);
+    if (ec) return nullptr;
+    auto stored = linux_store::load(ec);
+    if (ec) return nullptr;
+    std::vector<port_range> occupied;
+    for (const auto& e : live) {
+      if (e.proto == p) occupied.push_back(e.range);
+    }
+    for (const auto& e : stored) {
+      if (e.proto == p) occupied.push_back(e.range);
+    }
+    const auto held = platform::held_ports(p, request.is_wildcard() ? placement_ : request, ec);
+    if (ec) return nullptr;
+    const auto ephemeral = platform::ephemeral_range();
+    granted = place_block(request, placement_, ephemeral, occupied, held, ec);
+    if (ec) return nullptr;
+    // Writing the sysctl may wait: leave that to the blocking pool.
+    if (b == blocking::forbidden && kernel_needs_update(live, stored, &granted)) {
+      ec = std::make_error_code(std::errc::operation_would_block);
+      return nullptr;
+    }
+    const std::string path = dir_ + "/" + entry_name(p, token);
+    auto fd = linux_files::open_nofollow(path, O_RDWR | O_CREAT | O_EXCL, ec);
+    if (!fd) return nullptr;
+    if ((ec = linux_files::lock_exclusive(fd.get(), blocking::allowed))) {
+      ::unlink(path.c_str());
+      return nullptr;
+    }
+    const std::string content = "v1 " + std::string(to_string(p)) + " " + std::to_string(granted.first()) + " " +
+                                std::to_string(granted.count()) + " " + std::to_string(platform::process_id()) + "\n";
+    if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+      ec = {errno, std::system_category()};
+      ::unlink(path.c_str());
+      return nullptr;
+    }
+    live.push_back({p, granted, token, platform::process_id()});
+    sync_kernel(live, stored);
+    return std::make_unique<file_lease>(*this, path, std::move(fd));
+  }
+
+  void release(lease& l, blocking b, std::error_code& ec) override { drop(static_cast<file_lease&>(l), b, ec); }
+
+  std::error_code classify_unknown(reservation_token token, blocking) override {
+    for (const auto p : {protocol::tcp, protocol::udp}) {
+      const std::string path = dir_ + "/" + entry_name(p, token);
+      if (::access(path.c_str(), F_OK) == 0 && !linux_files::is_abandoned(path)) return error::foreign_token;
+    }
+    return error::unknown_token;
+  }
+
+  std::optional<port_range> persistent_block(protocol p, reservation_token token, blocking,
+                                             std::error_code& ec) override {
+    const auto stored = linux_store::load(ec);
+    if (ec) return std::nullopt;
+    for (const auto& e : stored) {
+      if (e.proto != p || linux_store::token_of(e) != token) continue;
+      // Using a persistent block takes the rights creating one takes (as on Windows).
+      if (::geteuid() != 0) {
+        ec = error::privilege_required;
+        return std::nullopt;
+      }
+      return e.range;
+    }
+    return std::nullopt;
+  }
+
+  reservation_token create_persistent(const linux_store::entry& e, std::error_code& ec) {
+    guard g(*this, blocking::allowed, ec);
+    if (ec) return {};
+    auto live = scan(ec);
+    if (ec) return {};
+    auto stored = linux_store::load(ec);
+    if (ec) return {};
+    std::vector<port_range> occupied;
+    for (const auto& s : stored) {
+      if (s.proto == e.proto) occupied.push_back(s.range);
+    }
+    for (const auto& l : live) {
+      if (l.proto == e.proto) occupied.push_back(l.range);
+    }
+    const auto held = platform::held_ports(e.proto, e.range, ec);
+    if (ec) return {};
+    if ((ec = check_specific_block(e.range, occupied, held))) return {};
+    stored.push_back(e);
+    if ((ec = linux_store::save(stored))) return {};
+    sync_kernel(live, stored);
+    return linux_store::token_of(e);
+  }
+
+  void remove_persistent(const linux_store::entry& e, std::error_code& ec) {
+    guard g(*this, blocking::allowed, ec);
+    if (ec) return;
+    auto live = scan(ec);
+    if (ec) return;
+    auto stored = linux_store::load(ec);
+    if (ec) return;
+    if (std::erase(stored, e) == 0) {
+      ec = error::unknown_token;
+      return;
+    }
+    if ((ec = linux_store::save(stored))) return;
+    sync_kernel(live, stored);
+  }
+
+  void apply(std::error_code& ec) {
+    guard g(*this, blocking::allowed, ec);
+    if (ec) return;
+    const auto live = scan(ec);
+    if (ec) return;
+    const auto stored = linux_store::load(ec);
+    if (ec) return;
+    if (!sync_kernel(live, stored)) ec = error::privilege_required;
+  }
+
+private:
+  void drop(file_lease& l, blocking b, std::error_code& ec) {
+    if (l.owner_ == nullptr) {
+      ec = error::already_released;
+      return;
+    }
+    guard g(*this, b, ec);
+    if (ec) return;
+    ::unlink(l.path_.c_str());
+    l.fd_ = unique_fd();
+    l.owner_ = nullptr;
+    std::error_code scan_ec;
+    const auto live = scan(scan_ec);
+    const auto stored = linux_store::load(scan_ec);
+    if (!scan_ec) sync_kernel(live, stored);
+  }
+
+  // Live entries; abandoned ones (their holder died) are removed on the way.
+  std::vector<live_entry> scan(std::error_code& ec) {
+    ec.clear();
+    std::vector<live_entry> live;
+    DIR* dir = ::opendir(dir_.c_str());
+    if (dir == nullptr) {
+      ec = {errno, std::system_category()};
+      return live;
+    }
+    auto close = gsl::finally([dir] { ::closedir(dir); });
+    while (const dirent* d = ::readdir(dir)) {
+      const std::string name = d->d_name;
+      if (name.rfind("r-", 0) != 0 || name.size() != 2 + 4 + 16) continue;
+      std::uint64_t value = 0;
+      const char* hex = name.data() + 6;
+      if (std::from_chars(hex, hex + 16, value, 16).ec != std::errc{}) continue;
+      const std::string path = dir_ + "/" + name;
+      if (linux_files::is_abandoned(path)) {
+        ::unlink(path.c_str());
+        continue;
+      }
+      std::error_code read_ec;
+      const auto text = linux_files::read_file(path, read_ec);
+      if (!text) continue;
+      // A live file we cannot parse is skipped, never trusted.
+      if (auto e = parse_entry(*text, reservation_token{value})) live.push_back(*e);
+    }
+    return live;
+  }
+
+  // The ports portres wants the kernel to keep from automatic allocation:
+  // every live and persistent block, where it meets the ephemeral range.
+  static port_bitmap wanted_ports(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored,
+                                  const port_range* extra) {
+    const auto eph = platform::ephemeral_range();
+    port_bitmap wanted;
+    auto add = [&](port_range r) {
+      const auto lo = std::max<std::uint32_t>(r.first(), eph.first());
+      const auto hi = std::min<std::uint32_t>(r.last(), eph.last());
+      if (lo <= hi) wanted.set_range(lo, hi);
+    };
+    for (const auto& e : live) add(e.range);
+    for (const auto& e : stored) add(e.range);
+    if (extra) add(*extra);
+    return wanted;
+  }
+
+  bool kernel_needs_update(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored,
+                           const port_range* extra) {
+    std::string reason;
+    if (!kernel_enforcement_available(reason)) return false;
+    std::error_code ec;
+    const auto owned_text = linux_files::read_file(dir_ + "/kernel-owned", ec);
+    const auto owned = linux_files::parse_port_list(owned_text.value_or("")).value_or(port_bitmap{});
+    return !(owned == wanted_ports(live, stored, extra));
+  }
+
+  // Rewrites ip_local_reserved_ports as (entries portres did not add) plus
+  // (what portres wants now). Returns false when the kernel cannot be written.
+  bool sync_kernel(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored) {
+    std::string reason;
+    if (!kernel_enforcement_available(reason)) return false;
+    std::error_code ec;
+    const auto current_text = linux_files::read_file(reserved_ports_sysctl, ec);
+    if (!current_text) return false;
+    const auto current = linux_files::parse_port_list(*current_text);
+    if (!current) return false;
+    const auto owned_text = linux_files::read_file(dir_ + "/kernel-owned", ec);
+    const auto owned = linux_files::parse_port_list(owned_text.value_or("")).value_or(port_bitmap{});
+    const auto wanted = wanted_ports(live, stored, nullptr);
+    port_bitmap foreign = *current;
+    foreign.remove(owned);
+    port_bitmap next = foreign;
+    next |= wanted;
+    port_bitmap now_owned = wanted;
+    now_owned.remove(foreign);
+    if (!(next == *current)) {
+      const auto next_text = linux_files::format_port_list(next);
+      auto fd = linux_files::open_nofollow(reserved_ports_sysctl, O_WRONLY | O_TRUNC, ec);
+      if (!fd) return false;
+      const std::string line = next_text.empty() ? std::string("\n") : next_text + "\n";
+      if (::write(fd.get(), line.data(), line.size()) < 0) return false;
+    }
+    linux_files::write_file_atomic(dir_ + "/kernel-owned", linux_files::format_port_list(now_owned) + "\n");
+    return true;
+  }
+
+  std::string dir_;
+  std::mutex mutex_;
+  unique_fd lock_fd_;
+  port_range placement_;
+};
+
+std::shared_ptr<linux_registry> linux_registry_instance(std::string& reason) {
+  static std::mutex mutex;
+  static std::shared_ptr<linux_registry> instance;
+  static std::string failure;
+  std::lock_guard lock(mutex);
+  if (!instance && failure.empty()) {
+    std::string why;
+    const auto dir = default_directory(why);
+    if (dir.empty()) {
+      failure = why;
+    } else {
+      auto r = std::make_shared<linux_registry>(dir);
+      if (auto ec = r->open()) {
+        failure = "registry folder " + dir + ": " + ec.message();
+      } else {
+        instance = std::move(r);
+      }
+    }
+  }
+  reason = failure;
+  return instance;
+}
+
+std::shared_ptr<registry> as_registry(std::shared_ptr<linux_registry> r) { return r; }
+
+reservation_token linux_persistent_create(linux_registry& r, linux_store::entry e, std::error_code& ec) {
+  return r.create_persistent(e, ec);
+}
+
+void linux_persistent_remove(linux_registry& r, linux_store::entry e, std::error_code& ec) {
+  r.remove_persistent(e, ec);
+}
+
+void linux_persistent_apply(linux_registry& r, std::error_code& ec) { r.apply(ec); }
+
+bool kernel_enforcement_available(std::string& reason) {
+  // Privilege does not change during a process' life: ask once.
+  static const std::string failure = [] {
+    std::error_code ec;
+    if (linux_files::open_nofollow(reserved_ports_sysctl, O_WRONLY, ec)) return std::string();
+    return std::string("cannot write ") + reserved_ports_sysctl + " (" + ec.message() +
+           "; needs root in this network namespace)";
+  }();
+  reason = failure;
+  return failure.empty();
+}
+
+} // namespace portres::detail

@@ -1,0 +1,175 @@
+#include "linux/state_files.hpp"
+
+#include "portres/error.hpp"
+
+#include <gsl/gsl>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace portres::detail::linux_files {
+namespace {
+std::error_code last_error() { return {errno, std::system_category()}; }
+} // namespace
+
+unique_fd& unique_fd::operator=(unique_fd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+unique_fd::~unique_fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::error_code ensure_private_dir(const std::string& path) {
+  if (path.empty()) return error::unsafe_path;
+  const bool root = ::geteuid() == 0;
+  if (::mkdir(path.c_str(), root ? 0755 : 0700) != 0 && errno != EEXIST) return last_error();
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return last_error();
+  if (!S_ISDIR(st.st_mode)) return error::unsafe_path; // a symlink or a file
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) return error::unsafe_path;
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) return error::unsafe_path;
+  return {};
+}
+
+unique_fd open_nofollow(const std::string& path, int flags, std::error_code& ec) {
+  const int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    ec = errno == ELOOP ? std::error_code(error::unsafe_path) : last_error();
+    return {};
+  }
+  ec.clear();
+  return unique_fd(fd);
+}
+
+std::error_code lock_exclusive(int fd, blocking b) {
+  const int op = b == blocking::forbidden ? LOCK_EX | LOCK_NB : LOCK_EX;
+  while (::flock(fd, op) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK) return std::make_error_code(std::errc::operation_would_block);
+    return last_error();
+  }
+  return {};
+}
+
+bool is_abandoned(const std::string& path) {
+  std::error_code ec;
+  auto fd = open_nofollow(path, O_RDONLY, ec);
+  if (!fd) return false;
+  // flock conflicts between open file descriptions, even within one process,
+  // so our own live files are never mistaken for abandoned ones.
+  return ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0;
+}
+
+std::optional<std::string> read_file(const std::string& path, std::error_code& ec) {
+  auto fd = open_nofollow(path, O_RDONLY, ec);
+  if (!fd) {
+    if (ec == std::errc::no_such_file_or_directory) ec.clear();
+    return std::nullopt;
+  }
+  std::string content;
+  char buffer[4096];
+  while (true) {
+    const auto n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ec = last_error();
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    content.append(buffer, gsl::narrow_cast<std::size_t>(n));
+    if (content.size() > (1u << 20)) { // a state file is small; a huge one is hostile
+      ec = error::malformed_state;
+      return std::nullopt;
+    }
+  }
+  return content;
+}
+
+std::error_code write_file_atomic(const std::string& path, const std::string& content) {
+  const std::string temp = path + ".tmp." + std::to_string(::getpid());
+  std::error_code ec;
+  {
+    auto fd = open_nofollow(temp, O_WRONLY | O_CREAT | O_TRUNC, ec);
+    if (!fd) return ec;
+    std::size_t done = 0;
+    while (done < content.size()) {
+      const auto n = ::write(fd.get(), content.data() + done, content.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        ec = last_error();
+        ::unlink(temp.c_str());
+        return ec;
+      }
+      done += gsl::narrow_cast<std::size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0) {
+      ec = last_error();
+      ::unlink(temp.c_str());
+      return ec;
+    }
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    ec = last_error();
+    ::unlink(temp.c_str());
+    return ec;
+  }
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  if (auto dfd = open_nofollow(dir, O_RDONLY | O_DIRECTORY, ec)) ::fsync(dfd.get());
+  return {};
+}
+
+std::optional<port_bitmap> parse_port_list(const std::string& text) {
+  port_bitmap ports;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p != end && (*p == ' ' || *p == '\n' || *p == '\t')) ++p;
+  while (end != p && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\t')) --end;
+  while (p < end) {
+    unsigned first = 0, last = 0;
+    auto r = std::from_chars(p, end, first);
+    if (r.ec != std::errc{}) return std::nullopt;
+    p = r.ptr;
+    last = first;
+    if (p < end && *p == '-') {
+      r = std::from_chars(p + 1, end, last);
+      if (r.ec != std::errc{}) return std::nullopt;
+      p = r.ptr;
+    }
+    if (first > last || last > 65535) return std::nullopt;
+    ports.set_range(first, last);
+    if (p < end) {
+      if (*p != ',') return std::nullopt;
+      ++p;
+    }
+  }
+  return ports;
+}
+
+std::string format_port_list(const port_bitmap& ports) {
+  std::string out;
+  std::uint32_t from = 0;
+  while (auto first = ports.next_set(from, 65535)) {
+    const auto after = ports.next_clear(*first, 65535);
+    const std::uint32_t last = after ? *after - 1 : 65535;
+    if (!out.empty()) out += ',';
+    out += std::to_string(*first);
+    if (last != *first) out += "-" + std::to_string(last);
+    if (last == 65535) break;
+    from = last + 1;
+  }
+  return out;
+}
+
+} // namespace portres::detail::linux_files

@@ -1,0 +1,60 @@
+// Small, careful file helpers for the registry and the persistent store:
+// no symlinks followed, no world-writable folders, atomic replacement.
+#ifndef PORTRES_SRC_LINUX_STATE_FILES_HPP
+#define PORTRES_SRC_LINUX_STATE_FILES_HPP
+
+#include "backend.hpp"
+#include "core/port_bitmap.hpp"
+
+#include <optional>
+#include <string>
+#include <system_error>
+
+namespace portres::detail::linux_files {
+
+/// An open file descriptor, closed on destruction.
+class unique_fd {
+public:
+  unique_fd() noexcept = default;
+  explicit unique_fd(int fd) noexcept : fd_(fd) {}
+  unique_fd(unique_fd&& o) noexcept : fd_(o.release()) {}
+  unique_fd& operator=(unique_fd&& o) noexcept;
+  ~unique_fd();
+  int get() const noexcept { return fd_; }
+  int release() noexcept {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+
+private:
+  int fd_ = -1;
+};
+
+/// Creates `path` (mode 0755 for root, else 0700) if missing and checks it:
+/// a real directory, not a symlink, owned by us or root, not writable by
+/// others. error::unsafe_path otherwise.
+std::error_code ensure_private_dir(const std::string& path);
+
+/// Opens (creating) `path` without following symlinks.
+unique_fd open_nofollow(const std::string& path, int flags, std::error_code& ec);
+
+/// flock(LOCK_EX) on `fd`; with blocking::forbidden a held lock is
+/// std::errc::operation_would_block instead of a wait.
+std::error_code lock_exclusive(int fd, blocking b);
+/// True when nobody holds an flock on the file (its holder died).
+bool is_abandoned(const std::string& path);
+
+/// Whole-file read (nofollow); nullopt when absent.
+std::optional<std::string> read_file(const std::string& path, std::error_code& ec);
+/// Replaces `path` atomically: temp file, fsync, rename, fsync of the folder.
+std::error_code write_file_atomic(const std::string& path, const std::string& content);
+
+/// "1000,2000-2010" <-> bitmap (the ip_local_reserved_ports format).
+std::optional<port_bitmap> parse_port_list(const std::string& text);
+std::string format_port_list(const port_bitmap& ports);
+
+} // namespace portres::detail::linux_files
+
+#endif

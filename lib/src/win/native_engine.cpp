@@ -1,0 +1,309 @@
+#include "win/native_engine.hpp"
+
+#include "platform.hpp"
+#include "portres/reservation.hpp"
+#include "portres/windows.hpp"
+#include "win/winsock_seam.hpp"
+
+#include <asio/ip/tcp.hpp>
+#include <asio/ip/udp.hpp>
+#include <asio/windows/overlapped_ptr.hpp>
+
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include <winsock2.h>
+#include <mstcpip.h>
+#include <windows.h>
+
+namespace portres::detail::win {
+namespace {
+
+// The socket a runtime reservation lives on: TCP or UDP, as requested.
+class reservation_socket {
+public:
+  reservation_socket(const asio::any_io_executor& ex, protocol p, std::error_code& ec) {
+    if (p == protocol::tcp) {
+      tcp_.emplace(ex);
+      tcp_->open(asio::ip::tcp::v4(), ec);
+    } else {
+      udp_.emplace(ex);
+      udp_->open(asio::ip::udp::v4(), ec);
+    }
+  }
+  SOCKET handle() { return tcp_ ? tcp_->native_handle() : udp_->native_handle(); }
+  void close() {
+    std::error_code ignored;
+    if (tcp_) tcp_->close(ignored);
+    if (udp_) udp_->close(ignored);
+  }
+
+private:
+  std::optional<asio::ip::tcp::socket> tcp_;
+  std::optional<asio::ip::udp::socket> udp_;
+};
+
+class win_state final : public owned_state {
+public:
+  win_state(backend& owner, protocol p, reservation r, asio::any_io_executor ex, reservation_socket sock)
+      : owned_state(owner, p, r, std::move(ex)), socket(std::move(sock)) {}
+
+  std::mutex mutex;
+  reservation_socket socket; // the reservation lives exactly as long as this socket
+  bool released = false;
+};
+
+std::error_code wsa_error() { return {::WSAGetLastError(), std::system_category()}; }
+
+// Issues one IOCTL as overlapped I/O on Asio's completion port. `finish(ec,
+// bytes)` runs exactly once on the io_context: with the completion, or with
+// the immediate failure.
+template <class Finish>
+void start_ioctl(const asio::any_io_executor& ex, SOCKET s, DWORD code, void* in, DWORD in_size, void* out,
+                 DWORD out_size, asio::cancellation_slot slot, Finish finish) {
+  asio::windows::overlapped_ptr op(ex, std::move(finish));
+  if (slot.is_connected()) {
+    slot.assign([s, overlapped = op.get()](asio::cancellation_type) {
+      ::CancelIoEx(reinterpret_cast<HANDLE>(s), overlapped);
+    });
+  }
+  DWORD bytes = 0;
+  const int rc = seam().ioctl(s, code, in, in_size, out, out_size, &bytes, op.get(), nullptr);
+  const int code_now = rc == 0 ? 0 : ::WSAGetLastError();
+  if (rc != 0 && code_now != WSA_IO_PENDING) {
+    op.complete(std::error_code(code_now, std::system_category()), 0);
+  } else {
+    op.release(); // the completion packet arrives on the port, also after immediate success
+  }
+}
+
+// The IOCTL without OVERLAPPED: blocks until done, even on a non-blocking socket.
+std::error_code blocking_ioctl(SOCKET s, DWORD code, void* in, DWORD in_size, void* out, DWORD out_size,
+                               DWORD& bytes) {
+  bytes = 0;
+  if (seam().ioctl(s, code, in, in_size, out, out_size, &bytes, nullptr, nullptr) != 0) return wsa_error();
+  return {};
+}
+
+class engine final : public backend {
+public:
+  backend_kind kind() const noexcept override { return backend_kind::native; }
+
+  state_ptr acquire(const asio::any_io_executor& ex, protocol p, port_range r, blocking, std::error_code& ec) override {
+    reservation_socket socket(ex, p, ec);
+    if (ec) return nullptr;
+    INET_PORT_RANGE in = windows::to_inet_port_range(r);
+    INET_PORT_RESERVATION_INSTANCE out{};
+    DWORD bytes = 0;
+    if ((ec = blocking_ioctl(socket.handle(), SIO_ACQUIRE_PORT_RESERVATION, &in, sizeof in, &out, sizeof out, bytes))) {
+      return nullptr;
+    }
+    return granted(ex, p, r, out, bytes, std::move(socket), ec);
+  }
+
+  void async_acquire(const asio::any_io_executor& ex, protocol p, port_range r, acquire_completion done) override {
+    struct acquire_op {
+      acquire_op(const asio::any_io_executor& e, protocol pr, port_range req, acquire_completion d, std::error_code& ec)
+          : socket(e, pr, ec), proto(pr), requested(req), in(), out(), done(std::move(d)) {}
+      reservation_socket socket;
+      protocol proto;
+      port_range requested;
+      INET_PORT_RANGE in;
+      INET_PORT_RESERVATION_INSTANCE out;
+      acquire_completion done;
+    };
+    std::error_code ec;
+    auto op = std::make_shared<acquire_op>(ex, p, r, std::move(done), ec);
+    if (ec) {
+      op->done(ec, runtime_reservation());
+      return;
+    }
+    op->in = windows::to_inet_port_range(r);
+    start_ioctl(ex, op->socket.handle(), SIO_ACQUIRE_PORT_RESERVATION, &op->in, sizeof op->in, &op->out,
+                sizeof op->out, op->done.cancellation_slot(), [this, ex, op](std::error_code result, std::size_t bytes) {
+                  state_ptr state;
+                  if (!result) {
+                    state = granted(ex, op->proto, op->requested, op->out, static_cast<DWORD>(bytes),
+                                    std::move(op->socket), result);
+                  }
+                  op->done(result, runtime_reservation(std::move(state)));
+                });
+  }
+
+  void release(owned_state& s, blocking, std::error_code& ec) override {
+    auto& state = static_cast<win_state&>(s);
+    std::lock_guard lock(state.mutex);
+    if (state.released) {
+      ec = error::already_released;
+      return;
+    }
+    state.released = true;
+    INET_PORT_RESERVATION_TOKEN in = windows::to_inet_token(s.granted().token);
+    DWORD bytes = 0;
+    ec = blocking_ioctl(state.socket.handle(), SIO_RELEASE_PORT_RESERVATION, &in, sizeof in, nullptr, 0, bytes);
+    forget(s.granted().token);
+    state.socket.close(); // closing the acquiring socket ends the reservation in any case
+  }
+
+  void async_release(std::shared_ptr<owned_state> s, status_completion done) override {
+    auto state = std::static_pointer_cast<win_state>(std::move(s));
+    {
+      std::lock_guard lock(state->mutex);
+      if (state->released) {
+        done(error::already_released);
+        return;
+      }
+      state->released = true;
+    }
+    struct release_op {
+      std::shared_ptr<win_state> state;
+      INET_PORT_RESERVATION_TOKEN in;
+      status_completion done;
+    };
+    auto op = std::make_shared<release_op>(release_op{state, windows::to_inet_token(state->granted().token), std::move(done)});
+    start_ioctl(state->executor(), state->socket.handle(), SIO_RELEASE_PORT_RESERVATION, &op->in, sizeof op->in,
+                nullptr, 0, op->done.cancellation_slot(), [this, op](std::error_code result, std::size_t) {
+                  forget(op->state->granted().token);
+                  op->state->socket.close();
+                  op->done(result);
+                });
+  }
+
+  void set_port_policy(owned_state&, port_policy, std::error_code& ec) override {
+    ec.clear(); // the OS picks ports from a native reservation
+  }
+
+  void associate(native_socket s, reservation_token t, blocking, std::error_code& ec) override {
+    if ((ec = check_socket(s))) return;
+    INET_PORT_RESERVATION_TOKEN in = windows::to_inet_token(t);
+    DWORD bytes = 0;
+    ec = blocking_ioctl(s, SIO_ASSOCIATE_PORT_RESERVATION, &in, sizeof in, nullptr, 0, bytes);
+    if (!ec) remember_association(s, t);
+  }
+
+  void async_associate(const asio::any_io_executor& ex, native_socket s, reservation_token t,
+                       status_completion done) override {
+    if (auto ec = check_socket(s)) {
+      done(ec);
+      return;
+    }
+
+    struct associate_op {
+      native_socket socket;
+      reservation_token token;
+      INET_PORT_RESERVATION_TOKEN in;
+      status_completion done;
+    };
+    auto op = std::make_shared<associate_op>(associate_op{s, t, windows::to_inet_token(t), std::move(done)});
+    start_ioctl(ex, s, SIO_ASSOCIATE_PORT_RESERVATION, &op->in, sizeof op->in, nullptr, 0,
+                op->done.cancellation_slot(), [this, op](std::error_code result, std::size_t) {
+                  if (!result) remember_association(op->socket, op->token);
+                  op->done(result);
+                });
+  }
+
+  std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) override {
+    const auto info = platform::inspect(s, ec);
+    if (ec) return 0;
+    const asio::ip::address address =
+        local ? *local
+              : (info.ipv6 ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
+    const auto block = take_association(s);
+    if (!block) {
+      ec = error::not_associated;
+      return 0;
+    }
+    if (!block->live) {
+      ec = error::already_released; // the block went away between associate and bind
+      return 0;
+    }
+    // Port 0: the OS picks from the associated reservation.
+    ec = platform::bind_to(s, address, 0);
+    if (ec) {
+      if (block->known && (ec == condition::in_use || ec == condition::exhausted)) {
+        ec = block_exhausted_error(block->range.first(), block->range.count());
+      }
+      return 0;
+    }
+    const auto port = platform::inspect(s, ec).bound_port;
+    // A handle value reused after an associated socket was closed unbound
+    // looks associated to us but not to the OS: it got an ephemeral port.
+    if (!ec && block->known && !block->range.contains(port)) ec = error::not_associated;
+    return ec ? 0 : port;
+  }
+
+private:
+  state_ptr granted(const asio::any_io_executor& ex, protocol p, port_range requested,
+                    const INET_PORT_RESERVATION_INSTANCE& out, DWORD bytes, reservation_socket socket,
+                    std::error_code& ec) {
+    const auto r = windows::from_instance(out);
+    // A whole instance must come back, with the size asked for, and the block asked for if specific.
+    if (bytes != sizeof out || !r.token || r.range.count() != requested.count() || r.range.validate(false) ||
+        (!requested.is_wildcard() && r.range != requested)) {
+      ec = error::bad_response;
+      return nullptr;
+    }
+    auto state = std::make_shared<win_state>(*this, p, r, ex, std::move(socket));
+    std::lock_guard lock(mutex_);
+    live_[r.token] = r.range;
+    return state;
+  }
+
+  static std::error_code check_socket(native_socket s) {
+    std::error_code ec;
+    const auto info = platform::inspect(s, ec);
+    if (!ec && info.bound_port != 0) ec = error::already_bound;
+    return ec;
+  }
+
+  void forget(reservation_token t) {
+    std::lock_guard lock(mutex_);
+    live_.erase(t);
+  }
+
+  // Associations made through portres are remembered, so that bind can
+  // refuse a socket that was never associated, name the block when the OS
+  // has no port left, and fail clearly after the reservation was released.
+  // Handle values are reused after close: a new association overwrites.
+  struct association {
+    reservation_token token;
+    bool runtime; // a runtime token of this process (else persistent)
+  };
+
+  void remember_association(native_socket s, reservation_token t) {
+    std::lock_guard lock(mutex_);
+    associations_[s] = {t, live_.contains(t)};
+  }
+
+  struct associated_block {
+    port_range range;
+    bool known; // range is valid (runtime token of this process)
+    bool live;
+  };
+
+  std::optional<associated_block> take_association(native_socket s) {
+    std::lock_guard lock(mutex_);
+    const auto it = associations_.find(s);
+    if (it == associations_.end()) return std::nullopt;
+    const auto entry = it->second;
+    associations_.erase(it);
+    if (!entry.runtime) return associated_block{{}, false, true};
+    const auto block = live_.find(entry.token);
+    if (block == live_.end()) return associated_block{{}, false, false};
+    return associated_block{block->second, true, true};
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<reservation_token, port_range> live_;
+  std::unordered_map<native_socket, association> associations_;
+};
+
+} // namespace
+
+backend& native_engine() {
+  static engine instance;
+  return instance;
+}
+
+} // namespace portres::detail::win

@@ -1,0 +1,198 @@
+// Windows socket and system queries for the portable core, and the
+// persistent reservations of iphlpapi.
+#include "platform.hpp"
+
+#include "portres/windows.hpp"
+#include "win/winsock_seam.hpp"
+
+#include <asio/ip/tcp.hpp>
+
+#include <gsl/gsl>
+
+#include <memory>
+#include <vector>
+
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <iphlpapi.h>
+
+namespace portres::detail {
+namespace win {
+
+winsock_seam& seam() noexcept {
+  static winsock_seam instance;
+  return instance;
+}
+
+} // namespace win
+
+namespace platform {
+namespace {
+
+std::error_code wsa_error() { return {::WSAGetLastError(), std::system_category()}; }
+
+// Marks local ports of `range` from an iphlpapi table (TCP rows carry every
+// state, TIME_WAIT included).
+template <class Table, class Getter, class TableClass>
+void mark_table(Getter get, ULONG family, TableClass table_class, port_range range, port_bitmap& held) {
+  ULONG size = 0;
+  if (get(nullptr, &size, FALSE, family, table_class, 0) != ERROR_INSUFFICIENT_BUFFER) return;
+  std::vector<unsigned char> buffer(size + 1024);
+  size = gsl::narrow<ULONG>(buffer.size());
+  if (get(buffer.data(), &size, FALSE, family, table_class, 0) != NO_ERROR) return;
+  const auto* table = reinterpret_cast<const Table*>(buffer.data());
+  for (DWORD i = 0; i < table->dwNumEntries; ++i) {
+    const auto port = windows::from_network_port(static_cast<USHORT>(table->table[i].dwLocalPort));
+    if (range.contains(port)) held.set(port);
+  }
+}
+
+using persistent_fn = ULONG(WINAPI*)(USHORT, USHORT, PULONG64);
+using delete_fn = ULONG(WINAPI*)(USHORT, USHORT);
+
+// Resolved at run time: Wine does not export these, and a call through the
+// import library would abort the process there.
+FARPROC iphlpapi_function(const char* name) {
+  static const HMODULE module = ::LoadLibraryW(L"iphlpapi.dll");
+  return module ? ::GetProcAddress(module, name) : nullptr;
+}
+
+template <class Fn>
+Fn resolve(protocol p, const char* tcp_name, const char* udp_name) {
+  return reinterpret_cast<Fn>(reinterpret_cast<void*>(iphlpapi_function(p == protocol::tcp ? tcp_name : udp_name)));
+}
+
+std::error_code from_status(ULONG status) {
+  if (status == NO_ERROR) return {};
+  return {static_cast<int>(status), std::system_category()};
+}
+
+} // namespace
+
+bool socket_key_is_unique() noexcept { return false; }
+
+socket_info inspect(native_socket s, std::error_code& ec) {
+  ec.clear();
+  socket_info info;
+  WSAPROTOCOL_INFOW protocol_info{};
+  int size = sizeof protocol_info;
+  if (::getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, reinterpret_cast<char*>(&protocol_info), &size) != 0) {
+    const int code = ::WSAGetLastError();
+    ec = code == WSAENOTSOCK ? std::error_code(error::socket_not_open) : std::error_code(error::unsupported_socket);
+    return info;
+  }
+  const bool tcp = protocol_info.iSocketType == SOCK_STREAM && protocol_info.iProtocol == IPPROTO_TCP;
+  const bool udp = protocol_info.iSocketType == SOCK_DGRAM && protocol_info.iProtocol == IPPROTO_UDP;
+  if (!(tcp || udp) || (protocol_info.iAddressFamily != AF_INET && protocol_info.iAddressFamily != AF_INET6)) {
+    ec = error::unsupported_socket;
+    return info;
+  }
+  info.proto = tcp ? protocol::tcp : protocol::udp;
+  info.ipv6 = protocol_info.iAddressFamily == AF_INET6;
+  sockaddr_storage local{};
+  int length = sizeof local;
+  // getsockname fails (WSAEINVAL) while the socket is unbound.
+  if (::getsockname(s, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
+    info.bound_port = ntohs(info.ipv6 ? reinterpret_cast<sockaddr_in6&>(local).sin6_port
+                                      : reinterpret_cast<sockaddr_in&>(local).sin_port);
+  }
+  info.key = static_cast<std::uint64_t>(s);
+  return info;
+}
+
+std::error_code bind_to(native_socket s, const asio::ip::address& address, std::uint16_t port) {
+  const asio::ip::tcp::endpoint local(address, port);
+  if (win::seam().bind(s, local.data(), gsl::narrow_cast<int>(local.size())) != 0) return wsa_error();
+  return {};
+}
+
+port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
+  ec.clear();
+  port_bitmap held;
+  for (const ULONG family : {ULONG{AF_INET}, ULONG{AF_INET6}}) {
+    if (p == protocol::tcp) {
+      if (family == AF_INET) {
+        mark_table<MIB_TCPTABLE_OWNER_PID>(::GetExtendedTcpTable, family, TCP_TABLE_OWNER_PID_ALL, range, held);
+      } else {
+        mark_table<MIB_TCP6TABLE_OWNER_PID>(::GetExtendedTcpTable, family, TCP_TABLE_OWNER_PID_ALL, range, held);
+      }
+    } else {
+      if (family == AF_INET) {
+        mark_table<MIB_UDPTABLE_OWNER_PID>(::GetExtendedUdpTable, family, UDP_TABLE_OWNER_PID, range, held);
+      } else {
+        mark_table<MIB_UDP6TABLE_OWNER_PID>(::GetExtendedUdpTable, family, UDP_TABLE_OWNER_PID, range, held);
+      }
+    }
+  }
+  return held;
+}
+
+port_range ephemeral_range() {
+  // Windows' default dynamic range; it is also the IANA range.
+  return {49152, 16384};
+}
+
+std::string name() {
+  using rtl_get_version_fn = LONG(WINAPI*)(OSVERSIONINFOW*);
+  const HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
+  std::string text = "Windows";
+  if (ntdll) {
+    if (auto get = reinterpret_cast<rtl_get_version_fn>(
+            reinterpret_cast<void*>(::GetProcAddress(ntdll, "RtlGetVersion")))) {
+      OSVERSIONINFOW v{};
+      v.dwOSVersionInfoSize = sizeof v;
+      if (get(&v) == 0) {
+        text += " " + std::to_string(v.dwMajorVersion) + "." + std::to_string(v.dwMinorVersion) + "." +
+                std::to_string(v.dwBuildNumber);
+      }
+    }
+  }
+  return text;
+}
+
+std::uint32_t process_id() noexcept { return ::GetCurrentProcessId(); }
+
+reservation_token persistent_create(protocol p, port_range r, std::error_code& ec) {
+  auto fn = resolve<persistent_fn>(p, "CreatePersistentTcpPortReservation", "CreatePersistentUdpPortReservation");
+  if (!fn) {
+    ec = error::os_unsupported;
+    return {};
+  }
+  ULONG64 token = 0;
+  ec = from_status(fn(windows::to_network_port(r.first()), gsl::narrow<USHORT>(r.count()), &token));
+  return ec ? reservation_token{} : reservation_token{token};
+}
+
+reservation_token persistent_lookup(protocol p, port_range r, std::error_code& ec) {
+  auto fn = resolve<persistent_fn>(p, "LookupPersistentTcpPortReservation", "LookupPersistentUdpPortReservation");
+  if (!fn) {
+    ec = error::os_unsupported;
+    return {};
+  }
+  ULONG64 token = 0;
+  ec = from_status(fn(windows::to_network_port(r.first()), gsl::narrow<USHORT>(r.count()), &token));
+  return ec ? reservation_token{} : reservation_token{token};
+}
+
+void persistent_remove(protocol p, port_range r, std::error_code& ec) {
+  auto fn = resolve<delete_fn>(p, "DeletePersistentTcpPortReservation", "DeletePersistentUdpPortReservation");
+  if (!fn) {
+    ec = error::os_unsupported;
+    return;
+  }
+  ec = from_status(fn(windows::to_network_port(r.first()), gsl::narrow<USHORT>(r.count())));
+}
+
+std::vector<reservation> persistent_list(protocol, std::error_code& ec) {
+  // Windows has no API that lists persistent reservations (only netsh shows them).
+  ec = error::os_unsupported;
+  return {};
+}
+
+void persistent_apply(std::error_code& ec) {
+  ec.clear(); // Windows keeps persistent reservations across reboots itself.
+}
+
+} // namespace platform
+} // namespace portres::detail

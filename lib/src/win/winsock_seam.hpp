@@ -1,0 +1,26 @@
+// The Winsock calls the native engine makes, behind replaceable function
+// pointers so that tests can put a simulated provider in their place (Wine
+// answers the reservation IOCTLs with "not supported"). Production code
+// never changes them.
+#ifndef PORTRES_SRC_WIN_WINSOCK_SEAM_HPP
+#define PORTRES_SRC_WIN_WINSOCK_SEAM_HPP
+
+#include <winsock2.h>
+
+namespace portres::detail::win {
+
+struct winsock_seam {
+  using ioctl_fn = int(WSAAPI*)(SOCKET, DWORD, LPVOID, DWORD, LPVOID, DWORD, LPDWORD, LPWSAOVERLAPPED,
+                                LPWSAOVERLAPPED_COMPLETION_ROUTINE);
+  using bind_fn = int(WSAAPI*)(SOCKET, const sockaddr*, int);
+
+  ioctl_fn ioctl = ::WSAIoctl;
+  bind_fn bind = ::bind;
+};
+
+/// The calls in force. Replace only from tests, with no operation pending.
+winsock_seam& seam() noexcept;
+
+} // namespace portres::detail::win
+
+#endif

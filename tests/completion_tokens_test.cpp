@@ -1,0 +1,93 @@
+// Every asynchronous operation works with each completion token: callback,
+// asio::use_future, asio::use_awaitable (co_spawn) and
+// asio::experimental::deferred.
+#include "portres/portres.hpp"
+
+#include "support.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/deferred.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
+
+#include <thread>
+
+using namespace portres;
+
+TEST_CASE("callback") {
+  asio::io_context io;
+  int steps = 0;
+  asio::ip::tcp::socket socket(io, asio::ip::tcp::v4());
+  runtime_reservation kept;
+  async_acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4), [&](std::error_code ec, runtime_reservation r) {
+    REQUIRE_FALSE(ec);
+    ++steps;
+    const auto token = r.token();
+    async_associate(socket, token, [&, r = std::move(r)](std::error_code ec2) mutable {
+      REQUIRE_FALSE(ec2);
+      ++steps;
+      CHECK(r.range().contains(portres::bind(socket)));
+      kept = std::move(r);
+      kept.async_release([&](std::error_code ec3) {
+        CHECK_FALSE(ec3);
+        ++steps;
+      });
+    });
+  });
+  io.run();
+  CHECK(steps == 3);
+}
+
+TEST_CASE("use_future") {
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  std::thread runner([&] { io.run(); });
+  asio::ip::tcp::socket socket(io, asio::ip::tcp::v4());
+  auto r = async_acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4), asio::use_future).get();
+  CHECK(r.range().count() == 4);
+  async_associate(socket, r.token(), asio::use_future).get();
+  CHECK(r.range().contains(portres::bind(socket)));
+  r.async_release(asio::use_future).get();
+  std::future<void> failed = r.async_release(asio::use_future);
+  CHECK_THROWS_AS(failed.get(), std::system_error);
+  guard.reset();
+  runner.join();
+}
+
+TEST_CASE("use_awaitable") {
+  asio::io_context io;
+  bool finished = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        auto r = co_await async_acquire(ex, protocol::tcp, port_range::wildcard(4), asio::use_awaitable);
+        asio::ip::tcp::socket socket(ex, asio::ip::tcp::v4());
+        co_await async_associate(socket, r.token(), asio::use_awaitable);
+        CHECK(r.range().contains(portres::bind(socket)));
+        co_await r.async_release(asio::use_awaitable);
+        finished = true;
+      },
+      asio::detached);
+  io.run();
+  CHECK(finished);
+}
+
+TEST_CASE("deferred") {
+  asio::io_context io;
+  bool finished = false;
+  auto op = async_acquire(io.get_executor(), protocol::udp, port_range::wildcard(2), asio::experimental::deferred);
+  std::move(op)([&](std::error_code ec, runtime_reservation r) {
+    CHECK_FALSE(ec);
+    auto release = r.async_release(asio::experimental::deferred);
+    std::move(release)([&](std::error_code ec2) {
+      CHECK_FALSE(ec2);
+      finished = true;
+    });
+  });
+  io.run();
+  CHECK(finished);
+}

@@ -1,0 +1,41 @@
+// A simulated Winsock provider for the port-reservation IOCTLs, installed at
+// the engine's WSAIoctl/bind seam. It behaves as the reference pages say
+// (byte order, buffer-size checks, non-TCP/UDP sockets, wildcard and
+// specific blocks, bind from the block until it is used up, WSAEACCES for
+// persistent tokens without rights) and completes overlapped calls through
+// the real completion port: at once, later (pending), or never until the
+// socket is closed or the I/O cancelled (hang: a real pending Winsock I/O).
+#ifndef PORTRES_TESTS_WIN_SIMULATED_PROVIDER_HPP
+#define PORTRES_TESTS_WIN_SIMULATED_PROVIDER_HPP
+
+#include "portres/types.hpp"
+
+#include <asio/io_context.hpp>
+
+#include <cstddef>
+
+namespace portres_test {
+
+class simulated_provider {
+public:
+  enum class completion_mode { immediate, pending, hang };
+
+  /// Installs itself; completions go to `io`'s completion port.
+  explicit simulated_provider(asio::io_context& io);
+  ~simulated_provider(); // restores the real Winsock calls
+  simulated_provider(const simulated_provider&) = delete;
+  simulated_provider& operator=(const simulated_provider&) = delete;
+
+  void set_mode(completion_mode mode);
+  /// Completes every call held back in pending mode; returns how many.
+  std::size_t deliver_pending();
+
+  /// A persistent reservation known to the simulated OS.
+  void add_persistent(portres::protocol p, portres::port_range range, portres::reservation_token token);
+  /// Whether the caller has administrator rights (persistent tokens need them).
+  void set_administrator(bool admin);
+};
+
+} // namespace portres_test
+
+#endif
