@@ -24,7 +24,7 @@ Socket open_socket(asio::io_context& io) {
 }
 } // namespace
 
-TEST_CASE("20 sockets bind to 20 distinct ports of a 20-port block; the 21st is exhausted") {
+TEST_CASE("20 sockets bind to 20 distinct ports of a 20-port block and the 21st is exhausted") {
   asio::io_context io;
   PORTRES_FOR_EACH_BACKEND(kind) {
     backend_scope scope(kind, io);
@@ -151,7 +151,10 @@ TEST_CASE("port policies: sequential, random and lru") {
   asio::io_context io;
   PORTRES_FOR_EACH_BACKEND(kind) {
     backend_scope scope(kind, io);
-    if (!portres_test::portable_port_choice()) continue; // the OS picks on native Windows
+    if (!portres_test::portable_port_choice()) {
+      std::printf("N/A for %s: the OS picks ports on native Windows\n", portres::to_string(kind));
+      continue;
+    }
     auto bind_many = [&](runtime_reservation& r, int n, std::vector<asio::ip::udp::socket>& keep) {
       std::vector<std::uint16_t> got;
       for (int i = 0; i < n; ++i) {

@@ -2,6 +2,8 @@
 
 #include "support.hpp"
 
+#include <asio/error.hpp>
+
 #include <cerrno>
 #include <set>
 #include <string>
@@ -78,6 +80,9 @@ TEST_CASE("Windows system codes map to conditions") {
   CHECK(sys(WSAENOBUFS) == condition::exhausted);
   CHECK(sys(WSAEADDRNOTAVAIL) == condition::exhausted);
   CHECK(sys(WSAECONNREFUSED) != condition::in_use);
+  // Asio's own category for Windows codes maps the same way.
+  CHECK(std::error_code(995, asio::error::get_system_category()) == condition::aborted);
+  CHECK(std::error_code(50, asio::error::get_system_category()) == condition::not_supported);
 }
 #else
 TEST_CASE("Linux errno codes in the system category map to conditions") {

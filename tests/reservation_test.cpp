@@ -30,7 +30,7 @@ TEST_CASE("acquire a wildcard block, release it, and release again") {
   }
 }
 
-TEST_CASE("two live reservations never overlap; release frees the block") {
+TEST_CASE("two live reservations never overlap and release frees the block") {
   asio::io_context io;
   PORTRES_FOR_EACH_BACKEND(kind) {
     backend_scope scope(kind, io);
@@ -76,7 +76,10 @@ TEST_CASE("a specific block with a bound port is in use, and the message names t
   asio::io_context io;
   PORTRES_FOR_EACH_BACKEND(kind) {
     backend_scope scope(kind, io);
-    if (!portres_test::portable_port_choice()) continue; // the simulated OS has no real sockets to see
+    if (!portres_test::portable_port_choice()) {
+      std::printf("N/A for %s: the simulated provider does not see real sockets\n", portres::to_string(kind));
+      continue;
+    }
     auto probe = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(5));
     const auto block = probe.range();
     probe.release();

@@ -8,6 +8,7 @@
 #include <asio/io_context.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <ostream>
 #include <string>
@@ -23,6 +24,15 @@ struct StringMaker<std::error_code> {
   }
 };
 } // namespace doctest
+
+/// Ends the current test case as skipped, visibly: ctest reports it as
+/// "Skipped" (SKIP_REGULAR_EXPRESSION) and scripts/test lists the reasons.
+#define PORTRES_SKIP(reason)                                                                             \
+  do {                                                                                                   \
+    std::printf("SKIPPED: %s\n", reason);                                                                \
+    std::fflush(stdout);                                                                                 \
+    return;                                                                                              \
+  } while (false)
 
 namespace portres_test {
 

@@ -39,6 +39,7 @@ struct sim_state {
   asio::io_context* io = nullptr;
   simulated_provider::completion_mode mode = simulated_provider::completion_mode::immediate;
   bool administrator = true;
+  bool short_response = false;
   std::map<std::uint64_t, sim_reservation> reservations;
   std::map<SOCKET, std::uint64_t> associations;
   std::vector<held_call> pending;
@@ -152,7 +153,7 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
     result.Reservation.NumberOfPorts = static_cast<USHORT>(granted.count());
     result.Token.Token = token;
     *static_cast<INET_PORT_RESERVATION_INSTANCE*>(out) = result;
-    return succeed(s, sizeof result, bytes, overlapped);
+    return succeed(s, sizeof result - (state->short_response ? 1 : 0), bytes, overlapped);
   }
 
   if (in == nullptr) return fail(WSAEFAULT, bytes);
@@ -240,6 +241,11 @@ std::size_t simulated_provider::deliver_pending() {
 void simulated_provider::add_persistent(protocol p, port_range range, reservation_token token) {
   std::lock_guard lock(mutex);
   state->reservations[token.value()] = {p, range, INVALID_SOCKET};
+}
+
+void simulated_provider::set_short_response(bool short_response) {
+  std::lock_guard lock(mutex);
+  state->short_response = short_response;
 }
 
 void simulated_provider::set_administrator(bool admin) {

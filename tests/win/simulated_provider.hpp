@@ -34,6 +34,8 @@ public:
   void add_persistent(portres::protocol p, portres::port_range range, portres::reservation_token token);
   /// Whether the caller has administrator rights (persistent tokens need them).
   void set_administrator(bool admin);
+  /// A faulty provider: acquire reports one byte less than an instance.
+  void set_short_response(bool short_response);
 };
 
 } // namespace portres_test

@@ -2,6 +2,8 @@
 
 #include "platform.hpp"
 
+#include <asio/error.hpp>
+
 #include <cerrno>
 #include <string>
 
@@ -117,7 +119,9 @@ public:
     std::optional<condition> c;
     if (code.category() == portres::error_category()) {
       c = condition_of(static_cast<error>(code.value()));
-    } else if (code.category() == std::system_category()) {
+    } else if (code.category() == std::system_category() ||
+               code.category() == asio::error::get_system_category()) {
+      // On Windows Asio reports OS codes in its own "asio.system" category.
       c = detail::system_condition(code.value());
     } else if (code.category() == std::generic_category()) {
       c = generic_condition(code.value());

@@ -68,6 +68,8 @@ public:
     return std::nullopt;
   }
 
+  std::error_code persistent_access() const override { return {}; }
+
 private:
   void forget(reservation_token token) {
     std::lock_guard lock(mutex_);

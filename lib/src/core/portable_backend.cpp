@@ -21,10 +21,15 @@ public:
 };
 
 portable_backend::portable_backend(backend_kind kind, std::shared_ptr<registry> reg)
-    : kind_(kind), registry_(std::move(reg)), token_rng_(std::random_device{}()) {}
+    : kind_(kind), registry_(std::move(reg)) {}
 
 reservation_token portable_backend::new_token() {
-  // Random 64-bit values: unguessable, never zero, unique among this process' live tokens.
+  // Random 64-bit values: unguessable, never zero, unique among this process'
+  // live tokens. A forked child reseeds so it never repeats its parent's tokens.
+  if (const auto pid = platform::process_id(); pid != token_rng_pid_) {
+    token_rng_.seed(std::random_device{}() ^ (std::uint64_t{pid} << 32));
+    token_rng_pid_ = pid;
+  }
   while (true) {
     const reservation_token t{token_rng_()};
     if (t && !runtime_.contains(t)) return t;
@@ -34,12 +39,17 @@ reservation_token portable_backend::new_token() {
 state_ptr portable_backend::acquire(const asio::any_io_executor& ex, protocol p, port_range r, blocking b,
                                     std::error_code& ec) {
   reservation_token token;
-  {
-    std::lock_guard lock(mutex_);
-    token = new_token();
-  }
   port_range granted;
-  auto lease = registry_->grant(p, r, token, b, granted, ec);
+  std::unique_ptr<registry::lease> lease;
+  // A token collision with another process' live file is retried (bounded).
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    {
+      std::lock_guard lock(mutex_);
+      token = new_token();
+    }
+    lease = registry_->grant(p, r, token, b, granted, ec);
+    if (ec != std::errc::file_exists) break;
+  }
   if (ec) return nullptr;
   auto state = std::make_shared<block_state>(*this, p, reservation{granted, token}, ex, std::move(lease));
   std::lock_guard lock(mutex_);
@@ -78,7 +88,10 @@ portable_backend::block_ptr portable_backend::find_block(protocol p, reservation
     if (auto it = runtime_.find(t); it != runtime_.end()) {
       if (auto block = it->second.lock()) return block;
     }
-    if (auto it = persistent_.find(t); it != persistent_.end()) return it->second;
+    if (auto it = persistent_.find(t); it != persistent_.end()) {
+      if ((ec = registry_->persistent_access())) return nullptr;
+      return it->second;
+    }
   }
   const auto block = registry_->persistent_block(p, t, b, ec);
   if (ec) return nullptr;

@@ -37,6 +37,10 @@ public:
   /// condition::access_denied when the caller may not use it.
   virtual std::optional<port_range> persistent_block(protocol p, reservation_token token, blocking b,
                                                      std::error_code& ec) = 0;
+
+  /// Whether the caller may use persistent blocks now (checked at every
+  /// association, also for blocks this process looked up before).
+  virtual std::error_code persistent_access() const = 0;
 };
 
 /// Coordinates within this process only (the fallback backend).

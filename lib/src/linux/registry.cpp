@@ -185,14 +185,15 @@ public:
     if (ec) return std::nullopt;
     for (const auto& e : stored) {
       if (e.proto != p || linux_store::token_of(e) != token) continue;
-      // Using a persistent block takes the rights creating one takes (as on Windows).
-      if (::geteuid() != 0) {
-        ec = error::privilege_required;
-        return std::nullopt;
-      }
+      if ((ec = persistent_access())) return std::nullopt;
       return e.range;
     }
     return std::nullopt;
+  }
+
+  // Using a persistent block takes the rights creating one takes (as on Windows).
+  std::error_code persistent_access() const override {
+    return ::geteuid() == 0 ? std::error_code() : std::error_code(error::privilege_required);
   }
 
   reservation_token create_persistent(const linux_store::entry& e, std::error_code& ec) {
