@@ -7,6 +7,7 @@
 #include "portres/error.hpp"
 #include "portres/persistent.hpp"
 #include "portres/reservation.hpp"
+#include "portres/socket_pool.hpp"
 #include "portres/types.hpp"
 
 #endif

@@ -1,0 +1,325 @@
+#ifndef PORTRES_IMPL_SOCKET_POOL_HPP
+#define PORTRES_IMPL_SOCKET_POOL_HPP
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <deque>
+#include <mutex>
+
+namespace portres {
+namespace detail {
+
+/// The shared state of a socket_pool; it outlives the pool while pooled
+/// sockets are out. Every member is guarded by `mutex_`; system calls
+/// (creating, closing sockets) and handler completion happen outside it.
+template <class Protocol>
+class pool_state : public std::enable_shared_from_this<pool_state<Protocol>> {
+public:
+  using socket_type = typename Protocol::socket;
+  using get_completion = completion<std::error_code, pooled_socket<Protocol>>;
+  using options = typename socket_pool<Protocol>::options;
+
+  pool_state(const asio::any_io_executor& ex, state_ptr keep, reservation_token token,
+             const asio::ip::address& local, options opts)
+      : executor_(ex), keep_(std::move(keep)), token_(token), local_(local), options_(std::move(opts)),
+        retry_(ex) {
+    if (options_.high_water < options_.low_water) options_.high_water = options_.low_water;
+  }
+
+  void warm_up() {
+    std::lock_guard lock(mutex_);
+    schedule_refill_locked();
+  }
+
+  void get(get_completion done) {
+    std::unique_lock lock(mutex_);
+    if (closed_) {
+      lock.unlock();
+      done(error::pool_closed, pooled_socket<Protocol>());
+      return;
+    }
+    if (!ready_.empty()) {
+      auto s = take_ready_locked();
+      lock.unlock();
+      done(std::error_code(), std::move(s));
+      return;
+    }
+    if (waiters_.size() >= options_.max_waiters) {
+      lock.unlock();
+      done(error::too_many_waiters, pooled_socket<Protocol>());
+      return;
+    }
+    ++counters_.misses;
+    const auto id = ++next_waiter_id_;
+    if (auto slot = done.cancellation_slot(); slot.is_connected()) {
+      // Posted, so the waiter is never completed (and the slot cleared)
+      // from inside the cancellation signal's own call.
+      slot.assign([weak = this->weak_from_this(), ex = executor_, id](asio::cancellation_type) {
+        asio::post(ex, [weak, id] {
+          if (auto self = weak.lock()) self->cancel_waiter(id);
+        });
+      });
+    }
+    waiters_.push_back({id, std::move(done)});
+    schedule_refill_locked();
+  }
+
+  pooled_socket<Protocol> try_get(std::error_code& ec) {
+    std::lock_guard lock(mutex_);
+    if (closed_) {
+      ec = error::pool_closed;
+      return {};
+    }
+    if (ready_.empty()) {
+      ec = std::make_error_code(std::errc::operation_would_block);
+      return {};
+    }
+    ec.clear();
+    return take_ready_locked();
+  }
+
+  void close() {
+    std::deque<waiter> waiting;
+    std::deque<ready_socket> stock;
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return;
+      closed_ = true;
+      waiting.swap(waiters_);
+      stock.swap(ready_);
+      retry_.cancel();
+    }
+    for (auto& w : waiting) w.done(error::pool_closed, pooled_socket<Protocol>());
+    for (auto& s : stock) {
+      std::error_code ignored;
+      s.socket->close(ignored);
+    }
+  }
+
+  pool_stats stats() const {
+    std::lock_guard lock(mutex_);
+    auto s = counters_;
+    s.ready = ready_.size();
+    s.in_use = in_use_;
+    s.waiters = waiters_.size();
+    return s;
+  }
+
+  // A pooled socket came back (closed) or was released to its user.
+  void on_returned() {
+    std::lock_guard lock(mutex_);
+    --in_use_;
+    if (!waiters_.empty() || ready_.size() < options_.low_water) schedule_refill_locked();
+  }
+
+private:
+  struct ready_socket {
+    std::unique_ptr<socket_type> socket;
+    std::uint16_t port;
+  };
+  struct waiter {
+    std::uint64_t id;
+    get_completion done;
+  };
+
+  pooled_socket<Protocol> take_ready_locked() {
+    auto entry = std::move(ready_.front());
+    ready_.pop_front();
+    ++counters_.hits;
+    ++in_use_;
+    if (ready_.size() < options_.low_water) schedule_refill_locked();
+    return pooled_socket<Protocol>(this->shared_from_this(), std::move(entry.socket), entry.port);
+  }
+
+  void schedule_refill_locked() {
+    if (refill_scheduled_ || closed_) return;
+    refill_scheduled_ = true;
+    asio::post(executor_, [self = this->shared_from_this()] { self->refill(); });
+  }
+
+  void cancel_waiter(std::uint64_t id) {
+    std::unique_lock lock(mutex_);
+    for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
+      if (it->id != id) continue;
+      auto done = std::move(it->done);
+      waiters_.erase(it);
+      lock.unlock();
+      done(std::error_code(asio::error::operation_aborted), pooled_socket<Protocol>());
+      return;
+    }
+  }
+
+  // Creates sockets until the stock reaches the high water mark and every
+  // waiter is served, or the block runs dry (then retries shortly if anyone waits).
+  void refill() {
+    const std::size_t limit = options_.high_water + options_.max_waiters;
+    for (std::size_t round = 0; round < limit; ++round) {
+      {
+        std::lock_guard lock(mutex_);
+        if (closed_ || (ready_.size() >= options_.high_water && waiters_.empty())) break;
+      }
+      std::error_code ec;
+      std::uint16_t port = 0;
+      auto socket = create(port, ec);
+      std::unique_lock lock(mutex_);
+      if (ec) {
+        ++(ec == condition::exhausted ? counters_.exhausted_events : counters_.creation_failures);
+        if (!waiters_.empty() && !closed_) schedule_retry_locked();
+        break;
+      }
+      ++counters_.refills;
+      if (closed_) break; // the socket closes as it goes out of scope
+      if (waiters_.empty()) {
+        ready_.push_back({std::move(socket), port});
+        continue;
+      }
+      auto w = std::move(waiters_.front());
+      waiters_.pop_front();
+      ++in_use_;
+      auto handed = pooled_socket<Protocol>(this->shared_from_this(), std::move(socket), port);
+      lock.unlock();
+      w.done(std::error_code(), std::move(handed));
+    }
+    std::lock_guard lock(mutex_);
+    refill_scheduled_ = false;
+  }
+
+  void schedule_retry_locked() {
+    retry_.expires_after(std::chrono::milliseconds(20));
+    retry_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        std::lock_guard lock(self->mutex_);
+        self->schedule_refill_locked();
+      }
+    });
+  }
+
+  std::unique_ptr<socket_type> create(std::uint16_t& port, std::error_code& ec) {
+    auto socket = std::make_unique<socket_type>(executor_);
+    socket->open(local_.is_v6() ? Protocol::v6() : Protocol::v4(), ec);
+    if (!ec && options_.configure) options_.configure(*socket, ec);
+    if (!ec) portres::associate(*socket, token_, ec);
+    if (!ec) port = portres::bind(*socket, local_, ec);
+    if (ec) return nullptr;
+    return socket;
+  }
+
+  mutable std::mutex mutex_;
+  asio::any_io_executor executor_;
+  state_ptr keep_; // keeps a runtime block alive while the pool or its sockets live
+  reservation_token token_;
+  asio::ip::address local_;
+  options options_;
+  std::deque<ready_socket> ready_;
+  std::deque<waiter> waiters_;
+  std::size_t in_use_ = 0;
+  std::uint64_t next_waiter_id_ = 0;
+  bool refill_scheduled_ = false;
+  bool closed_ = false;
+  pool_stats counters_;
+  asio::steady_timer retry_;
+};
+
+template <class Protocol>
+struct initiate_pool_get {
+  std::shared_ptr<pool_state<Protocol>> state;
+  asio::any_io_executor executor;
+
+  template <class Handler>
+  void operator()(Handler&& handler) const {
+    state->get(completion<std::error_code, pooled_socket<Protocol>>(std::forward<Handler>(handler), executor));
+  }
+};
+
+} // namespace detail
+
+template <class Protocol>
+pooled_socket<Protocol>& pooled_socket<Protocol>::operator=(pooled_socket&& other) noexcept {
+  if (this != &other) {
+    give_back();
+    pool_ = std::move(other.pool_);
+    socket_ = std::move(other.socket_);
+    port_ = other.port_;
+  }
+  return *this;
+}
+
+template <class Protocol>
+pooled_socket<Protocol>::~pooled_socket() {
+  give_back();
+}
+
+template <class Protocol>
+void pooled_socket<Protocol>::give_back() noexcept {
+  if (!socket_) return;
+  // Sockets are not reused after a connection: closing frees the port for
+  // the block (TIME_WAIT permitting) and the pool creates a fresh one.
+  std::error_code ignored;
+  socket_->close(ignored);
+  socket_.reset();
+  if (pool_) pool_->on_returned();
+  pool_.reset();
+}
+
+template <class Protocol>
+typename pooled_socket<Protocol>::socket_type pooled_socket<Protocol>::release() {
+  socket_type s = std::move(*socket_);
+  socket_.reset();
+  if (pool_) pool_->on_returned();
+  pool_.reset();
+  return s;
+}
+
+template <class Protocol>
+socket_pool<Protocol>::socket_pool(const asio::any_io_executor& ex, const runtime_reservation& reservation,
+                                   const asio::ip::address& local, options opts)
+    : executor_(ex) {
+  Expects(static_cast<bool>(reservation));
+  std::error_code ec;
+  detail::set_port_policy(*reservation.state(), opts.policy, ec);
+  state_ = std::make_shared<detail::pool_state<Protocol>>(ex, reservation.state(), reservation.token(), local,
+                                                          std::move(opts));
+  state_->warm_up();
+}
+
+template <class Protocol>
+socket_pool<Protocol>::socket_pool(const asio::any_io_executor& ex, reservation_token persistent,
+                                   const asio::ip::address& local, options opts)
+    : executor_(ex) {
+  state_ = std::make_shared<detail::pool_state<Protocol>>(ex, nullptr, persistent, local, std::move(opts));
+  state_->warm_up();
+}
+
+template <class Protocol>
+socket_pool<Protocol>::~socket_pool() {
+  close();
+}
+
+template <class Protocol>
+template <class CompletionToken>
+auto socket_pool<Protocol>::async_get(CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::error_code, pooled_socket<Protocol>)>(
+      detail::initiate_pool_get<Protocol>{state_, executor_}, token);
+}
+
+template <class Protocol>
+pooled_socket<Protocol> socket_pool<Protocol>::try_get(std::error_code& ec) {
+  return state_->try_get(ec);
+}
+
+template <class Protocol>
+void socket_pool<Protocol>::close() {
+  state_->close();
+}
+
+template <class Protocol>
+pool_stats socket_pool<Protocol>::stats() const {
+  return state_->stats();
+}
+
+} // namespace portres
+
+#endif
