@@ -40,11 +40,15 @@ bool socket_key_is_unique() noexcept;
 /// error::unsupported_socket for anything but a TCP or UDP socket.
 socket_info inspect(native_socket s, std::error_code& ec);
 
+/// Only the socket's key (one system call): the hot path of bind.
+std::uint64_t socket_key(native_socket s, std::error_code& ec);
+
 /// Explicit bind to `address`:`port`.
 std::error_code bind_to(native_socket s, const asio::ip::address& address, std::uint16_t port);
 
 /// Ports of `range` held by any socket of this machine (network namespace),
-/// in any state, TIME_WAIT included, as far as the OS can tell.
+/// in any state (TIME_WAIT included), as far as the OS can tell. Costs a
+/// walk of the kernel's socket tables: milliseconds, whatever the range.
 port_bitmap held_ports(protocol p, port_range range, std::error_code& ec);
 
 /// The OS range for automatic (ephemeral) port allocation.

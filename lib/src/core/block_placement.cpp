@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <mutex>
 #include <cstring>
 
 namespace portres::detail {
@@ -58,6 +60,32 @@ port_range place_block(port_range request, port_range placement, port_range ephe
   }
   ec = error::block_unavailable;
   return {};
+}
+
+port_bitmap recent_held_ports(protocol p, std::error_code& ec) {
+  struct snapshot {
+    std::chrono::steady_clock::time_point taken;
+    port_bitmap held;
+    bool valid = false;
+  };
+  static std::mutex mutex;
+  static snapshot snapshots[2];
+  constexpr auto max_age = std::chrono::milliseconds(250);
+  auto& snap = snapshots[p == protocol::tcp ? 0 : 1];
+  std::lock_guard lock(mutex);
+  const auto now = std::chrono::steady_clock::now();
+  if (!snap.valid || now - snap.taken > max_age) {
+    snap.held = platform::held_ports(p, port_range(1, port_range::max_port), ec);
+    if (ec) return {};
+    snap.taken = now;
+    snap.valid = true;
+  }
+  ec.clear();
+  return snap.held;
+}
+
+port_bitmap held_ports_for(protocol p, port_range request, std::error_code& ec) {
+  return request.is_wildcard() ? recent_held_ports(p, ec) : platform::held_ports(p, request, ec);
 }
 
 std::optional<port_range> parse_port_span(const char* text) {

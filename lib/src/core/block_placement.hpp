@@ -37,6 +37,14 @@ port_range place_block(port_range request, port_range placement, port_range ephe
                        const std::vector<port_range>& occupied, const port_bitmap& held,
                        std::error_code& ec);
 
+/// Held ports of the whole port space for wildcard placement: a kernel
+/// snapshot at most 250 ms old, since taking one costs milliseconds. A port
+/// bound since is skipped later, at bind. Specific blocks always ask afresh.
+port_bitmap recent_held_ports(protocol p, std::error_code& ec);
+
+/// The held ports that placing `request` must respect.
+port_bitmap held_ports_for(protocol p, port_range request, std::error_code& ec);
+
 /// Parses "first-last" (e.g. "49152-65535"); nullopt when malformed.
 std::optional<port_range> parse_port_span(const char* text);
 

@@ -42,8 +42,7 @@ public:
 
   std::unique_ptr<lease> grant(protocol p, port_range request, reservation_token token, blocking,
                                port_range& granted, std::error_code& ec) override {
-    const auto scan = request.is_wildcard() ? placement_ : request;
-    const auto held = platform::held_ports(p, scan, ec);
+    const auto held = held_ports_for(p, request, ec);
     if (ec) return nullptr;
     std::lock_guard lock(mutex_);
     std::vector<port_range> occupied;

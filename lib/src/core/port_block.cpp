@@ -92,12 +92,12 @@ void port_block::give_back(std::uint16_t port) {
   }
 }
 
-std::size_t port_block::reclaim(const port_bitmap& held) {
+std::size_t port_block::reclaim_all() {
   std::vector<std::uint32_t> returned;
   for (std::uint32_t i = 0; i < free_.size(); ++i) {
-    if (!free_[i] && !held.test(port_at(i))) returned.push_back(i);
+    if (!free_[i]) returned.push_back(i);
   }
-  // Oldest hand-outs first: for lru that approximates least recently freed.
+  // Oldest hand-outs first: for lru, rested ports before recent ones (TIME_WAIT).
   std::sort(returned.begin(), returned.end(),
             [this](std::uint32_t a, std::uint32_t b) { return taken_at_[a] < taken_at_[b]; });
   for (const auto i : returned) give_back(port_at(i));

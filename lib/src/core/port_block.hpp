@@ -27,9 +27,11 @@ public:
   std::optional<std::uint16_t> take();
   /// Returns a taken port to the free set (e.g. its bind failed for our own reasons).
   void give_back(std::uint16_t port);
-  /// Ports not free and not in `held`: taken earlier and since let go by
-  /// their sockets. Returns how many came back.
-  std::size_t reclaim(const port_bitmap& held);
+  /// Makes every taken port a candidate again, oldest hand-out first. Whether
+  /// its socket let it go is learnt by binding it: asking the kernel which
+  /// ports are held costs a walk of its whole socket hash (milliseconds),
+  /// a failed bind about a microsecond. Returns how many came back.
+  std::size_t reclaim_all();
 
   std::size_t free_count() const noexcept { return free_count_; }
 

@@ -119,7 +119,7 @@ void portable_backend::associate(native_socket s, reservation_token t, blocking 
   {
     std::lock_guard lock(mutex_);
     if (auto it = associations_.find(info.key);
-        it != associations_.end() && !it->second.expired() && platform::socket_key_is_unique()) {
+        it != associations_.end() && !it->second.block.expired() && platform::socket_key_is_unique()) {
       ec = error::already_associated;
       return;
     }
@@ -133,27 +133,26 @@ void portable_backend::associate(native_socket s, reservation_token t, blocking 
   std::lock_guard lock(mutex_);
   // Entries of sockets closed before bind would pile up; drop dead ones as we go.
   if (associations_.size() > 4096) {
-    std::erase_if(associations_, [](const auto& entry) { return entry.second.expired(); });
+    std::erase_if(associations_, [](const auto& entry) { return entry.second.block.expired(); });
   }
-  associations_[info.key] = block;
+  associations_[info.key] = {block, info.ipv6};
 }
 
 std::uint16_t portable_backend::bind(native_socket s, const asio::ip::address* local, std::error_code& ec) {
-  const auto info = platform::inspect(s, ec);
+  // The hot path: one system call for the key, one for the bind.
+  const auto key = platform::socket_key(s, ec);
   if (ec) return 0;
-  if (info.bound_port != 0) {
-    ec = error::already_bound;
-    return 0;
-  }
   block_ptr block;
+  bool ipv6 = false;
   {
     std::lock_guard lock(mutex_);
-    const auto it = associations_.find(info.key);
+    const auto it = associations_.find(key);
     if (it == associations_.end()) {
       ec = error::not_associated;
       return 0;
     }
-    block = it->second.lock();
+    block = it->second.block.lock();
+    ipv6 = it->second.ipv6;
     if (!block) associations_.erase(it);
   }
   if (!block) {
@@ -161,14 +160,22 @@ std::uint16_t portable_backend::bind(native_socket s, const asio::ip::address* l
     return 0;
   }
   const asio::ip::address address =
-      local ? *local
-            : (info.ipv6 ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
+      local ? *local : (ipv6 ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
   const auto port = bind_from(*block, s, address, ec);
-  if (!ec) {
-    std::lock_guard lock(mutex_);
-    associations_.erase(info.key);
+  if (ec) {
+    ec = explain_bind_failure(s, ec);
+    return 0;
   }
+  std::lock_guard lock(mutex_);
+  associations_.erase(key);
   return port;
+}
+
+std::error_code portable_backend::explain_bind_failure(native_socket s, std::error_code ec) {
+  // Bound since association: say so rather than pass on the OS's EINVAL.
+  std::error_code inspect_ec;
+  if (ec == condition::invalid_argument && platform::inspect(s, inspect_ec).bound_port != 0) return error::already_bound;
+  return ec;
 }
 
 std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, const asio::ip::address& address,
@@ -180,15 +187,14 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
   }
   auto& ports = block.ports_;
   const auto range = ports.range();
+  // Each port is tried at most once per reclaim pass, and there is one pass: bounded.
+  std::uint32_t attempts = 0;
   bool reclaimed = false;
-  // Each port is tried at most once per call, plus one reclaim pass: bounded.
-  for (std::uint32_t attempts = 0; attempts <= range.count();) {
+  while (attempts <= 2 * range.count()) {
     auto port = ports.take();
     if (!port && !reclaimed) {
       reclaimed = true;
-      std::error_code held_ec;
-      const auto held = platform::held_ports(block.proto(), range, held_ec);
-      if (!held_ec) ports.reclaim(held);
+      ports.reclaim_all();
       port = ports.take();
     }
     if (!port) break;
@@ -198,9 +204,9 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
       ec.clear();
       return *port;
     }
-    if (bind_ec == condition::in_use || bind_ec == condition::access_denied) {
-      continue; // an outside binder holds it: leave it taken; reclaim sees when it is let go
-    }
+    // Held by a socket (ours still open, an outside binder, or TIME_WAIT
+    // without SO_REUSEADDR): leave it taken; a later reclaim retries it.
+    if (bind_ec == condition::in_use || bind_ec == condition::access_denied) continue;
     ports.give_back(*port);
     ec = bind_ec;
     return 0;

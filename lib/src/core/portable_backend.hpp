@@ -37,6 +37,7 @@ private:
   block_ptr find_block(protocol p, reservation_token t, blocking b, std::error_code& ec);
   std::uint16_t bind_from(block_state& block, native_socket s, const asio::ip::address& address,
                           std::error_code& ec);
+  std::error_code explain_bind_failure(native_socket s, std::error_code ec);
 
   backend_kind kind_;
   std::shared_ptr<registry> registry_;
@@ -45,7 +46,11 @@ private:
   std::uint32_t token_rng_pid_ = 0; // the process that seeded token_rng_
   std::unordered_map<reservation_token, std::weak_ptr<block_state>> runtime_;    // live, this process
   std::unordered_map<reservation_token, block_ptr> persistent_;                  // used by this process
-  std::unordered_map<std::uint64_t, std::weak_ptr<block_state>> associations_;  // socket key -> block
+  struct association {
+    std::weak_ptr<block_state> block;
+    bool ipv6;
+  };
+  std::unordered_map<std::uint64_t, association> associations_; // socket key -> block
 };
 
 } // namespace portres::detail

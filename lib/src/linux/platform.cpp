@@ -32,7 +32,7 @@ bool get_option(native_socket s, int level, int name, T& value) {
 }
 
 // Marks the local ports of one /proc/net table that fall inside `range`.
-// Every state counts (listening, bound, connected, TIME_WAIT).
+// Every state counts (listening, connected, TIME_WAIT).
 void mark_from_table(const char* path, port_range range, port_bitmap& held) {
   std::FILE* file = std::fopen(path, "re");
   if (file == nullptr) return; // e.g. no IPv6 in this kernel
@@ -86,6 +86,19 @@ socket_info inspect(native_socket s, std::error_code& ec) {
   return info;
 }
 
+std::uint64_t socket_key(native_socket s, std::error_code& ec) {
+  std::uint64_t cookie = 0;
+  if (get_option(s, SOL_SOCKET, SO_COOKIE, cookie)) {
+    ec.clear();
+    return cookie;
+  }
+  if (errno == EBADF) {
+    ec = error::socket_not_open;
+    return 0;
+  }
+  return inspect(s, ec).key; // not a socket, or a kernel without SO_COOKIE
+}
+
 std::error_code bind_to(native_socket s, const asio::ip::address& address, std::uint16_t port) {
   const asio::ip::tcp::endpoint local(address, port); // same sockaddr for UDP
   if (::bind(s, local.data(), gsl::narrow_cast<socklen_t>(local.size())) != 0) return last_error();
@@ -104,6 +117,7 @@ port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
   }
   return held;
 }
+
 
 port_range ephemeral_range() {
   std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");

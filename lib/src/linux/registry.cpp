@@ -140,7 +140,7 @@ public:
     for (const auto& e : stored) {
       if (e.proto == p) occupied.push_back(e.range);
     }
-    const auto held = platform::held_ports(p, request.is_wildcard() ? placement_ : request, ec);
+    const auto held = held_ports_for(p, request, ec);
     if (ec) return nullptr;
     const auto ephemeral = platform::ephemeral_range();
     granted = place_block(request, placement_, ephemeral, occupied, held, ec);

@@ -101,6 +101,8 @@ socket_info inspect(native_socket s, std::error_code& ec) {
   return info;
 }
 
+std::uint64_t socket_key(native_socket s, std::error_code& ec) { return inspect(s, ec).key; }
+
 std::error_code bind_to(native_socket s, const asio::ip::address& address, std::uint16_t port) {
   const asio::ip::tcp::endpoint local(address, port);
   if (win::seam().bind(s, local.data(), gsl::narrow_cast<int>(local.size())) != 0) return wsa_error();
