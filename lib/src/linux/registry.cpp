@@ -344,7 +344,9 @@ private:
       const std::string line = next_text.empty() ? std::string("\n") : next_text + "\n";
       if (::write(fd.get(), line.data(), line.size()) < 0) return false;
     }
-    linux_files::write_file_atomic(dir_ + "/kernel-owned", linux_files::format_port_list(now_owned) + "\n");
+    if (!(now_owned == owned)) {
+      linux_files::write_file_atomic(dir_ + "/kernel-owned", linux_files::format_port_list(now_owned) + "\n");
+    }
     return true;
   }
 

@@ -1,0 +1,158 @@
+// Case 3, taking a socket from a pool with ready stock: the synchronous path
+// (try_get) and async_get through a running io_context. Case 4, the
+// reservation lifecycle: acquire + associate + release, sync and async, and
+// acquire cost against block size.
+#include "bench_support.hpp"
+
+#include "portres/portres.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/ip/udp.hpp>
+
+namespace {
+
+using namespace portres_bench;
+using udp = asio::ip::udp;
+const auto loopback = asio::ip::address_v4::loopback();
+
+std::unique_ptr<portres::socket_pool<udp>> make_pool(asio::io_context& io, const portres::runtime_reservation& block) {
+  portres::socket_pool<udp>::options o;
+  o.low_water = 64;
+  o.high_water = 256;
+  auto pool = std::make_unique<portres::socket_pool<udp>>(io.get_executor(), block, loopback, o);
+  while (pool->stats().ready < 256) io.run_one_for(std::chrono::milliseconds(100));
+  return pool;
+}
+
+void pool_get_sync(benchmark::State& state) {
+  prepare_environment();
+  asio::io_context io;
+  auto busy = asio::make_work_guard(io);
+  auto block = portres::acquire(io.get_executor(), portres::protocol::udp, portres::port_range::wildcard(1024));
+  auto pool = make_pool(io, block);
+  latencies lat;
+  std::uint64_t misses = 0;
+  for (auto _ : state) {
+    std::error_code ec;
+    const auto start = clock_type::now();
+    auto s = pool->try_get(ec);
+    const auto stop = clock_type::now();
+    if (ec) ++misses;
+    lat.add(stop - start);
+    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+    s = {};       // returned (closed): outside the measurement
+    io.poll();    // background refill
+  }
+  lat.report(state);
+  state.counters["misses"] = static_cast<double>(misses);
+}
+
+void pool_get_async(benchmark::State& state) {
+  prepare_environment();
+  asio::io_context io;
+  auto busy = asio::make_work_guard(io);
+  auto block = portres::acquire(io.get_executor(), portres::protocol::udp, portres::port_range::wildcard(1024));
+  auto pool = make_pool(io, block);
+  latencies lat;
+  std::uint64_t errors = 0;
+  for (auto _ : state) {
+    bool done = false;
+    clock_type::time_point stop;
+    portres::pooled_socket<udp> got;
+    const auto start = clock_type::now();
+    pool->async_get([&](std::error_code ec, portres::pooled_socket<udp> s) {
+      stop = clock_type::now();
+      if (ec) ++errors;
+      got = std::move(s);
+      done = true;
+    });
+    while (!done) io.run_one();
+    lat.add(stop - start);
+    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+    got = {};
+    io.poll();
+  }
+  lat.report(state);
+  state.counters["errors"] = static_cast<double>(errors);
+}
+
+void lifecycle_sync(benchmark::State& state) {
+  prepare_environment();
+  asio::io_context io;
+  latencies lat;
+  for (auto _ : state) {
+    udp::socket socket(io, udp::v4());
+    const auto start = clock_type::now();
+    auto r = portres::acquire(io.get_executor(), portres::protocol::udp, portres::port_range::wildcard(16));
+    portres::associate(socket, r.token());
+    r.release();
+    const auto stop = clock_type::now();
+    lat.add(stop - start);
+    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+  }
+  lat.report(state);
+}
+
+void lifecycle_async(benchmark::State& state) {
+  prepare_environment();
+  asio::io_context io;
+  auto busy = asio::make_work_guard(io);
+  latencies lat;
+  std::uint64_t errors = 0;
+  for (auto _ : state) {
+    udp::socket socket(io, udp::v4());
+    bool done = false;
+    portres::runtime_reservation held;
+    const auto start = clock_type::now();
+    portres::async_acquire(io.get_executor(), portres::protocol::udp, portres::port_range::wildcard(16),
+                           [&](std::error_code ec, portres::runtime_reservation r) {
+                             if (ec) ++errors;
+                             held = std::move(r);
+                             portres::async_associate(socket, held.token(), [&](std::error_code ec2) {
+                               if (ec2) ++errors;
+                               held.async_release([&](std::error_code ec3) {
+                                 if (ec3) ++errors;
+                                 done = true;
+                               });
+                             });
+                           });
+    while (!done) io.run_one();
+    const auto stop = clock_type::now();
+    lat.add(stop - start);
+    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+  }
+  lat.report(state);
+  state.counters["errors"] = static_cast<double>(errors);
+}
+
+void acquire_by_size(benchmark::State& state) {
+  prepare_environment();
+  asio::io_context io;
+  const auto size = static_cast<std::uint32_t>(state.range(0));
+  latencies lat;
+  std::uint64_t errors = 0;
+  for (auto _ : state) {
+    std::error_code ec;
+    const auto start = clock_type::now();
+    auto r = portres::acquire(io.get_executor(), portres::protocol::udp, portres::port_range::wildcard(size), ec);
+    const auto stop = clock_type::now();
+    if (ec) ++errors;
+    lat.add(stop - start);
+    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+  }
+  lat.report(state);
+  state.counters["errors"] = static_cast<double>(errors);
+}
+
+} // namespace
+
+BENCHMARK(pool_get_sync)->Name("pool/get_sync")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(pool_get_async)->Name("pool/get_async")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(lifecycle_sync)->Name("lifecycle/acquire_associate_release/sync")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(lifecycle_async)->Name("lifecycle/acquire_associate_release/async")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(acquire_by_size)
+    ->Name("lifecycle/acquire")
+    ->ArgName("ports")
+    ->Arg(1)->Arg(16)->Arg(256)->Arg(4096)->Arg(16384)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
