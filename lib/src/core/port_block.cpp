@@ -10,8 +10,7 @@ constexpr std::uint32_t nowhere = ~std::uint32_t{0};
 }
 
 port_block::port_block(port_range range, port_policy policy)
-    : range_(range), policy_(policy), free_(range.count(), true), taken_at_(range.count(), 0),
-      free_count_(range.count()),
+    : range_(range), policy_(policy), free_(range.count(), true), free_count_(range.count()),
       rng_(std::random_device{}()) {
   Expects(!range.is_wildcard() && !range.validate());
   rebuild_order();
@@ -65,6 +64,8 @@ std::optional<std::uint16_t> port_block::take() {
   }
   }
   free_[chosen] = false;
+  // Allocated at the first take, so acquiring a large block stays cheap.
+  if (taken_at_.empty()) taken_at_.assign(free_.size(), 0);
   taken_at_[chosen] = ++takes_;
   --free_count_;
   return port_at(chosen);
