@@ -7,6 +7,7 @@
 #include "portres/detail/runtime_state.hpp"
 #include "portres/error.hpp"
 #include "portres/types.hpp"
+#include "portres/usage.hpp"
 #include "core/port_bitmap.hpp"
 
 #include <asio/ip/address.hpp>
@@ -59,6 +60,10 @@ std::string name();
 
 /// This process' id.
 std::uint32_t process_id() noexcept;
+
+// Listings for tools (portres/usage.hpp).
+std::vector<runtime_entry> runtime_entries(std::error_code& ec);
+std::vector<port_user> port_users(protocol p, port_range r, std::error_code& ec);
 
 // Persistent reservations (arguments validated: specific, in range).
 reservation_token persistent_create(protocol p, port_range r, std::error_code& ec);

@@ -9,5 +9,6 @@
 #include "portres/reservation.hpp"
 #include "portres/socket_pool.hpp"
 #include "portres/types.hpp"
+#include "portres/usage.hpp"
 
 #endif

@@ -1,5 +1,6 @@
-// portres::persistent: argument checks here, the OS work in platform.
+// portres::persistent and portres/usage.hpp: argument checks here, the OS work in platform.
 #include "portres/persistent.hpp"
+#include "portres/usage.hpp"
 
 #include "platform.hpp"
 
@@ -58,3 +59,14 @@ void apply() {
 }
 
 } // namespace portres::persistent
+
+namespace portres {
+
+std::vector<runtime_entry> list_runtime(std::error_code& ec) { return detail::platform::runtime_entries(ec); }
+
+std::vector<port_user> port_usage(protocol p, port_range range, std::error_code& ec) {
+  if ((ec = range.validate(false))) return {};
+  return detail::platform::port_users(p, range, ec);
+}
+
+} // namespace portres

@@ -244,6 +244,12 @@ public:
     if (!sync_kernel(live, stored)) ec = error::privilege_required;
   }
 
+  std::vector<runtime_entry> entries(std::error_code& ec) {
+    std::vector<runtime_entry> out;
+    for (const auto& e : scan(ec)) out.push_back({e.proto, e.range, e.pid});
+    return out;
+  }
+
 private:
   void drop(file_lease& l, blocking b, std::error_code& ec) {
     if (l.owner_ == nullptr) {
@@ -390,6 +396,8 @@ void linux_persistent_remove(linux_registry& r, linux_store::entry e, std::error
 }
 
 void linux_persistent_apply(linux_registry& r, std::error_code& ec) { r.apply(ec); }
+
+std::vector<runtime_entry> linux_runtime_entries(linux_registry& r, std::error_code& ec) { return r.entries(ec); }
 
 bool kernel_enforcement_available(std::string& reason) {
   // Privilege does not change during a process' life: ask once.

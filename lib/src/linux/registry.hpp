@@ -9,6 +9,7 @@
 
 #include "core/registry.hpp"
 #include "linux/persistent_store.hpp"
+#include "portres/usage.hpp"
 
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ std::shared_ptr<registry> as_registry(std::shared_ptr<linux_registry> r);
 reservation_token linux_persistent_create(linux_registry& r, linux_store::entry e, std::error_code& ec);
 void linux_persistent_remove(linux_registry& r, linux_store::entry e, std::error_code& ec);
 void linux_persistent_apply(linux_registry& r, std::error_code& ec);
+
+/// Live runtime reservations of every process.
+std::vector<runtime_entry> linux_runtime_entries(linux_registry& r, std::error_code& ec);
 
 /// Whether this process may write ip_local_reserved_ports; `reason` when not.
 bool kernel_enforcement_available(std::string& reason);

@@ -1,0 +1,182 @@
+// portres: the netsh-like command-line front end.
+//
+//   portres add    --protocol tcp --start 50000 --count 20   create a persistent reservation
+//   portres delete --protocol tcp --start 50000 --count 20   delete it
+//   portres lookup --protocol tcp --start 50000 --count 20   print its token (changes at reboot)
+//   portres show   [--protocol tcp|udp]                      persistent and live runtime reservations
+//   portres usage  --protocol tcp --start N --count N        which ports of a block are in use, by whom
+//   portres apply                                            re-apply persistent reservations (boot)
+//   --json on any command; exit codes below.
+#include "common/options.hpp"
+
+#include <portres/portres.hpp>
+
+#include <cstdio>
+#include <string>
+
+namespace {
+
+// Distinct exit codes, so scripts can tell failures apart.
+enum exit_code : int {
+  ok = 0,
+  failed = 1,
+  usage = 2,
+  needs_privilege = 3,
+  not_supported = 4,
+  conflict = 5,
+  not_found = 6,
+};
+
+const char* const help_text =
+    "usage: portres COMMAND [options] [--json]\n"
+    "  add    --protocol tcp|udp --start N --count N   create a persistent reservation (root/administrator)\n"
+    "  delete --protocol tcp|udp --start N --count N   delete a persistent reservation (root/administrator)\n"
+    "  lookup --protocol tcp|udp --start N --count N   print the token of a persistent reservation\n"
+    "  show   [--protocol tcp|udp]                     list persistent and live runtime reservations\n"
+    "  usage  --protocol tcp|udp --start N --count N   list the sockets on a block's ports (TIME_WAIT included)\n"
+    "  apply                                           re-apply persistent reservations to the kernel (boot)\n"
+    "exit codes: 0 ok, 1 failed, 2 usage, 3 needs root/administrator, 4 not supported here,\n"
+    "            5 in use / overlaps, 6 not found\n";
+
+int report_error(const char* what, std::error_code ec, bool json) {
+  int code = failed;
+  std::string advice;
+  if (ec == portres::condition::access_denied) {
+    code = needs_privilege;
+    advice = " (run as root / administrator)";
+  } else if (ec == portres::condition::not_supported) {
+    code = not_supported;
+    advice = " (" + portres::capabilities().persistent_reason + ")";
+  } else if (ec == portres::condition::in_use) {
+    code = conflict;
+    advice = " (pick another block; 'portres usage' shows who holds its ports)";
+  } else if (ec == portres::error::unknown_token) {
+    code = not_found;
+    advice = " (no persistent reservation has exactly this block; see 'portres show')";
+  }
+  if (json) {
+    std::printf("{\"ok\":false,\"command\":\"%s\",\"error\":\"%s\",\"exit_code\":%d}\n", what, (ec.message() + advice).c_str(), code);
+  } else {
+    std::fprintf(stderr, "portres %s: %s%s\n", what, ec.message().c_str(), advice.c_str());
+  }
+  return code;
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+int show(const samples::options& opts, bool json) {
+  std::string out = json ? "{\"ok\":true,\"persistent\":[" : "";
+  bool first = true;
+  std::error_code ec;
+  for (const auto p : {portres::protocol::tcp, portres::protocol::udp}) {
+    if (opts.has("protocol") && opts.protocol() != p) continue;
+    const auto all = portres::persistent::list(p, ec);
+    if (ec) {
+      if (!json) std::printf("persistent %s: unavailable (%s)\n", portres::to_string(p), ec.message().c_str());
+      continue;
+    }
+    for (const auto& r : all) {
+      if (json) {
+        out += std::string(first ? "" : ",") + "{\"protocol\":" + quoted(portres::to_string(p)) +
+               ",\"start\":" + std::to_string(r.range.first()) + ",\"count\":" + std::to_string(r.range.count()) +
+               ",\"token\":" + quoted(portres::to_string(r.token)) + "}";
+      } else {
+        std::printf("persistent %s %s token %s\n", portres::to_string(p), portres::to_string(r.range).c_str(),
+                    portres::to_string(r.token).c_str());
+      }
+      first = false;
+    }
+  }
+  out += json ? "],\"runtime\":[" : "";
+  first = true;
+  const auto live = portres::list_runtime(ec);
+  if (ec && !json) std::printf("runtime: unavailable (%s)\n", ec.message().c_str());
+  for (const auto& e : live) {
+    if (opts.has("protocol") && opts.protocol() != e.proto) continue;
+    if (json) {
+      out += std::string(first ? "" : ",") + "{\"protocol\":" + quoted(portres::to_string(e.proto)) +
+             ",\"start\":" + std::to_string(e.range.first()) + ",\"count\":" + std::to_string(e.range.count()) +
+             ",\"pid\":" + std::to_string(e.owner_pid) + "}";
+    } else {
+      std::printf("runtime    %s %s pid %u\n", portres::to_string(e.proto), portres::to_string(e.range).c_str(), e.owner_pid);
+    }
+    first = false;
+  }
+  if (json) std::printf("%s]}\n", out.c_str());
+  return ok;
+}
+
+int usage_of(const samples::options& opts, bool json) {
+  const auto p = opts.protocol();
+  const auto range = opts.range(false);
+  std::error_code ec;
+  const auto users = portres::port_usage(p, range, ec);
+  if (ec) return report_error("usage", ec, json);
+  if (json) {
+    std::string out = "{\"ok\":true,\"protocol\":" + quoted(portres::to_string(p)) + ",\"in_use\":[";
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      out += std::string(i ? "," : "") + "{\"port\":" + std::to_string(users[i].port) + ",\"state\":" +
+             quoted(users[i].state) + ",\"pid\":" + std::to_string(users[i].pid) + "}";
+    }
+    std::printf("%s],\"free\":%zu}\n", out.c_str(), static_cast<std::size_t>(range.count()) - users.size());
+    return ok;
+  }
+  for (const auto& u : users) {
+    std::printf("%s %u %s pid %s\n", portres::to_string(p), u.port, u.state.c_str(),
+                u.pid ? std::to_string(u.pid).c_str() : "-");
+  }
+  std::printf("%zu socket(s) on %s %s\n", users.size(), portres::to_string(p), portres::to_string(range).c_str());
+  return ok;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  bool json = false;
+  try {
+    const samples::options opts(argc, argv, {"protocol", "start", "count"}, {"json", "help"});
+    json = opts.flag("json");
+    if (opts.flag("help") || opts.positional().empty()) {
+      std::printf("%s", help_text);
+      return opts.flag("help") ? ok : usage;
+    }
+    const auto command = opts.positional().front();
+    std::error_code ec;
+    if (command == "add" || command == "delete" || command == "lookup") {
+      const auto p = opts.protocol();
+      const auto range = opts.range(false);
+      portres::reservation_token token;
+      if (command == "add") token = portres::persistent::create(p, range, ec);
+      if (command == "lookup") token = portres::persistent::lookup(p, range, ec);
+      if (command == "delete") portres::persistent::remove(p, range, ec);
+      if (ec) return report_error(command.c_str(), ec, json);
+      if (json) {
+        std::printf("{\"ok\":true,\"command\":\"%s\",\"protocol\":\"%s\",\"start\":%u,\"count\":%u%s}\n", command.c_str(),
+                    portres::to_string(p), range.first(), range.count(),
+                    token ? (",\"token\":\"" + portres::to_string(token) + "\"").c_str() : "");
+      } else if (token) {
+        std::printf("%s %s %s token %s\n", command == "add" ? "added" : "found", portres::to_string(p),
+                    portres::to_string(range).c_str(), portres::to_string(token).c_str());
+      } else {
+        std::printf("deleted %s %s\n", portres::to_string(p), portres::to_string(range).c_str());
+      }
+      return ok;
+    }
+    if (command == "show") return show(opts, json);
+    if (command == "usage") return usage_of(opts, json);
+    if (command == "apply") {
+      portres::persistent::apply(ec);
+      if (ec) return report_error("apply", ec, json);
+      std::printf(json ? "{\"ok\":true,\"command\":\"apply\"}\n" : "applied persistent reservations\n");
+      return ok;
+    }
+    throw samples::usage_error("unknown command '" + command + "' (add, delete, lookup, show, usage, apply)");
+  } catch (const samples::usage_error& e) {
+    if (json) {
+      std::printf("{\"ok\":false,\"error\":\"%s\",\"exit_code\":2}\n", e.what());
+    } else {
+      std::fprintf(stderr, "portres: %s\n", e.what());
+    }
+    return usage;
+  }
+}
