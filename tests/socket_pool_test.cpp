@@ -9,7 +9,11 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/udp.hpp>
 
+#include <asio/bind_executor.hpp>
+#include <asio/strand.hpp>
+
 #include <atomic>
+#include <numeric>
 #include <set>
 #include <thread>
 #include <vector>
@@ -299,4 +303,47 @@ TEST_CASE("pool: stress from several threads keeps the counts balanced") {
   CHECK(stats.in_use == 0);
   CHECK(stats.waiters == 0);
   CHECK(stats.hits + stats.misses == total);
+}
+
+TEST_CASE("pool: 10x oversubscribed on a multi-threaded io_context serves waiters in order") {
+  asio::io_context io;
+  auto r = acquire(io.get_executor(), protocol::udp, port_range::wildcard(4));
+  udp_pool pool(io.get_executor(), r, loopback, sizes(0, 4, 64));
+  REQUIRE(run_until(io, [&] { return pool.stats().ready == 4; }));
+  std::error_code ec;
+  std::vector<pooled_socket<asio::ip::udp>> held;
+  for (int i = 0; i < 4; ++i) held.push_back(pool.try_get(ec));
+  // 40 waiters for 4 ports; handlers run on a strand, so the order they
+  // complete in is the order the pool handed sockets out.
+  auto strand = asio::make_strand(io);
+  std::vector<int> order;
+  std::atomic<int> done{0};
+  for (int i = 0; i < 40; ++i) {
+    pool.async_get(asio::bind_executor(strand, [&, i](std::error_code e, pooled_socket<asio::ip::udp> s) {
+      CHECK_FALSE(e);
+      order.push_back(i);
+      ++done;
+      // Return the socket from another thread, a little later.
+      asio::post(io, [s = std::move(s)]() mutable { s = {}; });
+    }));
+  }
+  io.restart();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (done < 40 && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(5));
+    });
+  }
+  held.clear(); // the first four come back: the chain starts
+  for (auto& t : threads) t.join();
+  REQUIRE(done == 40);
+  std::vector<int> expected(40);
+  std::iota(expected.begin(), expected.end(), 0);
+  CHECK(order == expected);
+  run_until(io, [&] { return pool.stats().in_use == 0; });
+  const auto stats = pool.stats();
+  CHECK(stats.in_use == 0);
+  CHECK(stats.waiters == 0);
+  CHECK(stats.hits + stats.misses == 44);
 }

@@ -14,7 +14,7 @@ namespace portres::detail::linux_store {
 namespace {
 
 std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
-  // FNV-1a over the bytes of v, then a splitmix finaliser.
+  // FNV-1a over the bytes of v.
   for (int i = 0; i < 8; ++i) {
     h ^= (v >> (8 * i)) & 0xff;
     h *= 0x100000001b3ULL;
@@ -78,6 +78,7 @@ std::string format(const std::vector<entry>& entries) {
 }
 
 std::vector<entry> load(std::error_code& ec) {
+  if ((ec = linux_files::check_private_dir(directory()))) return {};
   const auto text = linux_files::read_file(directory() + "/persistent", ec);
   if (ec || !text) return {};
   return parse(*text, ec);

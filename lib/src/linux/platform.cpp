@@ -1,6 +1,8 @@
 // Linux socket and kernel queries for the portable core.
 #include "platform.hpp"
 
+#include "linux/proc_net.hpp"
+
 #include <asio/ip/tcp.hpp>
 
 #include <gsl/gsl>
@@ -38,17 +40,9 @@ void mark_from_table(const char* path, port_range range, port_bitmap& held) {
   if (file == nullptr) return; // e.g. no IPv6 in this kernel
   auto close = gsl::finally([file] { std::fclose(file); });
   char line[512];
-  if (std::fgets(line, sizeof line, file) == nullptr) return; // header
   while (std::fgets(line, sizeof line, file) != nullptr) {
-    // "  sl  local_address rem_address ...": local_address is ADDR:PORT in hex.
-    const char* colon = std::strchr(line, ':');
-    if (colon == nullptr) continue;
-    const char* local = colon + 1;
-    while (*local == ' ') ++local;
-    const char* port_sep = std::strchr(local, ':');
-    if (port_sep == nullptr) continue;
-    const unsigned long port = std::strtoul(port_sep + 1, nullptr, 16);
-    if (range.contains(gsl::narrow_cast<std::uint32_t>(port))) held.set(gsl::narrow_cast<std::uint32_t>(port));
+    const auto row = linux_proc::parse_row(line);
+    if (row && range.contains(row->local_port)) held.set(row->local_port);
   }
 }
 

@@ -1,6 +1,7 @@
 #include "linux/registry.hpp"
 
 #include "core/block_placement.hpp"
+#include "linux/registry_format.hpp"
 #include "linux/state_files.hpp"
 #include "platform.hpp"
 
@@ -10,7 +11,6 @@
 #include <charconv>
 #include <cstdlib>
 #include <mutex>
-#include <sstream>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -35,20 +35,6 @@ std::string token_hex(reservation_token t) { return to_string(t).substr(2); }
 
 std::string entry_name(protocol p, reservation_token t) {
   return std::string("r-") + to_string(p) + "-" + token_hex(t);
-}
-
-// "v1 tcp 50000 20 1234"
-std::optional<live_entry> parse_entry(const std::string& text, reservation_token token) {
-  std::istringstream in(text);
-  std::string version, proto;
-  unsigned first = 0, count = 0, pid = 0;
-  if (!(in >> version >> proto >> first >> count >> pid) || version != "v1" ||
-      (proto != "tcp" && proto != "udp") || first == 0 || first > port_range::max_port) {
-    return std::nullopt;
-  }
-  const port_range range(gsl::narrow_cast<std::uint16_t>(first), count);
-  if (range.validate(false)) return std::nullopt;
-  return live_entry{proto == "tcp" ? protocol::tcp : protocol::udp, range, token, pid};
 }
 
 std::string default_directory(std::string& reason) {
@@ -93,7 +79,10 @@ class linux_registry final : public registry {
       } else {
         lock_.lock();
       }
-      ec = linux_files::lock_exclusive(r.lock_fd_.get(), b);
+      // flock belongs to the open file description, which a forked child
+      // shares with its parent: a child takes its own before locking.
+      if (r.lock_pid_ != ::getpid()) ec = r.open();
+      if (!ec) ec = linux_files::lock_exclusive(r.lock_fd_.get(), b);
       if (ec) {
         lock_.unlock();
         return;
@@ -120,6 +109,7 @@ public:
     if (auto ec = linux_files::ensure_private_dir(dir_)) return ec;
     std::error_code ec;
     lock_fd_ = linux_files::open_nofollow(dir_ + "/lock", O_RDWR | O_CREAT, ec);
+    lock_pid_ = ::getpid();
     return ec;
   }
 
@@ -157,8 +147,7 @@ public:
       ::unlink(path.c_str());
       return nullptr;
     }
-    const std::string content = "v1 " + std::string(to_string(p)) + " " + std::to_string(granted.first()) + " " +
-                                std::to_string(granted.count()) + " " + std::to_string(platform::process_id()) + "\n";
+    const std::string content = linux_registry_format::format({p, granted, platform::process_id()});
     if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
       ec = {errno, std::system_category()};
       ::unlink(path.c_str());
@@ -292,7 +281,7 @@ private:
       const auto text = linux_files::read_file(path, read_ec);
       if (!text) continue;
       // A live file we cannot parse is skipped, never trusted.
-      if (auto e = parse_entry(*text, reservation_token{value})) live.push_back(*e);
+      if (auto r = linux_registry_format::parse(*text)) live.push_back({r->proto, r->range, reservation_token{value}, r->pid});
     }
     return live;
   }
@@ -359,6 +348,7 @@ private:
   std::string dir_;
   std::mutex mutex_;
   unique_fd lock_fd_;
+  pid_t lock_pid_ = 0; // the process that opened lock_fd_
   port_range placement_;
 };
 

@@ -34,8 +34,13 @@ std::error_code ensure_private_dir(const std::string& path) {
   if (path.empty()) return error::unsafe_path;
   const bool root = ::geteuid() == 0;
   if (::mkdir(path.c_str(), root ? 0755 : 0700) != 0 && errno != EEXIST) return last_error();
+  return check_private_dir(path);
+}
+
+std::error_code check_private_dir(const std::string& path) {
+  if (path.empty()) return error::unsafe_path;
   struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return last_error();
+  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? std::error_code() : last_error();
   if (!S_ISDIR(st.st_mode)) return error::unsafe_path; // a symlink or a file
   if (st.st_uid != ::geteuid() && st.st_uid != 0) return error::unsafe_path;
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) return error::unsafe_path;

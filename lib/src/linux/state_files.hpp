@@ -37,6 +37,10 @@ private:
 /// others. error::unsafe_path otherwise.
 std::error_code ensure_private_dir(const std::string& path);
 
+/// The same checks on an existing folder, without creating it; a missing
+/// folder is fine (std::errc::no_such_file_or_directory is not reported).
+std::error_code check_private_dir(const std::string& path);
+
 /// Opens (creating) `path` without following symlinks.
 unique_fd open_nofollow(const std::string& path, int flags, std::error_code& ec);
 

@@ -1,5 +1,6 @@
 // Listings for tools: live reservations from the registry, and the sockets
 // on a range of ports with their owning processes (from /proc).
+#include "linux/proc_net.hpp"
 #include "linux/registry.hpp"
 #include "platform.hpp"
 
@@ -17,7 +18,7 @@
 namespace portres::detail::platform {
 namespace {
 
-const char* tcp_state_name(unsigned long st) {
+const char* tcp_state_name(unsigned st) {
   static const char* const names[] = {"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
                                       "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"};
   return st < sizeof names / sizeof names[0] ? names[st] : "?";
@@ -55,19 +56,12 @@ void read_table(const char* path, bool tcp, port_range range,
   if (file == nullptr) return;
   auto close = gsl::finally([file] { std::fclose(file); });
   char line[512];
-  if (std::fgets(line, sizeof line, file) == nullptr) return;
   while (std::fgets(line, sizeof line, file) != nullptr) {
-    char local[128], remote[128];
-    unsigned long state = 0, inode = 0;
-    // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-    if (std::sscanf(line, " %*d: %127s %127s %lx %*s %*s %*s %*u %*d %lu", local, remote, &state, &inode) != 4) continue;
-    const char* colon = std::strrchr(local, ':');
-    if (colon == nullptr) continue;
-    const auto port = std::strtoul(colon + 1, nullptr, 16);
-    if (!range.contains(gsl::narrow_cast<std::uint32_t>(port))) continue;
-    const auto owner = owners.find(inode);
-    out.push_back({gsl::narrow_cast<std::uint16_t>(port), tcp ? tcp_state_name(state) : (state == 1 ? "CONNECTED" : "BOUND"),
-                   inode != 0 && owner != owners.end() ? owner->second : 0});
+    const auto row = linux_proc::parse_row(line);
+    if (!row || !range.contains(row->local_port)) continue;
+    const auto owner = owners.find(row->inode);
+    out.push_back({row->local_port, tcp ? tcp_state_name(row->state) : (row->state == 1 ? "CONNECTED" : "BOUND"),
+                   row->inode != 0 && owner != owners.end() ? owner->second : 0});
   }
 }
 
