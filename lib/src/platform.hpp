@@ -23,6 +23,10 @@ namespace portres::detail {
 /// The portable meaning of a std::system_category() value of this OS, if any.
 std::optional<condition> system_condition(int value) noexcept;
 
+/// The portable meaning of an errno value (std::generic_category(), and
+/// std::system_category() on POSIX), if any.
+std::optional<condition> errno_condition(int value) noexcept;
+
 namespace platform {
 
 /// What portres needs to know about a socket before associating or binding it.

@@ -70,27 +70,6 @@ std::optional<condition> condition_of(error e) noexcept {
   return std::nullopt;
 }
 
-// errno values, as std::generic_category() carries them on every OS.
-std::optional<condition> generic_condition(int value) noexcept {
-  switch (value) {
-  case ENOTSUP:
-#if EOPNOTSUPP != ENOTSUP
-  case EOPNOTSUPP:
-#endif
-  case ENOSYS:
-  case EPROTONOSUPPORT:
-  case EAFNOSUPPORT: return condition::not_supported;
-  case EACCES:
-  case EPERM: return condition::access_denied;
-  case EADDRINUSE: return condition::in_use;
-  case ECANCELED: return condition::aborted;
-  case EINVAL: return condition::invalid_argument;
-  case EADDRNOTAVAIL:
-  case ENOBUFS: return condition::exhausted;
-  default: return std::nullopt;
-  }
-}
-
 class error_category_impl final : public std::error_category {
 public:
   const char* name() const noexcept override { return "portres"; }
@@ -124,7 +103,7 @@ public:
       // On Windows Asio reports OS codes in its own "asio.system" category.
       c = detail::system_condition(code.value());
     } else if (code.category() == std::generic_category()) {
-      c = generic_condition(code.value());
+      c = detail::errno_condition(code.value());
     } else {
       // port_in_use_error / block_exhausted_error and any other category
       // that maps itself to one of our conditions.
@@ -163,6 +142,31 @@ public:
 };
 
 } // namespace
+
+namespace detail {
+
+std::optional<condition> errno_condition(int value) noexcept {
+  switch (value) {
+  case ENOTSUP:
+#if EOPNOTSUPP != ENOTSUP
+  case EOPNOTSUPP:
+#endif
+  case ENOSYS:
+  case ENOPROTOOPT:
+  case EPROTONOSUPPORT:
+  case EAFNOSUPPORT: return condition::not_supported;
+  case EACCES:
+  case EPERM: return condition::access_denied;
+  case EADDRINUSE: return condition::in_use;
+  case ECANCELED: return condition::aborted;
+  case EINVAL: return condition::invalid_argument;
+  case EADDRNOTAVAIL:
+  case ENOBUFS: return condition::exhausted;
+  default: return std::nullopt;
+  }
+}
+
+} // namespace detail
 
 const std::error_category& error_category() noexcept {
   static const error_category_impl instance;

@@ -3,6 +3,7 @@
 #include "platform.hpp"
 
 #include "portres/windows.hpp"
+#include "win/ip_tables.hpp"
 #include "win/winsock_seam.hpp"
 
 #include <asio/ip/tcp.hpp>
@@ -31,22 +32,6 @@ namespace platform {
 namespace {
 
 std::error_code wsa_error() { return {::WSAGetLastError(), std::system_category()}; }
-
-// Marks local ports of `range` from an iphlpapi table (TCP rows carry every
-// state, TIME_WAIT included).
-template <class Table, class Getter, class TableClass>
-void mark_table(Getter get, ULONG family, TableClass table_class, port_range range, port_bitmap& held) {
-  ULONG size = 0;
-  if (get(nullptr, &size, FALSE, family, table_class, 0) != ERROR_INSUFFICIENT_BUFFER) return;
-  std::vector<unsigned char> buffer(size + 1024);
-  size = gsl::narrow<ULONG>(buffer.size());
-  if (get(buffer.data(), &size, FALSE, family, table_class, 0) != NO_ERROR) return;
-  const auto* table = reinterpret_cast<const Table*>(buffer.data());
-  for (DWORD i = 0; i < table->dwNumEntries; ++i) {
-    const auto port = windows::from_network_port(static_cast<USHORT>(table->table[i].dwLocalPort));
-    if (range.contains(port)) held.set(port);
-  }
-}
 
 using persistent_fn = ULONG(WINAPI*)(USHORT, USHORT, PULONG64);
 using delete_fn = ULONG(WINAPI*)(USHORT, USHORT);
@@ -112,21 +97,10 @@ std::error_code bind_to(native_socket s, const asio::ip::address& address, std::
 port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
   ec.clear();
   port_bitmap held;
-  for (const ULONG family : {ULONG{AF_INET}, ULONG{AF_INET6}}) {
-    if (p == protocol::tcp) {
-      if (family == AF_INET) {
-        mark_table<MIB_TCPTABLE_OWNER_PID>(::GetExtendedTcpTable, family, TCP_TABLE_OWNER_PID_ALL, range, held);
-      } else {
-        mark_table<MIB_TCP6TABLE_OWNER_PID>(::GetExtendedTcpTable, family, TCP_TABLE_OWNER_PID_ALL, range, held);
-      }
-    } else {
-      if (family == AF_INET) {
-        mark_table<MIB_UDPTABLE_OWNER_PID>(::GetExtendedUdpTable, family, UDP_TABLE_OWNER_PID, range, held);
-      } else {
-        mark_table<MIB_UDP6TABLE_OWNER_PID>(::GetExtendedUdpTable, family, UDP_TABLE_OWNER_PID, range, held);
-      }
-    }
-  }
+  win::for_each_socket(p == protocol::tcp, [&](const auto& row) {
+    const auto port = windows::from_network_port(static_cast<USHORT>(row.dwLocalPort));
+    if (range.contains(port)) held.set(port);
+  });
   return held;
 }
 
@@ -155,8 +129,10 @@ std::string name() {
 
 std::uint32_t process_id() noexcept { return ::GetCurrentProcessId(); }
 
-reservation_token persistent_create(protocol p, port_range r, std::error_code& ec) {
-  auto fn = resolve<persistent_fn>(p, "CreatePersistentTcpPortReservation", "CreatePersistentUdpPortReservation");
+// Create and Lookup share one signature: (StartPort in network order, count, token out).
+static reservation_token call_with_token(protocol p, port_range r, const char* tcp_name, const char* udp_name,
+                                         std::error_code& ec) {
+  auto fn = resolve<persistent_fn>(p, tcp_name, udp_name);
   if (!fn) {
     ec = error::os_unsupported;
     return {};
@@ -166,15 +142,12 @@ reservation_token persistent_create(protocol p, port_range r, std::error_code& e
   return ec ? reservation_token{} : reservation_token{token};
 }
 
+reservation_token persistent_create(protocol p, port_range r, std::error_code& ec) {
+  return call_with_token(p, r, "CreatePersistentTcpPortReservation", "CreatePersistentUdpPortReservation", ec);
+}
+
 reservation_token persistent_lookup(protocol p, port_range r, std::error_code& ec) {
-  auto fn = resolve<persistent_fn>(p, "LookupPersistentTcpPortReservation", "LookupPersistentUdpPortReservation");
-  if (!fn) {
-    ec = error::os_unsupported;
-    return {};
-  }
-  ULONG64 token = 0;
-  ec = from_status(fn(windows::to_network_port(r.first()), gsl::narrow<USHORT>(r.count()), &token));
-  return ec ? reservation_token{} : reservation_token{token};
+  return call_with_token(p, r, "LookupPersistentTcpPortReservation", "LookupPersistentUdpPortReservation", ec);
 }
 
 void persistent_remove(protocol p, port_range r, std::error_code& ec) {
