@@ -10,6 +10,7 @@
 #include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/ip/udp.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
 
@@ -90,4 +91,44 @@ TEST_CASE("deferred") {
   });
   io.run();
   CHECK(finished);
+}
+
+TEST_CASE("socket_pool::async_get with each completion token") {
+  asio::io_context io;
+  auto r = acquire(io.get_executor(), protocol::udp, port_range::wildcard(8));
+  socket_pool<asio::ip::udp>::options o;
+  o.low_water = 1;
+  o.high_water = 4;
+  socket_pool<asio::ip::udp> pool(io.get_executor(), r, asio::ip::address_v4::loopback(), o);
+  int got = 0;
+  pool.async_get([&](std::error_code ec, pooled_socket<asio::ip::udp> s) {
+    CHECK_FALSE(ec);
+    CHECK(r.range().contains(s.port()));
+    ++got;
+  });
+  auto deferred_get = pool.async_get(asio::experimental::deferred);
+  std::move(deferred_get)([&](std::error_code ec, pooled_socket<asio::ip::udp>) {
+    CHECK_FALSE(ec);
+    ++got;
+  });
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto s = co_await pool.async_get(asio::use_awaitable);
+        CHECK(r.range().contains(s.port()));
+        ++got;
+      },
+      asio::detached);
+  io.run_for(std::chrono::seconds(2));
+  CHECK(got == 3);
+
+  auto guard = asio::make_work_guard(io);
+  io.restart();
+  std::thread runner([&] { io.run(); });
+  auto s = pool.async_get(asio::use_future).get();
+  CHECK(r.range().contains(s.port()));
+  s = {};
+  guard.reset();
+  pool.close();
+  runner.join();
 }
