@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <chrono>
 #include <mutex>
 #include <cstring>
@@ -86,6 +87,10 @@ port_bitmap recent_held_ports(protocol p, std::error_code& ec) {
 
 port_bitmap held_ports_for(protocol p, port_range request, std::error_code& ec) {
   return request.is_wildcard() ? recent_held_ports(p, ec) : platform::held_ports(p, request, ec);
+}
+
+port_range default_placement() {
+  return parse_port_span(std::getenv("PORTRES_PLACEMENT")).value_or(iana_dynamic);
 }
 
 std::optional<port_range> parse_port_span(const char* text) {

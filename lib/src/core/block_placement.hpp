@@ -45,6 +45,9 @@ port_bitmap recent_held_ports(protocol p, std::error_code& ec);
 /// The held ports that placing `request` must respect.
 port_bitmap held_ports_for(protocol p, port_range request, std::error_code& ec);
 
+/// Where wildcard blocks go: PORTRES_PLACEMENT ("first-last") or the IANA range.
+port_range default_placement();
+
 /// Parses "first-last" (e.g. "49152-65535"); nullopt when malformed.
 std::optional<port_range> parse_port_span(const char* text);
 

@@ -36,9 +36,7 @@ class local_registry final : public registry {
   };
 
 public:
-  local_registry() {
-    placement_ = parse_port_span(std::getenv("PORTRES_PLACEMENT")).value_or(iana_dynamic);
-  }
+  local_registry() : placement_(default_placement()) {}
 
   std::unique_ptr<lease> grant(protocol p, port_range request, reservation_token token, blocking,
                                port_range& granted, std::error_code& ec) override {

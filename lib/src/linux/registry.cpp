@@ -101,9 +101,7 @@ class linux_registry final : public registry {
   };
 
 public:
-  explicit linux_registry(std::string dir) : dir_(std::move(dir)) {
-    placement_ = parse_port_span(std::getenv("PORTRES_PLACEMENT")).value_or(iana_dynamic);
-  }
+  explicit linux_registry(std::string dir) : dir_(std::move(dir)), placement_(default_placement()) {}
 
   std::error_code open() {
     if (auto ec = linux_files::ensure_private_dir(dir_)) return ec;
