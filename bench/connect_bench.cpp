@@ -79,7 +79,7 @@ void connect_latency(benchmark::State& state, bool pooled, pattern layout) {
 constexpr std::uint32_t budget = 1000;
 constexpr double reuse_interval_s = 1.0;
 constexpr double paced_rate = 0.9 * budget / reuse_interval_s;
-constexpr auto run_time = std::chrono::seconds(4);
+constexpr auto run_time = std::chrono::seconds(3);
 
 void churn(benchmark::State& state, bool pooled, bool paced) {
   const auto& env = prepare_environment();
