@@ -10,8 +10,7 @@ constexpr std::uint32_t nowhere = ~std::uint32_t{0};
 }
 
 port_block::port_block(port_range range, port_policy policy)
-    : range_(range), policy_(policy), free_(range.count(), true), free_count_(range.count()),
-      rng_(std::random_device{}()) {
+    : range_(range), policy_(policy), free_(range.count(), true), free_count_(range.count()) {
   Expects(!range.is_wildcard() && !range.validate());
   rebuild_order();
 }
@@ -29,7 +28,13 @@ void port_block::set_policy(port_policy policy) {
 void port_block::rebuild_order() {
   lru_.clear();
   bag_.clear();
-  slot_.assign(policy_ == port_policy::random ? free_.size() : 0, nowhere);
+  slot_.clear();
+  // Sequential needs no order of its own: acquiring a large block stays O(1) here.
+  if (policy_ == port_policy::sequential) return;
+  if (policy_ == port_policy::random) {
+    slot_.assign(free_.size(), nowhere);
+    rng_.seed(std::random_device{}()); // seeded only where randomness is used
+  }
   for (std::uint32_t i = 0; i < free_.size(); ++i) {
     if (!free_[i]) continue;
     if (policy_ == port_policy::lru) lru_.push_back(i);
