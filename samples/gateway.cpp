@@ -150,6 +150,10 @@ int main(int argc, char** argv) {
       opts.low_water = 32;
       opts.high_water = 128;
       opts.max_waiters = 4096;
+    // Client-closes-first churn leaves each port in TIME_WAIT for 60 s; with
+    // SO_REUSEADDR the lru policy can bind the longest-rested of them again
+    // (the kernel's tcp_tw_reuse then decides at connect), as autobind does.
+    opts.configure = [](tcp::socket& sock, std::error_code& e) { sock.set_option(asio::socket_base::reuse_address(true), e); };
       pool = std::make_unique<portres::socket_pool<tcp>>(io.get_executor(), block, upstream.address(), opts);
     }
     counters c;
