@@ -308,14 +308,16 @@ TEST_CASE("pool: stress from several threads keeps the counts balanced") {
 TEST_CASE("pool: 10x oversubscribed on a multi-threaded io_context serves waiters in order") {
   asio::io_context io;
   auto r = acquire(io.get_executor(), protocol::udp, port_range::wildcard(4));
-  udp_pool pool(io.get_executor(), r, loopback, sizes(0, 4, 64));
+  // The pool runs on a strand of a 4-thread io_context: completions are
+  // posted to it in the order the pool hands sockets out, and handlers bound
+  // to the same strand run in that order.
+  auto strand = asio::make_strand(io);
+  udp_pool pool(strand, r, loopback, sizes(0, 4, 64));
   REQUIRE(run_until(io, [&] { return pool.stats().ready == 4; }));
   std::error_code ec;
   std::vector<pooled_socket<asio::ip::udp>> held;
   for (int i = 0; i < 4; ++i) held.push_back(pool.try_get(ec));
-  // 40 waiters for 4 ports; handlers run on a strand, so the order they
-  // complete in is the order the pool handed sockets out.
-  auto strand = asio::make_strand(io);
+  // 40 waiters for 4 ports.
   std::vector<int> order;
   std::atomic<int> done{0};
   for (int i = 0; i < 40; ++i) {
@@ -323,7 +325,7 @@ TEST_CASE("pool: 10x oversubscribed on a multi-threaded io_context serves waiter
       CHECK_FALSE(e);
       order.push_back(i);
       ++done;
-      // Return the socket from another thread, a little later.
+      // Return the socket from another thread of the io_context, a little later.
       asio::post(io, [s = std::move(s)]() mutable { s = {}; });
     }));
   }

@@ -118,6 +118,10 @@ public:
   /// for a waiter. Errors: condition::exhausted (error::too_many_waiters)
   /// when max_waiters are already waiting; condition::aborted after close()
   /// or on per-operation cancellation (any type) while waiting.
+  /// Like Asio's own operations, the handler is posted to the pool's
+  /// executor and then dispatched to its associated executor. Waiters are
+  /// handed sockets in order; on a multi-threaded io_context, give the pool
+  /// a strand (and bind handlers to it) to also run the handlers in that order.
   template <class CompletionToken>
   auto async_get(CompletionToken&& token);
 

@@ -1,19 +1,24 @@
 // A move-only, one-shot, type-erased completion handler (Asio 1.22 has no
-// any_completion_handler). It keeps the handler's associated executor busy
-// until it is invoked and always delivers through that executor (post),
-// never inline, so a result found before an operation starts is never
-// delivered from inside the initiating function.
+// any_completion_handler). It keeps the I/O executor and the handler's
+// associated executor busy until it is invoked, and delivers as Asio's own
+// operations do: posted to the I/O executor (never inline, so a result found
+// before an operation starts is never delivered from inside the initiating
+// function), then dispatched to the handler's executor. A handler whose
+// executor runs work on a thread of its own (use_future's runs on Asio's
+// system pool) therefore still completes on a thread running the I/O object.
 #ifndef PORTRES_DETAIL_COMPLETION_HPP
 #define PORTRES_DETAIL_COMPLETION_HPP
 
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 
 #include <memory>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 namespace portres::detail {
@@ -60,21 +65,31 @@ private:
     using executor_type = asio::associated_executor_t<Handler, IoExecutor>;
 
     impl(Handler&& h, const IoExecutor& io_ex)
-        : work(asio::get_associated_executor(h, io_ex)), handler(std::move(h)) {}
+        : io_work(io_ex), handler_work(asio::get_associated_executor(h, io_ex)), handler(std::move(h)) {}
 
     asio::cancellation_slot slot() const noexcept override {
       return asio::get_associated_cancellation_slot(handler);
     }
 
     void post(Args&&... args) override {
-      auto ex = work.get_executor();
-      asio::post(ex, [h = std::move(handler), results = std::make_tuple(std::move(args)...)]() mutable {
+      auto deliver = [h = std::move(handler), results = std::make_tuple(std::move(args)...)]() mutable {
         std::apply(std::move(h), std::move(results));
-      });
-      work.reset();
+      };
+      if constexpr (std::is_same_v<executor_type, IoExecutor>) {
+        if (handler_work.get_executor() == io_work.get_executor()) {
+          asio::post(io_work.get_executor(), std::move(deliver)); // one hop when both are the same
+          handler_work.reset();
+          io_work.reset();
+          return;
+        }
+      }
+      asio::post(io_work.get_executor(), asio::bind_executor(handler_work.get_executor(), std::move(deliver)));
+      handler_work.reset();
+      io_work.reset();
     }
 
-    asio::executor_work_guard<executor_type> work;
+    asio::executor_work_guard<IoExecutor> io_work;
+    asio::executor_work_guard<executor_type> handler_work;
     Handler handler;
   };
 
