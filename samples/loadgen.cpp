@@ -6,6 +6,7 @@
 //   --close client|server|rst  who closes first (rst: abortive close, no TIME_WAIT)
 //   --rate N                 cap on connections per second (0 = none)
 //   --json                   the final summary as JSON
+#include "common/json.hpp"
 #include "common/net.hpp"
 
 #include <portres/portres.hpp>
@@ -226,7 +227,7 @@ int main(int argc, char** argv) {
   for (const auto& [kind, n] : t.errors) {
     errors += n;
     kinds += " " + kind + "=" + std::to_string(n);
-    json_kinds += std::string(json_kinds.empty() ? "" : ",") + "\"" + kind + "\":" + std::to_string(n);
+    json_kinds += std::string(json_kinds.empty() ? "" : ",") + samples::json_string(kind) + ":" + std::to_string(n);
   }
   const double rate = static_cast<double>(t.connections) / seconds;
   if (s.json) {

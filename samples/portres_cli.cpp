@@ -7,12 +7,14 @@
 //   portres usage  --protocol tcp --start N --count N        which ports of a block are in use, by whom
 //   portres apply                                            re-apply persistent reservations (boot)
 //   --json on any command; exit codes below.
+#include "common/json.hpp"
 #include "common/options.hpp"
 
 #include <portres/portres.hpp>
 
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace {
 
@@ -38,6 +40,8 @@ const char* const help_text =
     "exit codes: 0 ok, 1 failed, 2 usage, 3 needs root/administrator, 4 not supported here,\n"
     "            5 in use / overlaps, 6 not found\n";
 
+std::string quoted(std::string_view s) { return samples::json_string(s); }
+
 int report_error(const char* what, std::error_code ec, bool json) {
   int code = failed;
   std::string advice;
@@ -55,14 +59,13 @@ int report_error(const char* what, std::error_code ec, bool json) {
     advice = " (no persistent reservation has exactly this block; see 'portres show')";
   }
   if (json) {
-    std::printf("{\"ok\":false,\"command\":\"%s\",\"error\":\"%s\",\"exit_code\":%d}\n", what, (ec.message() + advice).c_str(), code);
+    std::printf("{\"ok\":false,\"command\":%s,\"error\":%s,\"exit_code\":%d}\n", quoted(what).c_str(),
+                quoted(ec.message() + advice).c_str(), code);
   } else {
     std::fprintf(stderr, "portres %s: %s%s\n", what, ec.message().c_str(), advice.c_str());
   }
   return code;
 }
-
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 int show(const samples::options& opts, bool json) {
   std::string out = json ? "{\"ok\":true,\"persistent\":[" : "";
@@ -151,9 +154,9 @@ int main(int argc, char** argv) {
       if (command == "delete") portres::persistent::remove(p, range, ec);
       if (ec) return report_error(command.c_str(), ec, json);
       if (json) {
-        std::printf("{\"ok\":true,\"command\":\"%s\",\"protocol\":\"%s\",\"start\":%u,\"count\":%u%s}\n", command.c_str(),
-                    portres::to_string(p), range.first(), range.count(),
-                    token ? (",\"token\":\"" + portres::to_string(token) + "\"").c_str() : "");
+        std::printf("{\"ok\":true,\"command\":%s,\"protocol\":%s,\"start\":%u,\"count\":%u%s}\n",
+                    quoted(command).c_str(), quoted(portres::to_string(p)).c_str(), range.first(), range.count(),
+                    token ? (",\"token\":" + quoted(portres::to_string(token))).c_str() : "");
       } else if (token) {
         std::printf("%s %s %s token %s\n", command == "add" ? "added" : "found", portres::to_string(p),
                     portres::to_string(range).c_str(), portres::to_string(token).c_str());
@@ -173,7 +176,7 @@ int main(int argc, char** argv) {
     throw samples::usage_error("unknown command '" + command + "' (add, delete, lookup, show, usage, apply)");
   } catch (const samples::usage_error& e) {
     if (json) {
-      std::printf("{\"ok\":false,\"error\":\"%s\",\"exit_code\":2}\n", e.what());
+      std::printf("{\"ok\":false,\"error\":%s,\"exit_code\":2}\n", quoted(e.what()).c_str());
     } else {
       std::fprintf(stderr, "portres: %s\n", e.what());
     }

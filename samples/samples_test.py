@@ -56,6 +56,13 @@ def main():
     check(rc == 0 and "exit codes" in out, "portres --help", out)
     rc, out = run([a.cli, "frobnicate"], env)
     check(rc == 2 and "unknown command" in out, "portres rejects an unknown command", out)
+    odd = 'fr"ob\\\tn'
+    rc, out = run([a.cli, odd, "--json"], env)
+    try:
+        reply = json.loads(out)
+    except ValueError:
+        reply = {}
+    check(rc == 2 and odd in reply.get("error", ""), "portres --json escapes what the user typed", out)
     rc, out = run([a.cli, "lookup", "--protocol", "tcp", "--start", "61000", "--count", "4"], env, isolate=True)
     check(rc == 6, "portres lookup of a missing reservation exits 6", out)
     rc, out = run([a.cli, "add", "--protocol", "tcp", "--count", "4"], env)
