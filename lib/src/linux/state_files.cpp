@@ -170,7 +170,10 @@ std::string format_port_list(const port_bitmap& ports) {
     const std::uint32_t last = after ? *after - 1 : 65535;
     if (!out.empty()) out += ',';
     out += std::to_string(*first);
-    if (last != *first) out += "-" + std::to_string(last);
+    if (last != *first) {
+      out += '-'; // appended piecewise: GCC 12's -Wrestrict misfires on "-" + std::string at -O2
+      out += std::to_string(last);
+    }
     if (last == 65535) break;
     from = last + 1;
   }
