@@ -226,6 +226,12 @@ TEST_CASE("pool: a pooled TCP socket connects from a port of the block") {
     asio::ip::tcp::no_delay nd;
     client->get_option(nd);
     CHECK(nd.value());
+    // Given back: reused where the OS can (Windows), else closed and replaced.
+    const bool reuse = capabilities().socket_reuse;
+    client = {};
+    REQUIRE(run_until(io, [&] { return pool.stats().in_use == 0; }));
+    CHECK(pool.stats().recycled == (reuse ? 1u : 0u));
+    if (!reuse) CHECK_FALSE(capabilities().socket_reuse_reason.empty());
   }
 }
 

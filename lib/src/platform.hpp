@@ -59,6 +59,15 @@ port_bitmap held_ports(protocol p, port_range range, std::error_code& ec);
 /// The OS range for automatic (ephemeral) port allocation.
 port_range ephemeral_range();
 
+/// Whether a connected TCP socket can be disconnected and connected again
+/// from the same port (Windows: DisconnectEx with TF_REUSE_SOCKET); when
+/// not, `reason` says why.
+bool socket_reuse(std::string& reason);
+
+/// Starts that disconnect; `done` gets condition::not_supported where
+/// socket_reuse() is false.
+void disconnect_for_reuse(const asio::any_io_executor& ex, native_socket s, status_completion done);
+
 /// A short description of the OS, e.g. "Linux 6.18.44".
 std::string name();
 

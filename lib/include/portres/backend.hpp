@@ -37,6 +37,8 @@ struct capability_report {
   std::string persistent_reason;
   bool kernel_enforcement = false;  ///< Linux: ip_local_reserved_ports writable
   std::string kernel_enforcement_reason;
+  bool socket_reuse = false;        ///< pools reuse disconnected TCP sockets (Windows DisconnectEx)
+  std::string socket_reuse_reason;
 };
 
 capability_report capabilities();

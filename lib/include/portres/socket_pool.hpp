@@ -30,6 +30,8 @@ struct pool_stats {
   std::uint64_t refills = 0;         ///< sockets created
   std::uint64_t exhausted_events = 0; ///< refills stopped because the block had no free port
   std::uint64_t creation_failures = 0; ///< sockets that could not be created for other reasons
+  std::uint64_t recycled = 0;        ///< TCP sockets back in stock after a disconnect for reuse (Windows)
+  std::uint64_t recycle_failures = 0; ///< disconnects for reuse that failed (the socket was closed)
 };
 
 namespace detail {

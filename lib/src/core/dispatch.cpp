@@ -1,6 +1,7 @@
 // Public entry points: argument checks, backend selection, and the default
 // asynchronous forms that keep waiting calls off the io_context's threads.
 #include "backend.hpp"
+#include "platform.hpp"
 #include "portres/backend.hpp"
 #include "portres/reservation.hpp"
 
@@ -184,6 +185,19 @@ std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_c
   return active().bind(s, local, ec);
 }
 
+bool socket_reuse_available() {
+  std::string reason;
+  return platform::socket_reuse(reason);
+}
+
+void async_disconnect_for_reuse(const asio::any_io_executor& ex, native_socket s, status_completion done) {
+  if (s == native_socket(asio::detail::invalid_socket)) {
+    done(error::socket_not_open);
+    return;
+  }
+  platform::disconnect_for_reuse(ex, s, std::move(done));
+}
+
 } // namespace detail
 
 const char* to_string(backend_kind k) noexcept {
@@ -211,7 +225,11 @@ void select_backend(backend_kind kind) {
 
 backend_kind active_backend() { return detail::active().kind(); }
 
-capability_report capabilities() { return detail::os_capabilities(); }
+capability_report capabilities() {
+  auto report = detail::os_capabilities();
+  report.socket_reuse = detail::platform::socket_reuse(report.socket_reuse_reason);
+  return report;
+}
 
 // runtime_reservation members that are not templates.
 runtime_reservation& runtime_reservation::operator=(runtime_reservation&& other) noexcept {

@@ -130,4 +130,13 @@ std::string name() {
 
 std::uint32_t process_id() noexcept { return static_cast<std::uint32_t>(::getpid()); }
 
+bool socket_reuse(std::string& reason) {
+  reason = "Linux cannot reconnect a TCP socket after a disconnect; pools close it and create a fresh one";
+  return false;
+}
+
+void disconnect_for_reuse(const asio::any_io_executor&, native_socket, status_completion done) {
+  done(error::os_unsupported);
+}
+
 } // namespace portres::detail::platform

@@ -2,6 +2,7 @@
 #include "backend.hpp"
 #include "platform.hpp"
 #include "win/native_engine.hpp"
+#include "win/wine.hpp"
 
 #include <windows.h>
 
@@ -18,12 +19,9 @@ struct os_facts {
 
 os_facts facts() {
   os_facts f;
+  f.wine = win::wine_version();
   const HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
   if (!ntdll) return f;
-  using wine_version_fn = const char*(CDECL*)();
-  if (auto wine = reinterpret_cast<wine_version_fn>(reinterpret_cast<void*>(::GetProcAddress(ntdll, "wine_get_version")))) {
-    f.wine = wine();
-  }
   using rtl_get_version_fn = LONG(WINAPI*)(OSVERSIONINFOW*);
   if (auto get = reinterpret_cast<rtl_get_version_fn>(reinterpret_cast<void*>(::GetProcAddress(ntdll, "RtlGetVersion")))) {
     OSVERSIONINFOW v{};

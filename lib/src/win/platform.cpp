@@ -4,6 +4,7 @@
 
 #include "portres/windows.hpp"
 #include "win/ip_tables.hpp"
+#include "win/wine.hpp"
 #include "win/winsock_seam.hpp"
 
 #include <asio/ip/tcp.hpp>
@@ -24,6 +25,14 @@ namespace win {
 winsock_seam& seam() noexcept {
   static winsock_seam instance;
   return instance;
+}
+
+std::string wine_version() {
+  const HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
+  if (!ntdll) return {};
+  using wine_version_fn = const char*(CDECL*)();
+  auto get = reinterpret_cast<wine_version_fn>(reinterpret_cast<void*>(::GetProcAddress(ntdll, "wine_get_version")));
+  return get ? get() : std::string();
 }
 
 } // namespace win

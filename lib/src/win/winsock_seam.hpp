@@ -13,9 +13,14 @@ struct winsock_seam {
   using ioctl_fn = int(WSAAPI*)(SOCKET, DWORD, LPVOID, DWORD, LPVOID, DWORD, LPDWORD, LPWSAOVERLAPPED,
                                 LPWSAOVERLAPPED_COMPLETION_ROUTINE);
   using bind_fn = int(WSAAPI*)(SOCKET, const sockaddr*, int);
+  using disconnect_fn = BOOL(PASCAL*)(SOCKET, LPOVERLAPPED, DWORD, DWORD);
 
   ioctl_fn ioctl = ::WSAIoctl;
   bind_fn bind = ::bind;
+  /// Null: the provider's DisconnectEx, found through ioctl.
+  disconnect_fn disconnect = nullptr;
+  /// Tests: reuse sockets even under Wine (whose DisconnectEx leaves them unusable).
+  bool reuse_under_wine = false;
 };
 
 /// The calls in force. Replace only from tests, with no operation pending.

@@ -63,6 +63,12 @@ void async_associate(const asio::any_io_executor& ex, native_socket s, reservati
 /// `local` null: the any-address of the socket's family.
 std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec);
 
+/// capabilities().socket_reuse, looked up once.
+bool socket_reuse_available();
+/// Disconnects a connected TCP socket so that it can connect again from the
+/// same port (Windows DisconnectEx with TF_REUSE_SOCKET).
+void async_disconnect_for_reuse(const asio::any_io_executor& ex, native_socket s, status_completion done);
+
 /// Throws std::system_error for a non-zero `ec`, naming `what`.
 void throw_if(const std::error_code& ec, const char* what);
 

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <deque>
 #include <mutex>
+#include <type_traits>
+#include <vector>
 
 namespace portres {
 namespace detail {
@@ -26,6 +28,7 @@ public:
       : executor_(ex), keep_(std::move(keep)), token_(token), local_(local), options_(std::move(opts)),
         retry_(ex) {
     if (options_.high_water < options_.low_water) options_.high_water = options_.low_water;
+    if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) reuse_ = socket_reuse_available();
   }
 
   void warm_up() {
@@ -90,6 +93,10 @@ public:
       waiting.swap(waiters_);
       stock.swap(ready_);
       retry_.cancel();
+      for (auto* s : recycling_) {
+        std::error_code ignored;
+        s->close(ignored); // aborts its pending disconnect
+      }
     }
     for (auto& w : waiting) w.done(error::pool_closed, pooled_socket<Protocol>());
     for (auto& s : stock) {
@@ -105,6 +112,30 @@ public:
     s.in_use = in_use_;
     s.waiters = waiters_.size();
     return s;
+  }
+
+  // A returned TCP socket that was connected: where the OS can reuse it
+  // (Windows DisconnectEx with TF_REUSE_SOCKET) it is disconnected and goes
+  // back to stock with its port, still counted in use until then. False:
+  // the caller closes it as usual.
+  bool recycle(std::unique_ptr<socket_type>& socket, std::uint16_t port) {
+    if (!reuse_ || !socket || !socket->is_open()) return false;
+    std::error_code ec;
+    socket->remote_endpoint(ec);
+    if (ec) return false; // never connected, or reset: nothing to reuse
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return false;
+      recycling_.push_back(socket.get()); // close() aborts the disconnect
+    }
+    const auto handle = native_socket(socket->native_handle());
+    async_disconnect_for_reuse(executor_, handle,
+                               status_completion(
+                                   [self = this->shared_from_this(), s = std::move(socket), port](std::error_code e) mutable {
+                                     self->on_recycled(std::move(s), port, e);
+                                   },
+                                   executor_));
+    return true;
   }
 
   // A pooled socket came back (closed) or was released to its user.
@@ -131,6 +162,35 @@ private:
     ++in_use_;
     if (ready_.size() < options_.low_water) schedule_refill_locked();
     return pooled_socket<Protocol>(this->shared_from_this(), std::move(entry.socket), entry.port);
+  }
+
+  void on_recycled(std::unique_ptr<socket_type> socket, std::uint16_t port, std::error_code ec) {
+    std::unique_lock lock(mutex_);
+    std::erase(recycling_, socket.get());
+    std::error_code local_ec;
+    // The reused socket must still hold its port of the block.
+    if (!ec && !closed_ && socket->local_endpoint(local_ec).port() != port) {
+      ec = local_ec ? local_ec : std::error_code(error::not_associated);
+    }
+    --in_use_;
+    if (ec || closed_) {
+      if (ec && !closed_) ++counters_.recycle_failures;
+      if (!closed_ && (!waiters_.empty() || ready_.size() < options_.low_water)) schedule_refill_locked();
+      lock.unlock();
+      socket->close(local_ec);
+      return;
+    }
+    ++counters_.recycled;
+    if (waiters_.empty()) {
+      ready_.push_back({std::move(socket), port});
+      return;
+    }
+    auto w = std::move(waiters_.front());
+    waiters_.pop_front();
+    ++in_use_;
+    auto handed = pooled_socket<Protocol>(this->shared_from_this(), std::move(socket), port);
+    lock.unlock();
+    w.done(std::error_code(), std::move(handed));
   }
 
   void schedule_refill_locked() {
@@ -219,6 +279,8 @@ private:
   std::uint64_t next_waiter_id_ = 0;
   bool refill_scheduled_ = false;
   bool closed_ = false;
+  bool reuse_ = false; // TCP sockets are disconnected for reuse rather than closed
+  std::vector<socket_type*> recycling_; // sockets whose disconnect is pending
   pool_stats counters_;
   asio::steady_timer retry_;
 };
@@ -255,8 +317,12 @@ pooled_socket<Protocol>::~pooled_socket() {
 template <class Protocol>
 void pooled_socket<Protocol>::give_back() noexcept {
   if (!socket_) return;
-  // Sockets are not reused after a connection: closing frees the port for
-  // the block (TIME_WAIT permitting) and the pool creates a fresh one.
+  if (pool_ && pool_->recycle(socket_, port_)) {
+    pool_.reset();
+    return;
+  }
+  // Where sockets cannot be reused, closing frees the port for the block
+  // (TIME_WAIT permitting) and the pool creates a fresh one.
   std::error_code ignored;
   socket_->close(ignored);
   socket_.reset();

@@ -1,0 +1,15 @@
+// Whether this process runs under Wine, which implements some Winsock
+// extensions only in part (see the notes on the Windows build).
+#ifndef PORTRES_SRC_WIN_WINE_HPP
+#define PORTRES_SRC_WIN_WINE_HPP
+
+#include <string>
+
+namespace portres::detail::win {
+
+/// Wine's version ("8.0"), or empty on Windows.
+std::string wine_version();
+
+} // namespace portres::detail::win
+
+#endif

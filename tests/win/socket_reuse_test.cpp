@@ -1,0 +1,166 @@
+// Pool socket reuse on Windows: a connected TCP socket given back is
+// disconnected with DisconnectEx(TF_REUSE_SOCKET) and returns to stock with
+// its port. Wine's DisconnectEx leaves the socket unusable, so under Wine
+// portres closes instead; these tests put a simulated DisconnectEx at the
+// Winsock seam, which completes through Asio's completion port as Windows'
+// does, to exercise the pool's side of reuse.
+#include "portres/socket_pool.hpp"
+#include "portres/backend.hpp"
+
+#include "support.hpp"
+#include "win/winsock_seam.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <gsl/gsl>
+
+#include <mswsock.h>
+
+using namespace portres;
+using portres_test::run_until;
+namespace seam = portres::detail::win;
+
+namespace {
+
+DWORD disconnect_flags = 0;
+int disconnect_calls = 0;
+DWORD disconnect_fails_with = 0; // 0: succeed
+
+BOOL PASCAL simulated_disconnect(SOCKET s, LPOVERLAPPED overlapped, DWORD flags, DWORD) {
+  ++disconnect_calls;
+  disconnect_flags = flags;
+  if (disconnect_fails_with != 0) {
+    ::WSASetLastError(static_cast<int>(disconnect_fails_with));
+    return FALSE;
+  }
+  // A real overlapped operation on the same socket and OVERLAPPED (a
+  // zero-byte send): its packet arrives on Asio's port as DisconnectEx's
+  // would, and closing the socket aborts it.
+  WSABUF nothing{0, nullptr};
+  DWORD sent = 0;
+  return ::WSASend(s, &nothing, 1, &sent, 0, overlapped, nullptr) == 0 ? TRUE : FALSE;
+}
+
+// Installs the simulated DisconnectEx for one test and restores the seam after.
+auto simulate_reuse(DWORD fail_with = 0) {
+  disconnect_calls = 0;
+  disconnect_flags = 0;
+  disconnect_fails_with = fail_with;
+  seam::seam().disconnect = simulated_disconnect;
+  seam::seam().reuse_under_wine = true;
+  return gsl::finally([] {
+    seam::seam().disconnect = nullptr;
+    seam::seam().reuse_under_wine = false;
+  });
+}
+
+struct connected_pool {
+  asio::io_context& io;
+  std::uint32_t ports = 8;
+  asio::ip::tcp::acceptor listener{io, {asio::ip::address_v4::loopback(), 0}};
+  runtime_reservation block = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(ports));
+  socket_pool<asio::ip::tcp> pool{io.get_executor(), block, asio::ip::address_v4::loopback(), sizes()};
+  asio::ip::tcp::socket peer{io};
+
+  static socket_pool<asio::ip::tcp>::options sizes() {
+    socket_pool<asio::ip::tcp>::options o;
+    o.low_water = 0;
+    o.high_water = 1;
+    return o;
+  }
+
+  // Takes the stocked socket and connects it to the listener.
+  pooled_socket<asio::ip::tcp> take_connected() {
+    REQUIRE(run_until(io, [&] { return pool.stats().ready == 1; }));
+    std::error_code ec;
+    auto s = pool.try_get(ec);
+    REQUIRE_FALSE(ec);
+    s->connect(listener.local_endpoint(), ec);
+    REQUIRE_FALSE(ec);
+    listener.accept(peer, ec);
+    REQUIRE_FALSE(ec);
+    return s;
+  }
+};
+
+} // namespace
+
+TEST_CASE("socket reuse: Wine is reported, and pools close returned sockets there") {
+  const auto caps = capabilities();
+  if (caps.platform.find("Wine") == std::string::npos) {
+    CHECK(caps.socket_reuse);
+    return;
+  }
+  CHECK_FALSE(caps.socket_reuse);
+  CHECK(caps.socket_reuse_reason.find("DisconnectEx") != std::string::npos);
+  asio::io_context io;
+  connected_pool p{io};
+  { auto s = p.take_connected(); }
+  CHECK(run_until(io, [&] { return p.pool.stats().in_use == 0; }));
+  CHECK(p.pool.stats().recycled == 0);
+}
+
+TEST_CASE("socket reuse: a connected socket given back is disconnected and stocked again with its port") {
+  asio::io_context io;
+  auto restore = simulate_reuse();
+  connected_pool p{io};
+  auto s = p.take_connected();
+  const auto port = s.port();
+  s = {};
+  CHECK(disconnect_calls == 1);
+  CHECK(disconnect_flags == TF_REUSE_SOCKET);
+  CHECK(p.pool.stats().in_use == 1); // until the disconnect completes
+  REQUIRE(run_until(io, [&] { return p.pool.stats().recycled == 1; }));
+  const auto stats = p.pool.stats();
+  CHECK(stats.in_use == 0);
+  CHECK(stats.ready == 1);
+  CHECK(stats.refills == 1); // reused, not created afresh
+  std::error_code ec;
+  auto again = p.pool.try_get(ec);
+  REQUIRE_FALSE(ec);
+  CHECK(again.port() == port);
+}
+
+TEST_CASE("socket reuse: a waiter is served by the reused socket") {
+  asio::io_context io;
+  auto restore = simulate_reuse();
+  connected_pool p{io, 1}; // one port: only the reused socket can serve the waiter
+  auto s = p.take_connected();
+  const auto port = s.port();
+  std::uint16_t served = 0;
+  p.pool.async_get([&](std::error_code ec, pooled_socket<asio::ip::tcp> got) {
+    CHECK_FALSE(ec);
+    served = got.port();
+    got.release().close();
+  });
+  REQUIRE(run_until(io, [&] { return p.pool.stats().waiters == 1; }));
+  s = {};
+  REQUIRE(run_until(io, [&] { return served != 0; }));
+  CHECK(served == port);
+  CHECK(p.pool.stats().recycled == 1);
+}
+
+TEST_CASE("socket reuse: a pool closed meanwhile closes what comes back") {
+  asio::io_context io;
+  auto restore = simulate_reuse();
+  connected_pool p{io};
+  auto s = p.take_connected();
+  p.pool.close();
+  s = {};
+  CHECK(disconnect_calls == 0);
+  CHECK(run_until(io, [&] { return p.pool.stats().in_use == 0; }));
+  CHECK(p.pool.stats().recycled == 0);
+}
+
+TEST_CASE("socket reuse: a failed disconnect closes the socket and the pool refills") {
+  asio::io_context io;
+  auto restore = simulate_reuse(WSAENOTCONN);
+  connected_pool p{io};
+  auto s = p.take_connected();
+  s = {};
+  CHECK(disconnect_calls == 1);
+  REQUIRE(run_until(io, [&] { return p.pool.stats().recycle_failures == 1; }));
+  CHECK(p.pool.stats().in_use == 0);
+  CHECK(p.pool.stats().recycled == 0);
+}
