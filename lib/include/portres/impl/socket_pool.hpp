@@ -181,6 +181,12 @@ private:
       return;
     }
     ++counters_.recycled;
+    stock_or_serve(lock, std::move(socket), port);
+  }
+
+  // A ready socket goes to the first waiter (completed once `lock` is
+  // released), or to stock when nobody waits.
+  void stock_or_serve(std::unique_lock<std::mutex>& lock, std::unique_ptr<socket_type> socket, std::uint16_t port) {
     if (waiters_.empty()) {
       ready_.push_back({std::move(socket), port});
       return;
@@ -231,16 +237,7 @@ private:
       }
       ++counters_.refills;
       if (closed_) break; // the socket closes as it goes out of scope
-      if (waiters_.empty()) {
-        ready_.push_back({std::move(socket), port});
-        continue;
-      }
-      auto w = std::move(waiters_.front());
-      waiters_.pop_front();
-      ++in_use_;
-      auto handed = pooled_socket<Protocol>(this->shared_from_this(), std::move(socket), port);
-      lock.unlock();
-      w.done(std::error_code(), std::move(handed));
+      stock_or_serve(lock, std::move(socket), port);
     }
     std::lock_guard lock(mutex_);
     refill_scheduled_ = false;
