@@ -78,7 +78,15 @@ TEST_CASE("Windows system codes map to conditions") {
   CHECK(sys(WSAEINVAL) == condition::invalid_argument);
   CHECK(sys(ERROR_INVALID_PARAMETER) == condition::invalid_argument);
   CHECK(sys(WSAENOBUFS) == condition::exhausted);
-  CHECK(sys(WSAEADDRNOTAVAIL) == condition::exhausted);
+  // bind: WSAEADDRNOTAVAIL is a local address this machine lacks, not a full block.
+  CHECK(sys(WSAEADDRNOTAVAIL) == condition::invalid_argument);
+  CHECK(sys(WSAEADDRNOTAVAIL) != condition::exhausted);
+  // Completion-port codes (RtlNtStatusToDosError of tcpip's NTSTATUS).
+  CHECK(sys(52) == condition::in_use);           // ERROR_DUP_NAME: STATUS_ADDRESS_ALREADY_EXISTS
+  CHECK(sys(68) == condition::exhausted);        // ERROR_TOO_MANY_NAMES: STATUS_TOO_MANY_ADDRESSES
+  CHECK(sys(1) == condition::not_supported);     // ERROR_INVALID_FUNCTION: STATUS_INVALID_DEVICE_REQUEST
+  CHECK(sys(1214) == condition::invalid_argument); // ERROR_INVALID_NETNAME: STATUS_INVALID_ADDRESS_COMPONENT
+  CHECK(sys(1168) == condition::invalid_argument); // ERROR_NOT_FOUND
   CHECK(sys(WSAECONNREFUSED) != condition::in_use);
   // Asio's own category for Windows codes maps the same way.
   CHECK(std::error_code(995, asio::error::get_system_category()) == condition::aborted);

@@ -6,7 +6,9 @@
 #include <asio/detail/win_iocp_io_context.hpp>
 #include <asio/post.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -16,6 +18,7 @@
 #include <winsock2.h>
 #include <mstcpip.h>
 #include <ws2tcpip.h>
+#include <windows.h>
 
 namespace portres_test {
 namespace {
@@ -45,6 +48,7 @@ struct sim_state {
   std::vector<held_call> pending;
   std::mt19937_64 rng{std::random_device{}()};
   std::uint16_t next_wildcard_base = 0;
+  SOCKET last_acquiring = INVALID_SOCKET;
 };
 
 std::mutex mutex;
@@ -128,21 +132,28 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
       code != SIO_RELEASE_PORT_RESERVATION) {
     return ::WSAIoctl(s, code, in, in_size, out, out_size, bytes, overlapped, routine);
   }
+  // Error tables of the SIO_*_PORT_RESERVATION pages (reference 001, 003):
+  // WSAEOPNOTSUPP on a socket other than TCP or UDP.
   const auto proto = socket_protocol(s);
   if (!proto) return fail(WSAEOPNOTSUPP, bytes);
 
   if (code == SIO_ACQUIRE_PORT_RESERVATION) {
+    // WSAEFAULT for pointers outside the address space; WSAEINVAL for a
+    // buffer too small or an unacceptable input (reference 003).
     if (in == nullptr || out == nullptr) return fail(WSAEFAULT, bytes);
     if (in_size < sizeof(INET_PORT_RANGE) || out_size < sizeof(INET_PORT_RESERVATION_INSTANCE)) {
       return fail(WSAEINVAL, bytes);
     }
     const auto& wire = *static_cast<const INET_PORT_RANGE*>(in);
-    const auto start = ntohs(wire.StartPort); // the wire is big-endian
+    const auto start = ntohs(wire.StartPort); // INET_PORT_RANGE.StartPort: network byte order
     if (wire.NumberOfPorts == 0 || std::uint32_t{start} + wire.NumberOfPorts - 1 > 65535) {
       return fail(WSAEINVAL, bytes);
     }
     // A reservation whose socket handle is being reused died with its socket.
     std::erase_if(state->reservations, [s](const auto& entry) { return entry.second.owner == s; });
+    state->last_acquiring = s;
+    // StartPort 0 asks for a wildcard block (reference 003 remarks); a block
+    // held by another reservation cannot be granted.
     port_range granted = start == 0 ? pick_wildcard(*proto, wire.NumberOfPorts) : port_range(start, wire.NumberOfPorts);
     if (granted.count() == 0 || overlaps_existing(*proto, granted)) return fail(WSAEADDRINUSE, bytes);
     std::uint64_t token = 0;
@@ -156,6 +167,7 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
     return succeed(s, sizeof result - (state->short_response ? 1 : 0), bytes, overlapped);
   }
 
+  // cbInBuffer at least sizeof(INET_PORT_RESERVATION_TOKEN), cbOutBuffer 0 (references 001, 003).
   if (in == nullptr) return fail(WSAEFAULT, bytes);
   if (in_size < sizeof(INET_PORT_RESERVATION_TOKEN)) return fail(WSAEINVAL, bytes);
   const auto token = static_cast<const INET_PORT_RESERVATION_TOKEN*>(in)->Token;
@@ -164,27 +176,36 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
 
   if (code == SIO_RELEASE_PORT_RESERVATION) {
     if (out_size != 0) return fail(WSAEINVAL, bytes);
-    // Only the acquiring socket's process may release a runtime reservation.
+    // Reference 003: the runtime reservation must have been obtained on this
+    // process' socket; anything else is an unacceptable input (WSAEINVAL).
     if (it == state->reservations.end() || it->second.owner != s) return fail(WSAEINVAL, bytes);
     state->reservations.erase(it);
     return succeed(s, 0, bytes, overlapped);
   }
 
-  // SIO_ASSOCIATE_PORT_RESERVATION
+  // SIO_ASSOCIATE_PORT_RESERVATION (reference 001): an unknown token is an
+  // unacceptable input (WSAEINVAL); a persistent token without administrator
+  // rights is WSAEACCES.
   if (it == state->reservations.end() || it->second.proto != *proto) return fail(WSAEINVAL, bytes);
   if (it->second.owner == INVALID_SOCKET && !state->administrator) return fail(WSAEACCES, bytes);
   state->associations[s] = token;
   return succeed(s, 0, bytes, overlapped);
 }
 
+// SIO_ASSOCIATE_PORT_RESERVATION page: once associated, bind picks its port
+// from the reservation and fails when none is left. A failed bind leaves the
+// socket unbound and still associated.
 int WSAAPI sim_bind(SOCKET s, const sockaddr* address, int length) {
   std::lock_guard lock(mutex);
+  forget_closed_owners(); // a runtime reservation died with its acquiring socket
   const auto association = state->associations.find(s);
   if (association == state->associations.end()) return ::bind(s, address, length);
   const auto token = association->second;
-  state->associations.erase(association);
   const auto reservation = state->reservations.find(token);
-  if (reservation == state->reservations.end()) return ::bind(s, address, length);
+  if (reservation == state->reservations.end()) {
+    state->associations.erase(association);
+    return ::bind(s, address, length);
+  }
   // The OS hands out a port of the block that nobody holds; none left: the bind fails.
   sockaddr_storage local{};
   std::memcpy(&local, address, static_cast<std::size_t>(length));
@@ -195,11 +216,81 @@ int WSAAPI sim_bind(SOCKET s, const sockaddr* address, int length) {
     } else {
       reinterpret_cast<sockaddr_in&>(local).sin_port = htons(static_cast<std::uint16_t>(port));
     }
-    if (::bind(s, reinterpret_cast<const sockaddr*>(&local), length) == 0) return 0;
+    if (::bind(s, reinterpret_cast<const sockaddr*>(&local), length) == 0) {
+      state->associations.erase(s);
+      return 0;
+    }
     if (::WSAGetLastError() != WSAEADDRINUSE && ::WSAGetLastError() != WSAEACCES) return SOCKET_ERROR;
   }
   ::WSASetLastError(WSAEADDRINUSE);
   return SOCKET_ERROR;
+}
+
+// iphlpapi's persistent functions as the CreatePersistentTcpPortReservation
+// page describes them: StartPort in network byte order; ERROR_ACCESS_DENIED
+// without administrator rights; ERROR_INVALID_PARAMETER for a zero start or
+// count or a block past the last port; ERROR_SHARING_VIOLATION when the block
+// overlaps another persistent reservation. Lookup and Delete of a block no
+// reservation has exactly: ERROR_NOT_FOUND.
+ULONG persistent_create(protocol p, USHORT start_wire, USHORT count, PULONG64 token) {
+  std::lock_guard lock(mutex);
+  const std::uint32_t start = ntohs(start_wire);
+  if (!state->administrator) return ERROR_ACCESS_DENIED;
+  if (start == 0 || count == 0 || start + count - 1 > 65535) return ERROR_INVALID_PARAMETER;
+  const port_range range(static_cast<std::uint16_t>(start), count);
+  if (overlaps_existing(p, range)) return ERROR_SHARING_VIOLATION;
+  std::uint64_t value = 0;
+  while (value == 0 || state->reservations.contains(value)) value = state->rng();
+  state->reservations[value] = {p, range, INVALID_SOCKET};
+  *token = value;
+  return NO_ERROR;
+}
+
+std::map<std::uint64_t, sim_reservation>::iterator find_persistent(protocol p, USHORT start_wire, USHORT count) {
+  const port_range range(ntohs(start_wire), count);
+  return std::find_if(state->reservations.begin(), state->reservations.end(), [&](const auto& entry) {
+    return entry.second.owner == INVALID_SOCKET && entry.second.proto == p && entry.second.range == range;
+  });
+}
+
+ULONG persistent_lookup(protocol p, USHORT start_wire, USHORT count, PULONG64 token) {
+  std::lock_guard lock(mutex);
+  const auto it = find_persistent(p, start_wire, count);
+  if (it == state->reservations.end()) return ERROR_NOT_FOUND;
+  *token = it->first;
+  return NO_ERROR;
+}
+
+ULONG persistent_delete(protocol p, USHORT start_wire, USHORT count) {
+  std::lock_guard lock(mutex);
+  if (!state->administrator) return ERROR_ACCESS_DENIED;
+  const auto it = find_persistent(p, start_wire, count);
+  if (it == state->reservations.end()) return ERROR_NOT_FOUND;
+  state->reservations.erase(it);
+  return NO_ERROR;
+}
+
+ULONG WINAPI create_tcp(USHORT s, USHORT n, PULONG64 t) { return persistent_create(protocol::tcp, s, n, t); }
+ULONG WINAPI create_udp(USHORT s, USHORT n, PULONG64 t) { return persistent_create(protocol::udp, s, n, t); }
+ULONG WINAPI lookup_tcp(USHORT s, USHORT n, PULONG64 t) { return persistent_lookup(protocol::tcp, s, n, t); }
+ULONG WINAPI lookup_udp(USHORT s, USHORT n, PULONG64 t) { return persistent_lookup(protocol::udp, s, n, t); }
+ULONG WINAPI delete_tcp(USHORT s, USHORT n) { return persistent_delete(protocol::tcp, s, n); }
+ULONG WINAPI delete_udp(USHORT s, USHORT n) { return persistent_delete(protocol::udp, s, n); }
+
+template <class Fn>
+FARPROC as_proc(Fn fn) {
+  return reinterpret_cast<FARPROC>(reinterpret_cast<void*>(fn));
+}
+
+FARPROC sim_resolve(const char* name) {
+  const std::string_view n(name);
+  if (n == "CreatePersistentTcpPortReservation") return as_proc(create_tcp);
+  if (n == "CreatePersistentUdpPortReservation") return as_proc(create_udp);
+  if (n == "LookupPersistentTcpPortReservation") return as_proc(lookup_tcp);
+  if (n == "LookupPersistentUdpPortReservation") return as_proc(lookup_udp);
+  if (n == "DeletePersistentTcpPortReservation") return as_proc(delete_tcp);
+  if (n == "DeletePersistentUdpPortReservation") return as_proc(delete_udp);
+  return nullptr;
 }
 
 } // namespace
@@ -211,6 +302,7 @@ simulated_provider::simulated_provider(asio::io_context& io) {
   auto& seam = portres::detail::win::seam();
   seam.ioctl = sim_ioctl;
   seam.bind = sim_bind;
+  seam.resolve = sim_resolve;
 }
 
 simulated_provider::~simulated_provider() {
@@ -218,6 +310,7 @@ simulated_provider::~simulated_provider() {
   auto& seam = portres::detail::win::seam();
   seam.ioctl = ::WSAIoctl;
   seam.bind = ::bind;
+  seam.resolve = nullptr;
   delete state;
   state = nullptr;
 }
@@ -227,15 +320,21 @@ void simulated_provider::set_mode(completion_mode mode) {
   state->mode = mode;
 }
 
-std::size_t simulated_provider::deliver_pending() {
+std::size_t simulated_provider::deliver_pending(unsigned long win32_error) {
   std::lock_guard lock(mutex);
   auto& service = asio::use_service<asio::detail::win_iocp_io_context>(*state->io);
   for (const auto& call : state->pending) {
-    service.on_completion(static_cast<asio::detail::win_iocp_operation*>(call.overlapped), 0, call.bytes);
+    service.on_completion(static_cast<asio::detail::win_iocp_operation*>(call.overlapped), win32_error,
+                          win32_error ? 0 : call.bytes);
   }
   const auto count = state->pending.size();
   state->pending.clear();
   return count;
+}
+
+std::uintptr_t simulated_provider::last_acquiring_socket() const {
+  std::lock_guard lock(mutex);
+  return state->last_acquiring;
 }
 
 void simulated_provider::add_persistent(protocol p, port_range range, reservation_token token) {

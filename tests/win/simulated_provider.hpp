@@ -5,6 +5,8 @@
 // persistent tokens without rights) and completes overlapped calls through
 // the real completion port: at once, later (pending), or never until the
 // socket is closed or the I/O cancelled (hang: a real pending Winsock I/O).
+// It also stands in for iphlpapi's Create/Lookup/Delete persistent functions
+// at the GetProcAddress seam (Wine exports none of them).
 #ifndef PORTRES_TESTS_WIN_SIMULATED_PROVIDER_HPP
 #define PORTRES_TESTS_WIN_SIMULATED_PROVIDER_HPP
 
@@ -13,6 +15,7 @@
 #include <asio/io_context.hpp>
 
 #include <cstddef>
+#include <cstdint>
 
 namespace portres_test {
 
@@ -27,12 +30,16 @@ public:
   simulated_provider& operator=(const simulated_provider&) = delete;
 
   void set_mode(completion_mode mode);
-  /// Completes every call held back in pending mode; returns how many.
-  std::size_t deliver_pending();
+  /// Completes every call held back in pending mode, with `win32_error`
+  /// (a completion port's code, 0 for success); returns how many.
+  std::size_t deliver_pending(unsigned long win32_error = 0);
+  /// The socket the last SIO_ACQUIRE_PORT_RESERVATION was issued on.
+  std::uintptr_t last_acquiring_socket() const;
 
   /// A persistent reservation known to the simulated OS.
   void add_persistent(portres::protocol p, portres::port_range range, portres::reservation_token token);
-  /// Whether the caller has administrator rights (persistent tokens need them).
+  /// Whether the caller has administrator rights (persistent tokens and the
+  /// persistent functions need them).
   void set_administrator(bool admin);
   /// A faulty provider: acquire reports one byte less than an instance.
   void set_short_response(bool short_response);

@@ -32,8 +32,7 @@ os_facts facts() {
 }
 
 bool persistent_functions_present(std::string& reason) {
-  const HMODULE module = ::LoadLibraryW(L"iphlpapi.dll");
-  if (module && ::GetProcAddress(module, "CreatePersistentTcpPortReservation")) return true;
+  if (win::iphlpapi_function("CreatePersistentTcpPortReservation")) return true;
   reason = "iphlpapi.dll does not export CreatePersistentTcpPortReservation";
   return false;
 }

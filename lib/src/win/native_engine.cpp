@@ -5,6 +5,7 @@
 #include "portres/windows.hpp"
 #include "win/winsock_seam.hpp"
 
+#include <asio/error.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/udp.hpp>
 #include <asio/windows/overlapped_ptr.hpp>
@@ -20,17 +21,41 @@
 namespace portres::detail::win {
 namespace {
 
-// The socket a runtime reservation lives on: TCP or UDP, as requested.
+// The socket a runtime reservation lives on: TCP or UDP, as requested. It is
+// a dual-mode IPv6 socket (IPv4 where the host has no IPv6), as MsQuic opens
+// its sockets: the reservation belongs to the protocol's port space, which
+// IPv4 and IPv6 sockets share, so a socket of either family can associate.
+// It is created non-inheritable (Asio opens sockets with only
+// WSA_FLAG_OVERLAPPED): a child process holding a copy would keep the
+// reservation alive after release.
 class reservation_socket {
 public:
   reservation_socket(const asio::any_io_executor& ex, protocol p, std::error_code& ec) {
-    if (p == protocol::tcp) {
+    const bool tcp = p == protocol::tcp;
+    const int type = tcp ? SOCK_STREAM : SOCK_DGRAM;
+    const int proto = tcp ? IPPROTO_TCP : IPPROTO_UDP;
+    constexpr DWORD flags = WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT;
+    bool v6 = true;
+    SOCKET s = seam().open(AF_INET6, type, proto, nullptr, 0, flags);
+    if (s != INVALID_SOCKET) {
+      DWORD v6_only = 0;
+      ::setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6_only), sizeof v6_only);
+    } else {
+      v6 = false;
+      s = seam().open(AF_INET, type, proto, nullptr, 0, flags);
+    }
+    if (s == INVALID_SOCKET) {
+      ec = {::WSAGetLastError(), std::system_category()};
+      return;
+    }
+    if (tcp) {
       tcp_.emplace(ex);
-      tcp_->open(asio::ip::tcp::v4(), ec);
+      tcp_->assign(v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), s, ec);
     } else {
       udp_.emplace(ex);
-      udp_->open(asio::ip::udp::v4(), ec);
+      udp_->assign(v6 ? asio::ip::udp::v6() : asio::ip::udp::v4(), s, ec);
     }
+    if (ec) ::closesocket(s);
   }
   SOCKET handle() { return tcp_ ? tcp_->native_handle() : udp_->native_handle(); }
   void close() {
@@ -44,28 +69,130 @@ private:
   std::optional<asio::ip::udp::socket> udp_;
 };
 
+// Live runtime tokens of this process and the sockets associated through
+// portres. Associations are remembered so that bind can refuse a socket that
+// was never associated, name the block when the OS has no port left, and
+// fail clearly after the reservation was released. Handle values are reused
+// after close: a new association overwrites.
+class token_table {
+public:
+  struct association {
+    reservation_token token;
+    bool runtime; // a runtime token of this process (else persistent)
+  };
+  struct associated_block {
+    port_range range;
+    bool known; // range is valid (runtime token of this process)
+    bool live;
+  };
+
+  void add(reservation r) {
+    std::lock_guard lock(mutex_);
+    live_[r.token] = r.range;
+  }
+  void forget(reservation_token t) {
+    std::lock_guard lock(mutex_);
+    live_.erase(t);
+  }
+  std::size_t live_count() {
+    std::lock_guard lock(mutex_);
+    return live_.size();
+  }
+  void remember(native_socket s, reservation_token t) {
+    std::lock_guard lock(mutex_);
+    associations_[s] = {t, live_.contains(t)};
+  }
+  void put_back(native_socket s, association a) {
+    std::lock_guard lock(mutex_);
+    associations_.try_emplace(s, a);
+  }
+  std::optional<std::pair<association, associated_block>> take(native_socket s) {
+    std::lock_guard lock(mutex_);
+    const auto it = associations_.find(s);
+    if (it == associations_.end()) return std::nullopt;
+    const auto entry = it->second;
+    associations_.erase(it);
+    if (!entry.runtime) return std::pair{entry, associated_block{{}, false, true}};
+    const auto block = live_.find(entry.token);
+    if (block == live_.end()) return std::pair{entry, associated_block{{}, false, false}};
+    return std::pair{entry, associated_block{block->second, true, true}};
+  }
+
+private:
+  std::mutex mutex_;
+  std::unordered_map<reservation_token, port_range> live_;
+  std::unordered_map<native_socket, association> associations_;
+};
+
 class win_state final : public owned_state {
 public:
-  win_state(backend& owner, protocol p, reservation r, asio::any_io_executor ex, reservation_socket sock)
-      : owned_state(owner, p, r, std::move(ex)), socket(std::move(sock)) {}
+  win_state(backend& owner, token_table& tokens, protocol p, reservation r, asio::any_io_executor ex,
+            reservation_socket sock)
+      : owned_state(owner, p, r, std::move(ex)), socket(std::move(sock)), tokens_(tokens) {}
+  // The reservation dies with its socket here, released or not.
+  ~win_state() override { tokens_.forget(granted().token); }
 
   std::mutex mutex;
   reservation_socket socket; // the reservation lives exactly as long as this socket
   bool released = false;
+
+private:
+  token_table& tokens_;
 };
 
 std::error_code wsa_error() { return {::WSAGetLastError(), std::system_category()}; }
+
+// Wine completes an I/O whose socket was closed with ERROR_HANDLES_CLOSED; MinGW lacks the constant.
+constexpr int error_handles_closed = 676;
+
+// The completion port carries Win32 codes: the driver's NTSTATUS through
+// RtlNtStatusToDosError (its table, e.g. ReactOS/Wine lib/rtl/error.c:
+// STATUS_ADDRESS_ALREADY_EXISTS -> ERROR_DUP_NAME, STATUS_TOO_MANY_ADDRESSES
+// -> ERROR_TOO_MANY_NAMES, STATUS_INVALID_ADDRESS_COMPONENT ->
+// ERROR_INVALID_NETNAME, STATUS_INVALID_DEVICE_REQUEST -> ERROR_INVALID_FUNCTION).
+// As Asio does for its own socket operations, translate them to the Winsock
+// code the same failure gives when the call fails at once, so that a caller
+// sees one code per failure, pending or not.
+std::error_code from_completion(std::error_code ec) {
+  // Asio reports completion codes in its own "asio.system" category.
+  if (!ec || (ec.category() != std::system_category() && ec.category() != asio::error::get_system_category())) {
+    return ec;
+  }
+  switch (ec.value()) {
+  case ERROR_DUP_NAME:
+  case ERROR_SHARING_VIOLATION: return {WSAEADDRINUSE, std::system_category()};
+  case ERROR_TOO_MANY_NAMES:
+  case ERROR_NO_SYSTEM_RESOURCES: return {WSAENOBUFS, std::system_category()};
+  case ERROR_INVALID_NETNAME: return {WSAEADDRNOTAVAIL, std::system_category()};
+  case ERROR_INVALID_FUNCTION:
+  case ERROR_NOT_SUPPORTED: return {WSAEOPNOTSUPP, std::system_category()};
+  case ERROR_ACCESS_DENIED: return {WSAEACCES, std::system_category()};
+  case ERROR_INVALID_PARAMETER: return {WSAEINVAL, std::system_category()};
+  case error_handles_closed:
+  case ERROR_CANCELLED: return {WSA_OPERATION_ABORTED, std::system_category()};
+  default: return {ec.value(), std::system_category()};
+  }
+}
+
+// Which per-operation cancellation types an operation honours (Asio's rules):
+// acquire and associate have no effect when aborted, so they support every
+// type, as Asio's own IOCP operations do; a release always ends the
+// reservation (the acquiring socket is closed), so it supports only terminal.
+constexpr auto all_types =
+    asio::cancellation_type::terminal | asio::cancellation_type::partial | asio::cancellation_type::total;
 
 // Issues one IOCTL as overlapped I/O on Asio's completion port. `finish(ec,
 // bytes)` runs exactly once on the io_context: with the completion, or with
 // the immediate failure.
 template <class Finish>
 void start_ioctl(const asio::any_io_executor& ex, SOCKET s, DWORD code, void* in, DWORD in_size, void* out,
-                 DWORD out_size, asio::cancellation_slot slot, Finish finish) {
-  asio::windows::overlapped_ptr op(ex, std::move(finish));
+                 DWORD out_size, asio::cancellation_slot slot, asio::cancellation_type supported, Finish finish) {
+  asio::windows::overlapped_ptr op(ex, [finish = std::move(finish)](std::error_code ec, std::size_t bytes) mutable {
+    finish(from_completion(ec), bytes);
+  });
   if (slot.is_connected()) {
-    slot.assign([s, overlapped = op.get()](asio::cancellation_type) {
-      ::CancelIoEx(reinterpret_cast<HANDLE>(s), overlapped);
+    slot.assign([s, overlapped = op.get(), supported](asio::cancellation_type type) {
+      if ((type & supported) != asio::cancellation_type::none) ::CancelIoEx(reinterpret_cast<HANDLE>(s), overlapped);
     });
   }
   DWORD bytes = 0;
@@ -89,6 +216,8 @@ std::error_code blocking_ioctl(SOCKET s, DWORD code, void* in, DWORD in_size, vo
 class engine final : public backend {
 public:
   backend_kind kind() const noexcept override { return backend_kind::native; }
+
+  std::size_t live_tokens() { return tokens_.live_count(); }
 
   state_ptr acquire(const asio::any_io_executor& ex, protocol p, port_range r, blocking, std::error_code& ec) override {
     reservation_socket socket(ex, p, ec);
@@ -121,7 +250,8 @@ public:
     }
     op->in = windows::to_inet_port_range(r);
     start_ioctl(ex, op->socket.handle(), SIO_ACQUIRE_PORT_RESERVATION, &op->in, sizeof op->in, &op->out,
-                sizeof op->out, op->done.cancellation_slot(), [this, ex, op](std::error_code result, std::size_t bytes) {
+                sizeof op->out, op->done.cancellation_slot(), all_types,
+                [this, ex, op](std::error_code result, std::size_t bytes) {
                   state_ptr state;
                   if (!result) {
                     state = granted(ex, op->proto, op->requested, op->out, static_cast<DWORD>(bytes),
@@ -142,7 +272,7 @@ public:
     INET_PORT_RESERVATION_TOKEN in = windows::to_inet_token(s.granted().token);
     DWORD bytes = 0;
     ec = blocking_ioctl(state.socket.handle(), SIO_RELEASE_PORT_RESERVATION, &in, sizeof in, nullptr, 0, bytes);
-    forget(s.granted().token);
+    tokens_.forget(s.granted().token);
     state.socket.close(); // closing the acquiring socket ends the reservation in any case
   }
 
@@ -163,9 +293,14 @@ public:
     };
     auto op = std::make_shared<release_op>(release_op{state, windows::to_inet_token(state->granted().token), std::move(done)});
     start_ioctl(state->executor(), state->socket.handle(), SIO_RELEASE_PORT_RESERVATION, &op->in, sizeof op->in,
-                nullptr, 0, op->done.cancellation_slot(), [this, op](std::error_code result, std::size_t) {
-                  forget(op->state->granted().token);
+                nullptr, 0, op->done.cancellation_slot(), asio::cancellation_type::terminal,
+                [this, op](std::error_code result, std::size_t) {
+                  tokens_.forget(op->state->granted().token);
                   op->state->socket.close();
+                  // Aborted (cancelled, or the socket closed under it) or
+                  // not, the acquiring socket is closed now and the
+                  // reservation is gone: what the caller asked for happened.
+                  if (result == condition::aborted) result.clear();
                   op->done(result);
                 });
   }
@@ -179,7 +314,7 @@ public:
     INET_PORT_RESERVATION_TOKEN in = windows::to_inet_token(t);
     DWORD bytes = 0;
     ec = blocking_ioctl(s, SIO_ASSOCIATE_PORT_RESERVATION, &in, sizeof in, nullptr, 0, bytes);
-    if (!ec) remember_association(s, t);
+    if (!ec) tokens_.remember(s, t);
   }
 
   void async_associate(const asio::any_io_executor& ex, native_socket s, reservation_token t,
@@ -197,8 +332,8 @@ public:
     };
     auto op = std::make_shared<associate_op>(associate_op{s, t, windows::to_inet_token(t), std::move(done)});
     start_ioctl(ex, s, SIO_ASSOCIATE_PORT_RESERVATION, &op->in, sizeof op->in, nullptr, 0,
-                op->done.cancellation_slot(), [this, op](std::error_code result, std::size_t) {
-                  if (!result) remember_association(op->socket, op->token);
+                op->done.cancellation_slot(), all_types, [this, op](std::error_code result, std::size_t) {
+                  if (!result) tokens_.remember(op->socket, op->token);
                   op->done(result);
                 });
   }
@@ -209,27 +344,31 @@ public:
     const asio::ip::address address =
         local ? *local
               : (info.ipv6 ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
-    const auto block = take_association(s);
-    if (!block) {
+    const auto taken = tokens_.take(s);
+    if (!taken) {
       ec = error::not_associated;
       return 0;
     }
-    if (!block->live) {
+    const auto& [entry, block] = *taken;
+    if (!block.live) {
       ec = error::already_released; // the block went away between associate and bind
       return 0;
     }
     // Port 0: the OS picks from the associated reservation.
     ec = platform::bind_to(s, address, 0);
     if (ec) {
-      if (block->known && (ec == condition::in_use || ec == condition::exhausted)) {
-        ec = block_exhausted_error(block->range.first(), block->range.count());
+      // The socket is still unbound and associated: the caller may retry
+      // (another address, or once a port of the block is free again).
+      tokens_.put_back(s, entry);
+      if (block.known && (ec == condition::in_use || ec == condition::exhausted)) {
+        ec = block_exhausted_error(block.range.first(), block.range.count());
       }
       return 0;
     }
     const auto port = platform::inspect(s, ec).bound_port;
     // A handle value reused after an associated socket was closed unbound
     // looks associated to us but not to the OS: it got an ephemeral port.
-    if (!ec && block->known && !block->range.contains(port)) ec = error::not_associated;
+    if (!ec && block.known && !block.range.contains(port)) ec = error::not_associated;
     return ec ? 0 : port;
   }
 
@@ -244,10 +383,8 @@ private:
       ec = error::bad_response;
       return nullptr;
     }
-    auto state = std::make_shared<win_state>(*this, p, r, ex, std::move(socket));
-    std::lock_guard lock(mutex_);
-    live_[r.token] = r.range;
-    return state;
+    tokens_.add(r);
+    return std::make_shared<win_state>(*this, tokens_, p, r, ex, std::move(socket));
   }
 
   static std::error_code check_socket(native_socket s) {
@@ -257,53 +394,18 @@ private:
     return ec;
   }
 
-  void forget(reservation_token t) {
-    std::lock_guard lock(mutex_);
-    live_.erase(t);
-  }
-
-  // Associations made through portres are remembered, so that bind can
-  // refuse a socket that was never associated, name the block when the OS
-  // has no port left, and fail clearly after the reservation was released.
-  // Handle values are reused after close: a new association overwrites.
-  struct association {
-    reservation_token token;
-    bool runtime; // a runtime token of this process (else persistent)
-  };
-
-  void remember_association(native_socket s, reservation_token t) {
-    std::lock_guard lock(mutex_);
-    associations_[s] = {t, live_.contains(t)};
-  }
-
-  struct associated_block {
-    port_range range;
-    bool known; // range is valid (runtime token of this process)
-    bool live;
-  };
-
-  std::optional<associated_block> take_association(native_socket s) {
-    std::lock_guard lock(mutex_);
-    const auto it = associations_.find(s);
-    if (it == associations_.end()) return std::nullopt;
-    const auto entry = it->second;
-    associations_.erase(it);
-    if (!entry.runtime) return associated_block{{}, false, true};
-    const auto block = live_.find(entry.token);
-    if (block == live_.end()) return associated_block{{}, false, false};
-    return associated_block{block->second, true, true};
-  }
-
-  std::mutex mutex_;
-  std::unordered_map<reservation_token, port_range> live_;
-  std::unordered_map<native_socket, association> associations_;
+  token_table tokens_;
 };
+
+engine& instance() {
+  static engine e;
+  return e;
+}
 
 } // namespace
 
-backend& native_engine() {
-  static engine instance;
-  return instance;
-}
+backend& native_engine() { return instance(); }
+
+std::size_t live_runtime_tokens() { return instance().live_tokens(); }
 
 } // namespace portres::detail::win

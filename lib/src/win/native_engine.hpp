@@ -5,9 +5,15 @@
 
 #include "backend.hpp"
 
+#include <cstddef>
+
 namespace portres::detail::win {
 
 backend& native_engine();
+
+/// How many runtime reservations of this process the engine tracks as live
+/// (tests: the table must shrink when reservations die).
+std::size_t live_runtime_tokens();
 
 } // namespace portres::detail::win
 

@@ -27,6 +27,12 @@ winsock_seam& seam() noexcept {
   return instance;
 }
 
+FARPROC iphlpapi_function(const char* name) {
+  if (auto fake = seam().resolve) return fake(name);
+  static const HMODULE module = ::LoadLibraryW(L"iphlpapi.dll");
+  return module ? ::GetProcAddress(module, name) : nullptr;
+}
+
 std::string wine_version() {
   const HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
   if (!ntdll) return {};
@@ -47,10 +53,7 @@ using delete_fn = ULONG(WINAPI*)(USHORT, USHORT);
 
 // Resolved at run time: Wine does not export these, and a call through the
 // import library would abort the process there.
-FARPROC iphlpapi_function(const char* name) {
-  static const HMODULE module = ::LoadLibraryW(L"iphlpapi.dll");
-  return module ? ::GetProcAddress(module, name) : nullptr;
-}
+FARPROC iphlpapi_function(const char* name) { return win::iphlpapi_function(name); }
 
 template <class Fn>
 Fn resolve(protocol p, const char* tcp_name, const char* udp_name) {
@@ -60,6 +63,13 @@ Fn resolve(protocol p, const char* tcp_name, const char* udp_name) {
 std::error_code from_status(ULONG status) {
   if (status == NO_ERROR) return {};
   return {static_cast<int>(status), std::system_category()};
+}
+
+// Lookup and Delete answer ERROR_NOT_FOUND when no persistent reservation
+// has exactly this block: that is error::unknown_token (persistent.hpp).
+std::error_code from_lookup_status(ULONG status) {
+  if (status == ERROR_NOT_FOUND) return error::unknown_token;
+  return from_status(status);
 }
 
 } // namespace
@@ -140,23 +150,23 @@ std::uint32_t process_id() noexcept { return ::GetCurrentProcessId(); }
 
 // Create and Lookup share one signature: (StartPort in network order, count, token out).
 static reservation_token call_with_token(protocol p, port_range r, const char* tcp_name, const char* udp_name,
-                                         std::error_code& ec) {
+                                         std::error_code (*map)(ULONG), std::error_code& ec) {
   auto fn = resolve<persistent_fn>(p, tcp_name, udp_name);
   if (!fn) {
     ec = error::os_unsupported;
     return {};
   }
   ULONG64 token = 0;
-  ec = from_status(fn(windows::to_network_port(r.first()), gsl::narrow<USHORT>(r.count()), &token));
+  ec = map(fn(windows::to_network_port(r.first()), gsl::narrow<USHORT>(r.count()), &token));
   return ec ? reservation_token{} : reservation_token{token};
 }
 
 reservation_token persistent_create(protocol p, port_range r, std::error_code& ec) {
-  return call_with_token(p, r, "CreatePersistentTcpPortReservation", "CreatePersistentUdpPortReservation", ec);
+  return call_with_token(p, r, "CreatePersistentTcpPortReservation", "CreatePersistentUdpPortReservation", from_status, ec);
 }
 
 reservation_token persistent_lookup(protocol p, port_range r, std::error_code& ec) {
-  return call_with_token(p, r, "LookupPersistentTcpPortReservation", "LookupPersistentUdpPortReservation", ec);
+  return call_with_token(p, r, "LookupPersistentTcpPortReservation", "LookupPersistentUdpPortReservation", from_lookup_status, ec);
 }
 
 void persistent_remove(protocol p, port_range r, std::error_code& ec) {
@@ -165,7 +175,7 @@ void persistent_remove(protocol p, port_range r, std::error_code& ec) {
     ec = error::os_unsupported;
     return;
   }
-  ec = from_status(fn(windows::to_network_port(r.first()), gsl::narrow<USHORT>(r.count())));
+  ec = from_lookup_status(fn(windows::to_network_port(r.first()), gsl::narrow<USHORT>(r.count())));
 }
 
 std::vector<reservation> persistent_list(protocol, std::error_code& ec) {

@@ -11,10 +11,17 @@ namespace {
 constexpr int error_handles_closed = 676;
 } // namespace
 
+// Winsock codes (immediate failures) and the Win32 codes completion ports
+// carry: RtlNtStatusToDosError's translation of the driver's NTSTATUS (its
+// table, e.g. ReactOS/Wine lib/rtl/error.c: STATUS_ADDRESS_ALREADY_EXISTS and
+// STATUS_DUPLICATE_NAME -> ERROR_DUP_NAME, STATUS_TOO_MANY_ADDRESSES and
+// STATUS_TOO_MANY_NAMES -> ERROR_TOO_MANY_NAMES, STATUS_INVALID_ADDRESS_COMPONENT
+// -> ERROR_INVALID_NETNAME, STATUS_INVALID_DEVICE_REQUEST -> ERROR_INVALID_FUNCTION).
 std::optional<condition> system_condition(int value) noexcept {
   switch (value) {
   case WSAEOPNOTSUPP:
   case ERROR_NOT_SUPPORTED:
+  case ERROR_INVALID_FUNCTION:
   case ERROR_PROC_NOT_FOUND:
   case ERROR_CALL_NOT_IMPLEMENTED:
   case WSAEPROTONOSUPPORT:
@@ -22,6 +29,7 @@ std::optional<condition> system_condition(int value) noexcept {
   case WSAEACCES:
   case ERROR_ACCESS_DENIED: return condition::access_denied;
   case WSAEADDRINUSE:
+  case ERROR_DUP_NAME:
   case ERROR_SHARING_VIOLATION:
   case ERROR_ADDRESS_ALREADY_ASSOCIATED: return condition::in_use;
   case WSA_OPERATION_ABORTED: // == ERROR_OPERATION_ABORTED (995)
@@ -29,9 +37,13 @@ std::optional<condition> system_condition(int value) noexcept {
   case ERROR_CANCELLED:
   case error_handles_closed: return condition::aborted;
   case WSAEINVAL:
-  case ERROR_INVALID_PARAMETER: return condition::invalid_argument;
+  case ERROR_INVALID_PARAMETER:
+  case ERROR_NOT_FOUND:           // persistent lookup/delete: no such block
+  case WSAEADDRNOTAVAIL:          // bind: the local address is not this machine's
+  case ERROR_INVALID_NETNAME:
+  case ERROR_ADDRESS_NOT_ASSOCIATED: return condition::invalid_argument;
   case WSAENOBUFS:
-  case WSAEADDRNOTAVAIL:
+  case ERROR_TOO_MANY_NAMES:
   case ERROR_NO_SYSTEM_RESOURCES: return condition::exhausted;
   default: return std::nullopt;
   }

@@ -5,10 +5,15 @@
 
 #include <string>
 
+#include <windows.h>
+
 namespace portres::detail::win {
 
 /// Wine's version ("8.0"), or empty on Windows.
 std::string wine_version();
+
+/// An iphlpapi.dll export by name (through the Winsock seam), or null.
+FARPROC iphlpapi_function(const char* name);
 
 } // namespace portres::detail::win
 

@@ -14,9 +14,16 @@ struct winsock_seam {
                                 LPWSAOVERLAPPED_COMPLETION_ROUTINE);
   using bind_fn = int(WSAAPI*)(SOCKET, const sockaddr*, int);
   using disconnect_fn = BOOL(PASCAL*)(SOCKET, LPOVERLAPPED, DWORD, DWORD);
+  using open_fn = SOCKET(WSAAPI*)(int, int, int, LPWSAPROTOCOL_INFOW, GROUP, DWORD);
+  using resolve_fn = FARPROC (*)(const char* name);
 
   ioctl_fn ioctl = ::WSAIoctl;
   bind_fn bind = ::bind;
+  /// Creates the acquiring socket (tests: see its flags, refuse AF_INET6).
+  open_fn open = ::WSASocketW;
+  /// Finds an iphlpapi function (the persistent reservations) by name; null
+  /// when the system lacks it. Tests put fakes here (Wine has none).
+  resolve_fn resolve = nullptr; // null: GetProcAddress on iphlpapi.dll
   /// Null: the provider's DisconnectEx, found through ioctl.
   disconnect_fn disconnect = nullptr;
   /// Tests: reuse sockets even under Wine (whose DisconnectEx leaves them unusable).

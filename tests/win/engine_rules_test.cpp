@@ -1,0 +1,274 @@
+// The Windows engine against the simulated provider: the exact error of each
+// documented case, completion-port codes, what a failed bind leaves behind,
+// lifetimes, per-operation cancellation, IPv6, and the persistent functions
+// faked at the GetProcAddress seam. Each expectation names the reference page
+// (docs in /work/shared/reference) or the NTSTATUS table it follows.
+#include "win/simulated_provider.hpp"
+
+#include "portres/portres.hpp"
+#include "support.hpp"
+#include "win/native_engine.hpp"
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ip/udp.hpp>
+
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+
+using namespace portres;
+using portres_test::simulated_provider;
+
+namespace {
+struct native_selected {
+  native_selected() { select_backend(backend_kind::native); }
+  ~native_selected() { select_backend(backend_kind::automatic); }
+};
+
+std::error_code wsa(int code) { return {code, std::system_category()}; }
+
+// Starts an acquire that the provider holds back, then completes it with a
+// completion port's Win32 code; returns what the handler got.
+std::error_code acquire_completing_with(unsigned long win32_error) {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  provider.set_mode(simulated_provider::completion_mode::pending);
+  int calls = 0;
+  std::error_code result;
+  async_acquire(io.get_executor(), protocol::tcp, port_range::wildcard(8), [&](std::error_code ec, runtime_reservation r) {
+    ++calls;
+    result = ec;
+    CHECK_FALSE(r);
+  });
+  io.run_for(std::chrono::milliseconds(20));
+  CHECK(calls == 0);
+  CHECK(provider.deliver_pending(win32_error) == 1);
+  CHECK(portres_test::run_until(io, [&] { return calls == 1; }));
+  io.run_for(std::chrono::milliseconds(20));
+  CHECK(calls == 1);
+  return result;
+}
+} // namespace
+
+TEST_CASE("completion-port codes arrive as the Winsock code of the same failure") {
+  // RtlNtStatusToDosError: STATUS_ADDRESS_ALREADY_EXISTS -> ERROR_DUP_NAME (52).
+  auto ec = acquire_completing_with(52);
+  CHECK(ec == wsa(WSAEADDRINUSE));
+  CHECK(ec == condition::in_use);
+  // STATUS_TOO_MANY_ADDRESSES -> ERROR_TOO_MANY_NAMES (68): no block left.
+  ec = acquire_completing_with(68);
+  CHECK(ec == wsa(WSAENOBUFS));
+  CHECK(ec == condition::exhausted);
+  // STATUS_INVALID_DEVICE_REQUEST -> ERROR_INVALID_FUNCTION (1); ERROR_NOT_SUPPORTED (50) under Wine.
+  CHECK(acquire_completing_with(1) == wsa(WSAEOPNOTSUPP));
+  CHECK(acquire_completing_with(50) == wsa(WSAEOPNOTSUPP));
+  // Closing under a pending I/O: 995 on Windows, 676 (ERROR_HANDLES_CLOSED) under Wine.
+  CHECK(acquire_completing_with(676) == wsa(WSA_OPERATION_ABORTED));
+}
+
+TEST_CASE("immediate failures complete once through the executor with the documented code") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  // Reference 001 (SIO_ASSOCIATE_PORT_RESERVATION): an unacceptable input,
+  // here a token no reservation has, is WSAEINVAL.
+  asio::ip::tcp::socket socket(io, asio::ip::tcp::v4());
+  int calls = 0;
+  std::error_code result;
+  async_associate(socket, reservation_token{0x7777}, [&](std::error_code ec) {
+    ++calls;
+    result = ec;
+  });
+  CHECK(calls == 0); // never inline
+  CHECK(portres_test::run_until(io, [&] { return calls == 1; }));
+  CHECK(result == wsa(WSAEINVAL));
+  // Reference 001: a persistent token without administrator rights is WSAEACCES.
+  provider.add_persistent(protocol::tcp, {52100, 4}, reservation_token{0x5151});
+  provider.set_administrator(false);
+  async_associate(socket, reservation_token{0x5151}, [&](std::error_code ec) {
+    ++calls;
+    result = ec;
+  });
+  CHECK(portres_test::run_until(io, [&] { return calls == 2; }));
+  CHECK(result == wsa(WSAEACCES));
+  io.run_for(std::chrono::milliseconds(20));
+  CHECK(calls == 2);
+}
+
+TEST_CASE("bind: a bad local address is not an exhausted block, and the association survives for a retry") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+  asio::ip::tcp::socket socket(io, asio::ip::tcp::v4());
+  associate(socket, r.token());
+  std::error_code ec;
+  const auto foreign = asio::ip::make_address("192.0.2.7"); // TEST-NET-1: never this machine's
+  CHECK(portres::bind(socket, foreign, ec) == 0);
+  CHECK(ec == wsa(WSAEADDRNOTAVAIL));
+  CHECK(ec == condition::invalid_argument);
+  CHECK(ec != condition::exhausted);
+  CHECK(socket.local_endpoint(ec).port() == 0); // still unbound
+  const auto port = portres::bind(socket, ec);
+  CHECK_FALSE(ec);
+  CHECK(r.range().contains(port));
+}
+
+TEST_CASE("bind: an exhausted block names the block and stays retryable") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  auto r = acquire(io.get_executor(), protocol::udp, port_range::wildcard(1));
+  asio::ip::udp::socket first(io, asio::ip::udp::v4());
+  associate(first, r.token());
+  CHECK(r.range().contains(portres::bind(first)));
+  asio::ip::udp::socket second(io, asio::ip::udp::v4());
+  associate(second, r.token());
+  std::error_code ec;
+  CHECK(portres::bind(second, ec) == 0);
+  CHECK(ec == condition::exhausted);
+  CHECK(ec.message().find(std::to_string(r.range().first())) != std::string::npos);
+  first.close(); // the block's only port is free again
+  const auto port = portres::bind(second, ec);
+  CHECK_FALSE(ec);
+  CHECK(port == r.range().first());
+}
+
+TEST_CASE("a reservation that dies in its destructor leaves the live table, and bind says already_released") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  const auto before = detail::win::live_runtime_tokens();
+  asio::ip::tcp::socket socket(io, asio::ip::tcp::v4());
+  {
+    auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+    CHECK(detail::win::live_runtime_tokens() == before + 1);
+    associate(socket, r.token());
+  } // destroyed, never released
+  CHECK(detail::win::live_runtime_tokens() == before);
+  std::error_code ec;
+  CHECK(portres::bind(socket, ec) == 0);
+  CHECK(ec == error::already_released);
+  CHECK(socket.local_endpoint(ec).port() == 0); // not bound to a port outside the block
+}
+
+TEST_CASE("the acquiring socket is not inheritable and is a dual-mode IPv6 socket") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+  const auto s = static_cast<SOCKET>(provider.last_acquiring_socket());
+  REQUIRE(s != INVALID_SOCKET);
+  DWORD flags = 0;
+  REQUIRE(::GetHandleInformation(reinterpret_cast<HANDLE>(s), &flags));
+  CHECK((flags & HANDLE_FLAG_INHERIT) == 0);
+  WSAPROTOCOL_INFOW info{};
+  int size = sizeof info;
+  REQUIRE(::getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, reinterpret_cast<char*>(&info), &size) == 0);
+  CHECK(info.iAddressFamily == AF_INET6);
+  DWORD v6_only = 1;
+  size = sizeof v6_only;
+  REQUIRE(::getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<char*>(&v6_only), &size) == 0);
+  CHECK(v6_only == 0);
+}
+
+TEST_CASE("IPv6 and IPv4 sockets associate with one reservation and bind inside it") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+  asio::ip::tcp::socket v6(io, asio::ip::tcp::v6());
+  associate(v6, r.token());
+  const auto port6 = portres::bind(v6, asio::ip::address_v6::loopback());
+  CHECK(r.range().contains(port6));
+  CHECK(v6.local_endpoint().address() == asio::ip::address(asio::ip::address_v6::loopback()));
+  asio::ip::tcp::socket v4(io, asio::ip::tcp::v4());
+  associate(v4, r.token());
+  const auto port4 = portres::bind(v4);
+  CHECK(r.range().contains(port4));
+  CHECK(v4.local_endpoint().address().is_v4());
+}
+
+TEST_CASE("cancellation: acquire honours every type; release only terminal, and then reports success") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+  const auto live = detail::win::live_runtime_tokens();
+
+  provider.set_mode(simulated_provider::completion_mode::hang);
+  for (const auto type : {asio::cancellation_type::partial, asio::cancellation_type::total}) {
+    asio::cancellation_signal cancel;
+    int calls = 0;
+    std::error_code result;
+    async_acquire(io.get_executor(), protocol::udp, port_range::wildcard(4),
+                  asio::bind_cancellation_slot(cancel.slot(), [&](std::error_code ec, runtime_reservation) {
+                    ++calls;
+                    result = ec;
+                  }));
+    io.run_for(std::chrono::milliseconds(20));
+    cancel.emit(type);
+    CHECK(portres_test::run_until(io, [&] { return calls == 1; }));
+    CHECK(result == condition::aborted);
+  }
+
+  asio::cancellation_signal cancel;
+  int calls = 0;
+  std::error_code result = wsa(WSAEINVAL);
+  r.async_release(asio::bind_cancellation_slot(cancel.slot(), [&](std::error_code ec) {
+    ++calls;
+    result = ec;
+  }));
+  io.run_for(std::chrono::milliseconds(20));
+  cancel.emit(asio::cancellation_type::partial); // a release cannot undo itself: ignored
+  io.run_for(std::chrono::milliseconds(50));
+  CHECK(calls == 0);
+  cancel.emit(asio::cancellation_type::terminal);
+  CHECK(portres_test::run_until(io, [&] { return calls == 1; }));
+  // The acquiring socket was closed: the reservation is gone, so not "aborted".
+  CHECK_FALSE(result);
+  CHECK(detail::win::live_runtime_tokens() == live - 1);
+}
+
+TEST_CASE("persistent functions at the GetProcAddress seam: create, lookup, delete and their errors") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  CHECK(capabilities().persistent);
+  const port_range block{53000, 8};
+  std::error_code ec;
+  // CreatePersistentTcpPortReservation page: ERROR_ACCESS_DENIED without administrator rights.
+  provider.set_administrator(false);
+  persistent::create(protocol::tcp, block, ec);
+  CHECK(ec == wsa(ERROR_ACCESS_DENIED));
+  CHECK(ec == condition::access_denied);
+  provider.set_administrator(true);
+
+  const auto token = persistent::create(protocol::tcp, block);
+  CHECK(token);
+  CHECK(persistent::lookup(protocol::tcp, block) == token);
+  // Lookup of a block no reservation has exactly: ERROR_NOT_FOUND -> error::unknown_token.
+  persistent::lookup(protocol::tcp, {53000, 4}, ec);
+  CHECK(ec == error::unknown_token);
+  persistent::lookup(protocol::udp, block, ec);
+  CHECK(ec == error::unknown_token);
+  // ERROR_SHARING_VIOLATION: the block overlaps an existing persistent reservation.
+  persistent::create(protocol::tcp, {53004, 8}, ec);
+  CHECK(ec == wsa(ERROR_SHARING_VIOLATION));
+  CHECK(ec == condition::in_use);
+
+  // The token serves association and bind from the persistent block.
+  asio::ip::tcp::socket socket(io, asio::ip::tcp::v4());
+  associate(socket, token);
+  CHECK(block.contains(portres::bind(socket)));
+
+  persistent::remove(protocol::tcp, block);
+  persistent::remove(protocol::tcp, block, ec);
+  CHECK(ec == error::unknown_token);
+  persistent::lookup(protocol::tcp, block, ec);
+  CHECK(ec == error::unknown_token);
+}
