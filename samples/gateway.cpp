@@ -132,14 +132,13 @@ int main(int argc, char** argv) {
     tcp::acceptor upstream_acceptor(io);
     tcp::endpoint upstream;
     if (o.flag("builtin-upstream")) {
-      upstream_acceptor = tcp::acceptor(io, {asio::ip::address_v4::loopback(), 0});
+      upstream_acceptor = samples::make_listener(io, {asio::ip::address_v4::loopback(), 0});
       upstream = upstream_acceptor.local_endpoint();
       asio::co_spawn(io, builtin_upstream(upstream_acceptor), asio::detached);
     } else {
       upstream = samples::parse_endpoint(o.text("upstream", ""), "--upstream");
     }
-    tcp::acceptor listener(io, listen_at);
-    listener.listen(4096);
+    auto listener = samples::make_listener(io, listen_at, 4096);
 
     portres::runtime_reservation block;
     std::unique_ptr<portres::socket_pool<tcp>> pool;
@@ -150,10 +149,8 @@ int main(int argc, char** argv) {
       opts.low_water = 32;
       opts.high_water = 128;
       opts.max_waiters = 4096;
-    // Client-closes-first churn leaves each port in TIME_WAIT for 60 s; with
-    // SO_REUSEADDR the lru policy can bind the longest-rested of them again
-    // (the kernel's tcp_tw_reuse then decides at connect), as autobind does.
-    opts.configure = [](tcp::socket& sock, std::error_code& e) { sock.set_option(asio::socket_base::reuse_address(true), e); };
+    // Client-closes-first churn leaves each port in TIME_WAIT for 60 s (per OS: net.hpp).
+    opts.configure = samples::configure_client_socket;
       pool = std::make_unique<portres::socket_pool<tcp>>(io.get_executor(), block, upstream.address(), opts);
     }
     counters c;

@@ -202,10 +202,8 @@ int main(int argc, char** argv) {
     o.low_water = s.concurrency;
     o.high_water = s.concurrency * 2;
     o.max_waiters = s.concurrency * 2;
-    // Client-closes-first churn leaves each port in TIME_WAIT for 60 s; with
-    // SO_REUSEADDR the lru policy can bind the longest-rested of them again
-    // (the kernel's tcp_tw_reuse then decides at connect), as autobind does.
-    o.configure = [](tcp::socket& sock, std::error_code& e) { sock.set_option(asio::socket_base::reuse_address(true), e); };
+    // Client-closes-first churn leaves each port in TIME_WAIT for 60 s (per OS: net.hpp).
+    o.configure = samples::configure_client_socket;
     pool = std::make_unique<portres::socket_pool<tcp>>(io.get_executor(), block, s.target.address().is_v6()
                                                           ? asio::ip::address(asio::ip::address_v6::any())
                                                           : asio::ip::address(asio::ip::address_v4::any()), o);

@@ -6,9 +6,11 @@
 //   portres show   [--protocol tcp|udp]                      persistent and live runtime reservations
 //   portres usage  --protocol tcp --start N --count N        which ports of a block are in use, by whom
 //   portres apply                                            re-apply persistent reservations (boot)
+//   portres selftest                                         conformance checks against this OS (selftest.cpp)
 //   --json on any command; exit codes below.
 #include "common/json.hpp"
 #include "common/options.hpp"
+#include "selftest.hpp"
 
 #include <portres/portres.hpp>
 
@@ -37,6 +39,7 @@ const char* const help_text =
     "  show   [--protocol tcp|udp]                     list persistent and live runtime reservations\n"
     "  usage  --protocol tcp|udp --start N --count N   list the sockets on a block's ports (TIME_WAIT included)\n"
     "  apply                                           re-apply persistent reservations to the kernel (boot)\n"
+    "  selftest                                        check what this OS does (send the --json output to the developers)\n"
     "exit codes: 0 ok, 1 failed, 2 usage, 3 needs root/administrator, 4 not supported here,\n"
     "            5 in use / overlaps, 6 not found\n";
 
@@ -166,6 +169,7 @@ int main(int argc, char** argv) {
       return ok;
     }
     if (command == "show") return show(opts, json);
+    if (command == "selftest") return samples::selftest(json);
     if (command == "usage") return usage_of(opts, json);
     if (command == "apply") {
       portres::persistent::apply(ec);
@@ -173,7 +177,7 @@ int main(int argc, char** argv) {
       std::printf(json ? "{\"ok\":true,\"command\":\"apply\"}\n" : "applied persistent reservations\n");
       return ok;
     }
-    throw samples::usage_error("unknown command '" + command + "' (add, delete, lookup, show, usage, apply)");
+    throw samples::usage_error("unknown command '" + command + "' (add, delete, lookup, show, usage, apply, selftest)");
   } catch (const samples::usage_error& e) {
     if (json) {
       std::printf("{\"ok\":false,\"error\":%s,\"exit_code\":2}\n", quoted(e.what()).c_str());

@@ -1,5 +1,5 @@
-// Helpers shared by loadgen and gateway: endpoints from "HOST:PORT" and
-// latency summaries.
+// Helpers shared by loadgen and gateway: endpoints from "HOST:PORT", socket
+// options per OS, and latency summaries.
 #ifndef PORTRES_SAMPLES_NET_HPP
 #define PORTRES_SAMPLES_NET_HPP
 
@@ -13,6 +13,35 @@
 #include <vector>
 
 namespace samples {
+
+/// A listening socket. Asio's acceptor constructor sets SO_REUSEADDR, which
+/// on Linux lets a restarted server bind while old connections sit in
+/// TIME_WAIT, but on Windows lets any other socket bind the same port and
+/// steal connections: there the listener takes SO_EXCLUSIVEADDRUSE instead.
+inline asio::ip::tcp::acceptor make_listener(asio::io_context& io, const asio::ip::tcp::endpoint& at,
+                                             int backlog = asio::socket_base::max_listen_connections) {
+  asio::ip::tcp::acceptor listener(io, at.protocol());
+#if defined(_WIN32)
+  listener.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_EXCLUSIVEADDRUSE>(true));
+#else
+  listener.set_option(asio::socket_base::reuse_address(true));
+#endif
+  listener.bind(at);
+  listener.listen(backlog);
+  return listener;
+}
+
+/// Options for a pool's client sockets. Linux: SO_REUSEADDR, so the lru
+/// policy can bind a port whose last connection rests in TIME_WAIT (the
+/// kernel's tcp_tw_reuse decides at connect), as autobind does. Windows:
+/// nothing; SO_REUSEADDR there would let the socket take a port another
+/// socket holds, and the OS picks the port from the reservation anyway.
+inline void configure_client_socket([[maybe_unused]] asio::ip::tcp::socket& socket, std::error_code& ec) {
+  ec.clear();
+#if !defined(_WIN32)
+  socket.set_option(asio::socket_base::reuse_address(true), ec);
+#endif
+}
 
 inline asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const char* option) {
   const auto colon = text.rfind(':');

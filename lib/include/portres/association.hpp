@@ -29,7 +29,8 @@ namespace portres {
 /// error::already_associated, error::unsupported_socket (protocol mismatch),
 /// error::unknown_token, error::foreign_token (a runtime token of another
 /// process), condition::access_denied (persistent token without privilege).
-/// Cancellation: a pending native associate is aborted (condition::aborted).
+/// Cancellation: terminal, partial or total abort a pending native associate
+/// (condition::aborted; the socket stays unassociated).
 template <class Socket, class CompletionToken>
 auto async_associate(Socket& socket, reservation_token reservation, CompletionToken&& token);
 

@@ -58,6 +58,11 @@ public:
   /// @param token completion token, signature `void(std::error_code)`.
   /// `*this` is empty as soon as the operation starts. The completion is
   /// always delivered through the handler's executor, never inline.
+  ///
+  /// Cancellation: terminal only (a release cannot be undone: the acquiring
+  /// socket is closed in any case). A pending native release then completes
+  /// with success, because the reservation is gone; partial and total
+  /// cancellation are not supported and ignored, as Asio's rules say.
   template <class CompletionToken>
   auto async_release(CompletionToken&& token);
 
@@ -84,9 +89,9 @@ private:
 /// condition::exhausted when no free block fits, condition::not_supported
 /// where the backend cannot reserve.
 ///
-/// Cancellation: per-operation cancellation (any type) aborts a pending
-/// native acquire (condition::aborted); a portable acquire completes without
-/// waiting and is not affected.
+/// Cancellation: per-operation cancellation (terminal, partial or total)
+/// aborts a pending native acquire (condition::aborted, and no reservation
+/// exists); a portable acquire completes without waiting and is not affected.
 template <class Executor, class CompletionToken>
 auto async_acquire(const Executor& ex, protocol p, port_range range, CompletionToken&& token);
 

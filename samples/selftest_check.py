@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Runs `portres selftest --json` and checks its report.
+
+Native Linux: every check runs against the Linux backend and none may fail
+(persistent needs root: as root it runs inside a private network namespace
+with private portres folders). Under Wine (--wine): the native checks must
+report not_supported with the code Wine answers, and none may fail.
+Also checks the text mode prints one line per check.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+CHECKS = ["wildcard_acquire", "specific_acquire", "associate_bind_20", "exhausted_21st", "release",
+          "cancel_pending", "close_with_pending", "ipv6_bind", "persistent", "socket_reuse"]
+RESULTS = {"pass", "fail", "not_supported", "skipped"}
+# Checks that need a native runtime reservation first.
+NEEDS_RUNTIME = ["wildcard_acquire", "specific_acquire", "ipv6_bind"]
+
+problems = []
+
+
+def expect(cond, what):
+    print(("ok: " if cond else "FAIL: ") + what)
+    if not cond:
+        problems.append(what)
+
+
+def run(cmd, env):
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cli", required=True)
+    ap.add_argument("--wine", action="store_true", help="the CLI is portres.exe under the emulator")
+    ap.add_argument("emulator", nargs="*")
+    a = ap.parse_args()
+    scratch = tempfile.mkdtemp(prefix="portres-selftest-")
+    env = dict(os.environ, PORTRES_RUNTIME_DIR=os.path.join(scratch, "run"),
+               PORTRES_STATE_DIR=os.path.join(scratch, "state"))
+    for folder in ("run", "state"):
+        os.makedirs(os.path.join(scratch, folder), mode=0o700)
+    cmd = list(a.emulator) + [a.cli, "selftest"]
+    if not a.wine and os.geteuid() == 0:
+        # loopback only, and persistent reservations touch ip_local_reserved_ports: a private namespace.
+        cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"] + cmd
+
+    rc, out, err = run(cmd + ["--json"], env)
+    try:
+        report = json.loads(out)
+    except ValueError as e:
+        expect(False, f"selftest --json prints one JSON document ({e}): {out!r} {err!r}")
+        return 1
+    checks = report.get("checks", [])
+    expect([c.get("name") for c in checks] == CHECKS, f"every check reported, in order: {[c.get('name') for c in checks]}")
+    for c in checks:
+        expect(c.get("result") in RESULTS, f"{c.get('name')}: result {c.get('result')!r} is one of {sorted(RESULTS)}")
+        expect(isinstance(c.get("os_error"), int), f"{c.get('name')}: os_error is a number")
+        expect(isinstance(c.get("detail"), str) and c["detail"] != "", f"{c.get('name')}: has a detail")
+        expect(c.get("result") != "fail", f"{c.get('name')}: did not fail ({c.get('detail')})")
+    failed = sum(1 for c in checks if c.get("result") == "fail")
+    expect(report.get("failed") == failed and rc == (1 if failed else 0), f"exit code {rc} and 'failed' agree")
+    expect(report.get("backend") in ("native", "fallback"), f"backend chosen: {report.get('backend')}")
+    expect(isinstance(report.get("os"), str) and report["os"] != "", f"OS reported: {report.get('os')}")
+    by_name = {c.get("name"): c for c in checks}
+    if a.wine:
+        expect(report["os"].startswith("Wine"), "Wine is named in the report")
+        expect(report.get("native_runtime") is False, "native runtime reported unusable under Wine")
+        for name in NEEDS_RUNTIME + ["persistent", "socket_reuse"]:
+            c = by_name.get(name, {})
+            expect(c.get("result") == "not_supported", f"{name} is not_supported under Wine ({c.get('detail')})")
+        # Wine answers the overlapped IOCTL with ERROR_NOT_SUPPORTED, which portres reports as WSAEOPNOTSUPP.
+        expect(by_name["wildcard_acquire"].get("os_error") in (50, 10045),
+               f"wildcard_acquire carries Wine's code: {by_name['wildcard_acquire'].get('os_error')}")
+    else:
+        expect(report["os"].startswith("Linux"), "Linux is named in the report")
+        for name in ["wildcard_acquire", "specific_acquire", "associate_bind_20", "exhausted_21st", "release", "ipv6_bind"]:
+            expect(by_name.get(name, {}).get("result") == "pass", f"{name} passes on Linux")
+        expect(by_name["socket_reuse"].get("result") == "not_supported", "socket reuse is not offered on Linux")
+
+    rc, out, err = run(cmd, env)
+    lines = [line for line in out.splitlines() if line.split() and line.split()[0] in RESULTS]
+    expect(len(lines) == len(CHECKS), f"text mode prints one line per check ({len(lines)})")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
