@@ -230,7 +230,21 @@ public:
       return fail({}, "the returned socket was neither recycled nor closed");
     }
     if (pool.stats().recycled != 1) return fail({}, "DisconnectEx(TF_REUSE_SOCKET) failed; the socket was closed");
-    return pass("a connected socket went back to stock after DisconnectEx(TF_REUSE_SOCKET)");
+    // The recycled socket connects again (through ConnectEx: Asio's async_connect), from its port.
+    auto again = pool.try_get(ec);
+    if (ec) return fail(ec, "pool after recycle: " + ec.message());
+    const auto port = again.port();
+    bool connected = false;
+    std::error_code connect_ec;
+    again->async_connect(listener.local_endpoint(), [&](std::error_code e) {
+      connect_ec = e;
+      connected = true;
+    });
+    if (!run_until(io_, [&] { return connected; })) return fail({}, "async_connect of the recycled socket never completed");
+    if (connect_ec) return fail(connect_ec, "async_connect of the recycled socket: " + describe(connect_ec));
+    if (again->local_endpoint(ec).port() != port) return fail(ec, "the recycled socket reconnected from another port");
+    return pass("a connected socket was recycled with DisconnectEx(TF_REUSE_SOCKET) and reconnected from port " +
+                std::to_string(port));
   }
 
 private:

@@ -10,6 +10,7 @@
 #include "support.hpp"
 #include "win/winsock_seam.hpp"
 
+#include <asio/buffer.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
@@ -36,10 +37,32 @@ BOOL PASCAL simulated_disconnect(SOCKET s, LPOVERLAPPED overlapped, DWORD flags,
   }
   // A real overlapped operation on the same socket and OVERLAPPED (a
   // zero-byte send): its packet arrives on Asio's port as DisconnectEx's
-  // would, and closing the socket aborts it.
+  // would, and closing the socket aborts it. Then the connection really ends,
+  // as DisconnectEx ends it: the peer reads end of stream. (Reconnecting the
+  // same handle cannot be simulated: Wine refuses connect on a socket that was
+  // ever connected with WSAEISCONN, even after connect(AF_UNSPEC);
+  // `portres selftest` checks reconnection on real Windows.)
   WSABUF nothing{0, nullptr};
   DWORD sent = 0;
-  return ::WSASend(s, &nothing, 1, &sent, 0, overlapped, nullptr) == 0 ? TRUE : FALSE;
+  if (::WSASend(s, &nothing, 1, &sent, 0, overlapped, nullptr) != 0 && ::WSAGetLastError() != WSA_IO_PENDING) {
+    return FALSE;
+  }
+  ::shutdown(s, SD_BOTH);
+  return TRUE;
+}
+
+// Whether `peer` reads end of stream within two seconds.
+bool peer_sees_disconnect(asio::ip::tcp::socket& peer) {
+  peer.non_blocking(true);
+  char byte = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::error_code ec;
+    peer.read_some(asio::buffer(&byte, 1), ec);
+    if (ec == asio::error::eof) return true;
+    if (ec != asio::error::would_block) return false;
+    ::Sleep(10);
+  }
+  return false;
 }
 
 // Installs the simulated DisconnectEx for one test and restores the seam after.
@@ -112,6 +135,7 @@ TEST_CASE("socket reuse: a connected socket given back is disconnected and stock
   CHECK(disconnect_flags == TF_REUSE_SOCKET);
   CHECK(p.pool.stats().in_use == 1); // until the disconnect completes
   REQUIRE(run_until(io, [&] { return p.pool.stats().recycled == 1; }));
+  CHECK(peer_sees_disconnect(p.peer));
   const auto stats = p.pool.stats();
   CHECK(stats.in_use == 0);
   CHECK(stats.ready == 1);
