@@ -20,6 +20,12 @@
 #include <string>
 #include <vector>
 
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <sys/utsname.h>
+#endif
+
 namespace samples {
 namespace {
 
@@ -256,6 +262,24 @@ private:
   std::vector<tcp::socket> sockets_;
 };
 
+// The OS build the report comes from: "10.0.19045" on Windows (RtlGetVersion
+// does not lie about the version as GetVersionEx does), the kernel release on Linux.
+std::string os_build() {
+#if defined(_WIN32)
+  using rtl_get_version_fn = LONG(WINAPI*)(OSVERSIONINFOW*);
+  const HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
+  auto get = ntdll ? reinterpret_cast<rtl_get_version_fn>(reinterpret_cast<void*>(::GetProcAddress(ntdll, "RtlGetVersion")))
+                   : nullptr;
+  OSVERSIONINFOW v{};
+  v.dwOSVersionInfoSize = sizeof v;
+  if (!get || get(&v) != 0) return "unknown";
+  return std::to_string(v.dwMajorVersion) + "." + std::to_string(v.dwMinorVersion) + "." + std::to_string(v.dwBuildNumber);
+#else
+  utsname u{};
+  return ::uname(&u) == 0 ? u.release : "unknown";
+#endif
+}
+
 std::string error_json(const std::error_code& ec) {
   return "\"os_error\":" + std::to_string(ec.value()) + ",\"category\":" + json_string(ec ? ec.category().name() : "") +
          ",\"message\":" + json_string(ec ? ec.message() : "");
@@ -301,7 +325,8 @@ int selftest(bool json) {
   }
   const char* backend = portres::to_string(portres::active_backend());
   if (json) {
-    std::string out = "{\"selftest\":1,\"os\":" + json_string(caps.platform) + ",\"backend\":" + json_string(backend) +
+    std::string out = "{\"selftest\":1,\"os\":" + json_string(caps.platform) + ",\"os_build\":" + json_string(os_build()) +
+                      ",\"backend\":" + json_string(backend) +
                       ",\"backend_selection\":" + json_string(selected ? selected.message() : "native") +
                       ",\"native_runtime\":" + (caps.native_runtime ? "true" : "false") +
                       ",\"native_runtime_reason\":" + json_string(caps.native_runtime_reason) + ",\"checks\":[";
@@ -312,7 +337,8 @@ int selftest(bool json) {
     }
     std::printf("%s],\"failed\":%d}\n", out.c_str(), failures);
   } else {
-    std::printf("os: %s; backend: %s; %d check(s) failed\n", caps.platform.c_str(), backend, failures);
+    std::printf("os: %s (build %s); backend: %s; %d check(s) failed\n", caps.platform.c_str(), os_build().c_str(), backend,
+                failures);
   }
   return failures ? 1 : 0;
 }

@@ -10,6 +10,7 @@ Also checks the text mode prints one line per check.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,7 @@ def main():
     expect(report.get("failed") == failed and rc == (1 if failed else 0), f"exit code {rc} and 'failed' agree")
     expect(report.get("backend") in ("native", "fallback"), f"backend chosen: {report.get('backend')}")
     expect(isinstance(report.get("os"), str) and report["os"] != "", f"OS reported: {report.get('os')}")
+    expect(re.fullmatch(r"\d+\.\d+\.\d+.*", report.get("os_build", "")) is not None, f"OS build: {report.get('os_build')}")
     by_name = {c.get("name"): c for c in checks}
     if a.wine:
         expect(report["os"].startswith("Wine"), "Wine is named in the report")
