@@ -8,12 +8,15 @@
 #include "portres/portres.hpp"
 #include "support.hpp"
 #include "win/native_engine.hpp"
+#include "win/winsock_seam.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/udp.hpp>
+
+#include <gsl/gsl>
 
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -174,6 +177,36 @@ TEST_CASE("the acquiring socket is not inheritable and is a dual-mode IPv6 socke
   size = sizeof v6_only;
   REQUIRE(::getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<char*>(&v6_only), &size) == 0);
   CHECK(v6_only == 0);
+}
+
+namespace {
+SOCKET WSAAPI open_without_ipv6(int family, int type, int protocol, LPWSAPROTOCOL_INFOW info, GROUP group, DWORD flags) {
+  if (family == AF_INET6) {
+    ::WSASetLastError(WSAEAFNOSUPPORT);
+    return INVALID_SOCKET;
+  }
+  return ::WSASocketW(family, type, protocol, info, group, flags);
+}
+} // namespace
+
+TEST_CASE("without IPv6 the acquiring socket is IPv4, still not inheritable") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  detail::win::seam().open = open_without_ipv6;
+  auto restore = gsl::finally([] { detail::win::seam().open = ::WSASocketW; });
+  auto r = acquire(io.get_executor(), protocol::udp, port_range::wildcard(4));
+  const auto s = static_cast<SOCKET>(provider.last_acquiring_socket());
+  WSAPROTOCOL_INFOW info{};
+  int size = sizeof info;
+  REQUIRE(::getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, reinterpret_cast<char*>(&info), &size) == 0);
+  CHECK(info.iAddressFamily == AF_INET);
+  DWORD flags = 0;
+  REQUIRE(::GetHandleInformation(reinterpret_cast<HANDLE>(s), &flags));
+  CHECK((flags & HANDLE_FLAG_INHERIT) == 0);
+  asio::ip::udp::socket v4(io, asio::ip::udp::v4());
+  associate(v4, r.token());
+  CHECK(r.range().contains(portres::bind(v4)));
 }
 
 TEST_CASE("IPv6 and IPv4 sockets associate with one reservation and bind inside it") {
