@@ -64,7 +64,7 @@ public:
   int run() {
     if (!listen()) return 1;
     std::error_code ec;
-    stored_ = linux_store::load(ec);
+    set_stored(linux_store::load(ec));
     if (ec) log("persistent store unreadable (%s): serving runtime reservations only", ec.message().c_str());
     sync_kernel();
     std::printf("portresd: serving @%s (pid %d)\n", opts_.socket_name.c_str(), static_cast<int>(::getpid()));
@@ -315,20 +315,21 @@ private:
       return std::error_code(EDQUOT, std::system_category()); // over the policy's cap for this uid
     }
     refresh_store();
-    std::vector<port_range> occupied;
-    for (const auto& [token, g] : live_) {
-      if (g.proto == q.proto) occupied.push_back(g.range);
-    }
-    for (const auto& e : stored_) {
-      if (e.proto == q.proto) occupied.push_back(e.range);
+    // Reserved ports come from our own bitmaps (kept up to date at every
+    // change): the cost of a grant does not grow with the number of live ones.
+    const auto& reserved = occupied(q.proto);
+    if (!request.is_wildcard() && reserved.next_set(request.first(), request.last())) {
+      return error::overlaps_reservation;
     }
     std::error_code ec;
-    const auto held = held_ports_for(q.proto, request, ec);
+    auto held = held_ports_for(q.proto, request, ec);
     if (ec) return ec;
-    const auto granted = place_block(request, placement_, ephemeral(), occupied, held, ec);
+    held |= reserved;
+    const auto granted = place_block(request, placement_, ephemeral(), {}, held, ec);
     if (ec) return ec;
     c.held = grant{q.proto, granted, q.token};
     live_.emplace(q.token, *c.held);
+    live_ports_[index(q.proto)].set_range(granted.first(), granted.last());
     ports_by_uid_[c.peer.uid] += granted.count();
     if (meets_ephemeral(granted)) sync_kernel();
     r.first = granted.first();
@@ -337,7 +338,28 @@ private:
     return {};
   }
 
+  static std::size_t index(protocol p) { return p == protocol::tcp ? 0 : 1; }
+
+  // Live blocks (disjoint by construction) and persistent blocks of `p`.
+  const port_bitmap& occupied(protocol p) {
+    auto& out = occupied_scratch_;
+    out = live_ports_[index(p)];
+    out |= stored_ports_[index(p)];
+    return out;
+  }
+
+  void set_stored(std::vector<linux_store::entry> stored) {
+    stored_ = std::move(stored);
+    stored_ports_[0] = stored_ports_[1] = port_bitmap{};
+    for (const auto& e : stored_) stored_ports_[index(e.proto)].set_range(e.range.first(), e.range.last());
+  }
+
   void forget(connection& c) {
+    const auto r = c.held->range;
+    auto& ports = live_ports_[index(c.held->proto)];
+    port_bitmap block;
+    block.set_range(r.first(), r.last());
+    ports.remove(block);
     live_.erase(c.held->token);
     ports_by_uid_[c.peer.uid] -= c.held->range.count();
     c.held.reset();
@@ -391,7 +413,7 @@ private:
       r.token = linux_store::token_of(e).value();
     }
     if ((ec = linux_store::save(stored))) return ec;
-    stored_ = std::move(stored);
+    set_stored(std::move(stored));
     store_stamp_ = store_mtime();
     sync_kernel();
     return {};
@@ -409,7 +431,7 @@ private:
     if (stamp == store_stamp_) return;
     std::error_code ec;
     auto stored = linux_store::load(ec);
-    if (!ec) stored_ = std::move(stored);
+    if (!ec) set_stored(std::move(stored));
     store_stamp_ = stamp;
   }
 
@@ -431,14 +453,14 @@ private:
   // persistent blocks inside the ephemeral range), from our own table.
   bool sync_kernel() {
     const auto eph = ephemeral();
-    port_bitmap wanted;
-    const auto add = [&](port_range r) {
-      const auto lo = std::max<std::uint32_t>(r.first(), eph.first());
-      const auto hi = std::min<std::uint32_t>(r.last(), eph.last());
-      if (lo <= hi) wanted.set_range(lo, hi);
-    };
-    for (const auto& [token, g] : live_) add(g.range);
-    for (const auto& e : stored_) add(e.range);
+    port_bitmap wanted = live_ports_[0];
+    wanted |= live_ports_[1];
+    wanted |= stored_ports_[0];
+    wanted |= stored_ports_[1];
+    port_bitmap outside; // the kernel list only matters inside the ephemeral range
+    if (eph.first() > 0) outside.set_range(0, eph.first() - 1u);
+    if (eph.last() < port_range::max_port) outside.set_range(eph.last() + 1u, port_range::max_port);
+    wanted.remove(outside);
     std::error_code ec;
     const auto text = linux_files::read_file(reserved_ports_sysctl, ec);
     const auto current = text ? linux_files::parse_port_list(*text) : std::nullopt;
@@ -475,6 +497,7 @@ private:
   std::vector<linux_store::entry> stored_;
   std::optional<std::int64_t> store_stamp_;
   port_bitmap owned_;
+  port_bitmap live_ports_[2], stored_ports_[2], occupied_scratch_;
   port_range ephemeral_;
   clock::time_point ephemeral_read_{}, last_sweep_{};
 };
