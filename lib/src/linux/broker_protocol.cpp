@@ -73,6 +73,7 @@ std::optional<std::error_code> join(std::uint8_t kind, std::int32_t value) {
     return port_in_use_error(static_cast<unsigned>(value));
   case error_kind::exhausted: {
     const auto u = static_cast<std::uint32_t>(value);
+    if ((u & 0xffffu) == 0) return std::nullopt; // a block of no ports
     return block_exhausted_error(u >> 16, u & 0xffffu);
   }
   }

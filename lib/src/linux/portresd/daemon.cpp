@@ -163,6 +163,9 @@ private:
       const int key = fd.get();
       c.fd = std::move(fd);
       conns_.emplace(key, std::move(c));
+      // A client sends its request right after connecting: answer it now
+      // rather than after another trip through epoll_wait.
+      serve(key, EPOLLIN);
     }
   }
 
