@@ -376,3 +376,43 @@ TEST_CASE("broker: hostile clients get errors and cannot crash or hang the daemo
   CHECK(daemon.alive());
   for (const int fd : silent) ::close(fd);
 }
+
+TEST_CASE("broker: persistent blocks need root or the policy's group, and the policy caps ports per uid") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+  const auto policy = scratch_dir() / "portresd.policy";
+  write_line(policy.c_str(), "# test policy\nmax-ports 65534 10\nmax-connections * 64");
+  test_daemon daemon("policy", policy.string());
+
+  child user([&] {
+    if (!drop_to_nobody()) return std::string("error setuid");
+    std::string reason;
+    auto broker = broker_registry::connect(daemon.name(), reason);
+    if (!broker) return "error " + reason;
+    std::error_code over, created, fits;
+    port_range g;
+    broker->grant(protocol::tcp, port_range(0, 11), reservation_token{0x51}, blocking::allowed, g, over);
+    auto kept = broker->grant(protocol::tcp, port_range(0, 10), reservation_token{0x52}, blocking::allowed, g, fits);
+    broker->persistent_create(protocol::tcp, port_range(62000, 4), created);
+    const bool access = !broker->persistent_access();
+    return std::to_string(over.value()) + " " + std::to_string(fits.value()) + " " +
+           (created == error::privilege_required ? "denied" : created.message()) + (access ? " access" : " no-access");
+  });
+  CHECK(user.said == std::to_string(EDQUOT) + " 0 denied no-access");
+
+  auto broker = daemon.client();
+  std::error_code ec;
+  const auto token = broker->persistent_create(protocol::tcp, port_range(62000, 4), ec);
+  REQUIRE_MESSAGE(!ec, ec);
+  CHECK(token);
+  // Written by the daemon to the store; runtime grants now avoid it.
+  const auto block = broker->persistent_block(protocol::tcp, token, blocking::allowed, ec);
+  REQUIRE(block);
+  CHECK(*block == port_range(62000, 4));
+  port_range g;
+  broker->grant(protocol::tcp, port_range(62002, 1), reservation_token{0x61}, blocking::allowed, g, ec);
+  CHECK(ec == error::overlaps_reservation);
+  broker->persistent_remove(protocol::tcp, port_range(62000, 4), ec);
+  CHECK(!ec);
+  broker->persistent_remove(protocol::tcp, port_range(62000, 4), ec);
+  CHECK(ec == error::unknown_token);
+}
