@@ -212,6 +212,30 @@ TEST_CASE("broker: an unprivileged user gets a kernel-enforced block that frees 
   auto listed = daemon.client()->list(ec);
   REQUIRE(listed.size() == 1);
   CHECK(listed[0].owner_uid == 65534);
+  CHECK(listed[0].token == reservation_token{0xabcdef});
+
+  // Another unprivileged process sees every reservation and its owner, but
+  // only tokens of its own uid: root's stays hidden.
+  port_range root_block;
+  auto root_lease = daemon.client()->grant(protocol::tcp, port_range(0, 2), reservation_token{0xf00d}, blocking::allowed,
+                                           root_block, ec);
+  REQUIRE(!ec);
+  child viewer([&] {
+    if (!drop_to_nobody()) return std::string("error setuid");
+    std::string reason;
+    auto broker = broker_registry::connect(daemon.name(), reason);
+    if (!broker) return "error " + reason;
+    std::error_code e;
+    std::string seen;
+    for (const auto& entry : broker->list(e)) {
+      seen += "uid " + std::to_string(entry.owner_uid) + (entry.token ? " token " + to_string(entry.token) : " hidden") + ";";
+    }
+    return e ? "error " + e.message() : seen;
+  });
+  CHECK((viewer.said == "uid 65534 token 0x0000000000abcdef;uid 0 hidden;" ||
+         viewer.said == "uid 0 hidden;uid 65534 token 0x0000000000abcdef;"));
+  viewer.kill();
+  root_lease.reset();
 
   // Another process binds port 0 until the range runs out: never into the block.
   child binder([] {
