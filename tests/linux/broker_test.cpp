@@ -96,9 +96,13 @@ bool bring_loopback_up() {
 
 TEST_CASE("broker: grants, refuses overlaps, lists owners, keeps the kernel list, releases at once") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+  // An entry someone else put in the kernel list survives every change.
+  const auto eph = portres::detail::platform::ephemeral_range();
+  const auto foreign_port = eph.first() + 7u;
+  write_line(reserved_ports_path, std::to_string(foreign_port));
+  const auto clear = gsl::finally([] { write_line(reserved_ports_path, ""); });
   test_daemon daemon;
   auto broker = daemon.client();
-  const auto eph = portres::detail::platform::ephemeral_range();
   const port_range inside(static_cast<std::uint16_t>(eph.first() + 100), 10);
 
   std::error_code ec;
@@ -108,6 +112,7 @@ TEST_CASE("broker: grants, refuses overlaps, lists owners, keeps the kernel list
   CHECK(granted == inside);
   CHECK(kernel_reserves(inside.first()));
   CHECK(kernel_reserves(inside.last()));
+  CHECK(kernel_reserves(foreign_port));
 
   // Overlapping specific block: refused. Wildcard: lands elsewhere.
   port_range other;
@@ -139,6 +144,7 @@ TEST_CASE("broker: grants, refuses overlaps, lists owners, keeps the kernel list
   broker->release(*lease, blocking::allowed, ec);
   CHECK(!ec);
   CHECK(!kernel_reserves(inside.first()));
+  CHECK(kernel_reserves(foreign_port));
   broker->release(*lease, blocking::allowed, ec);
   CHECK(ec == error::already_released);
   // Free again at once for anyone.
