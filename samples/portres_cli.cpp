@@ -74,6 +74,10 @@ int show(const samples::options& opts, bool json) {
   std::string out = json ? "{\"ok\":true,\"persistent\":[" : "";
   bool first = true;
   std::error_code ec;
+  // Which registry is in force and what its listing covers (Linux).
+  const auto caps = portres::capabilities();
+  const auto& mode = caps.coordination;
+  if (!json && !mode.empty()) std::printf("mode: %s\n", mode.c_str());
   for (const auto p : {portres::protocol::tcp, portres::protocol::udp}) {
     if (opts.has("protocol") && opts.protocol() != p) continue;
     const auto all = portres::persistent::list(p, ec);
@@ -102,13 +106,17 @@ int show(const samples::options& opts, bool json) {
     if (json) {
       out += std::string(first ? "" : ",") + "{\"protocol\":" + quoted(portres::to_string(e.proto)) +
              ",\"start\":" + std::to_string(e.range.first()) + ",\"count\":" + std::to_string(e.range.count()) +
-             ",\"pid\":" + std::to_string(e.owner_pid) + "}";
+             ",\"pid\":" + std::to_string(e.owner_pid) + ",\"uid\":" + std::to_string(e.owner_uid) +
+             (e.token ? ",\"token\":" + quoted(portres::to_string(e.token)) : std::string()) + "}";
     } else {
-      std::printf("runtime    %s %s pid %u\n", portres::to_string(e.proto), portres::to_string(e.range).c_str(), e.owner_pid);
+      // Others' tokens are hidden by the broker; only the caller's own are printed.
+      const auto uid = caps.machine_wide ? " uid " + std::to_string(e.owner_uid) : std::string();
+      std::printf("runtime    %s %s pid %u%s%s\n", portres::to_string(e.proto), portres::to_string(e.range).c_str(),
+                  e.owner_pid, uid.c_str(), e.token ? (" token " + portres::to_string(e.token)).c_str() : "");
     }
     first = false;
   }
-  if (json) std::printf("%s]}\n", out.c_str());
+  if (json) std::printf("%s],\"mode\":%s}\n", out.c_str(), quoted(mode).c_str());
   return ok;
 }
 

@@ -39,6 +39,11 @@ struct capability_report {
   std::string kernel_enforcement_reason;
   bool socket_reuse = false;        ///< pools reuse disconnected TCP sockets (Windows DisconnectEx)
   std::string socket_reuse_reason;
+  /// Linux: who coordinates runtime reservations. True with the portresd
+  /// broker: every process of every user in this network namespace, kernel-
+  /// enforced. False: the per-user registry (only processes sharing its folder).
+  bool machine_wide = false;
+  std::string coordination;         ///< the mode in force and what it means, in words
 };
 
 capability_report capabilities();

@@ -17,6 +17,8 @@ struct runtime_entry {
   protocol proto;
   port_range range;
   std::uint32_t owner_pid;
+  std::uint32_t owner_uid = 0;  ///< Linux broker mode; 0 where unknown
+  reservation_token token{};    ///< set only where the caller may see it (its own, broker mode)
 };
 
 /// Every live runtime reservation of the machine (Linux: from the registry).

@@ -2,6 +2,7 @@
 // persistent store, and what this machine supports.
 #include "backend.hpp"
 #include "core/portable_backend.hpp"
+#include "linux/broker_mode.hpp"
 #include "linux/registry.hpp"
 #include "platform.hpp"
 
@@ -10,15 +11,29 @@
 namespace portres::detail {
 
 backend* native_backend(std::string& reason) {
-  auto shared = linux_registry_instance(reason);
-  if (!shared) return nullptr;
-  static portable_backend instance(backend_kind::native, as_registry(shared));
+  const auto& mode = linux_registry_mode();
+  reason = mode.unavailable;
+  if (!mode.active()) return nullptr;
+  static portable_backend instance(backend_kind::native, mode.active());
   return &instance;
 }
 
 capability_report os_capabilities() {
   capability_report report;
   report.platform = platform::name();
+  const auto& mode = linux_registry_mode();
+  report.coordination = mode.description;
+  report.machine_wide = mode.broker != nullptr;
+  if (mode.broker) {
+    // The broker is root: it writes the kernel list for every client.
+    report.native_runtime = true;
+    report.kernel_enforcement = true;
+    report.persistent = !mode.broker->persistent_access();
+    if (!report.persistent) {
+      report.persistent_reason = "creating persistent reservations needs root or portresd's persistent-group";
+    }
+    return report;
+  }
   std::string reason;
   report.native_runtime = linux_registry_instance(reason) != nullptr;
   report.native_runtime_reason = reason;
@@ -43,6 +58,8 @@ std::shared_ptr<linux_registry> registry_or(std::error_code& ec) {
   return shared;
 }
 
+broker_registry* broker() { return linux_registry_mode().broker.get(); }
+
 bool privileged(std::error_code& ec) {
   if (::geteuid() == 0) return true;
   ec = error::privilege_required;
@@ -52,6 +69,7 @@ bool privileged(std::error_code& ec) {
 } // namespace
 
 reservation_token persistent_create(protocol p, port_range r, std::error_code& ec) {
+  if (auto b = broker()) return b->persistent_create(p, r, ec); // the daemon checks the caller's rights
   if (!privileged(ec)) return {};
   auto shared = registry_or(ec);
   return shared ? linux_persistent_create(*shared, {p, r}, ec) : reservation_token{};
@@ -68,6 +86,7 @@ reservation_token persistent_lookup(protocol p, port_range r, std::error_code& e
 }
 
 void persistent_remove(protocol p, port_range r, std::error_code& ec) {
+  if (auto b = broker()) return b->persistent_remove(p, r, ec);
   if (!privileged(ec)) return;
   if (auto shared = registry_or(ec)) linux_persistent_remove(*shared, {p, r}, ec);
 }
@@ -81,6 +100,7 @@ std::vector<reservation> persistent_list(protocol p, std::error_code& ec) {
 }
 
 void persistent_apply(std::error_code& ec) {
+  if (auto b = broker()) return b->persistent_apply(ec);
   if (!privileged(ec)) return;
   if (auto shared = registry_or(ec)) linux_persistent_apply(*shared, ec);
 }

@@ -1,6 +1,7 @@
 // Listings for tools: live reservations from the registry, and the sockets
 // on a range of ports with their owning processes (from /proc).
 #include "linux/proc_net.hpp"
+#include "linux/broker_mode.hpp"
 #include "linux/registry.hpp"
 #include "platform.hpp"
 
@@ -68,6 +69,7 @@ void read_table(const char* path, bool tcp, port_range range,
 } // namespace
 
 std::vector<runtime_entry> runtime_entries(std::error_code& ec) {
+  if (const auto& broker = linux_registry_mode().broker) return broker->list(ec);
   std::string reason;
   auto shared = linux_registry_instance(reason);
   if (!shared) {

@@ -1,0 +1,258 @@
+#include "linux/broker_client.hpp"
+
+#include "linux/state_files.hpp"
+#include "portres/error.hpp"
+
+#include <gsl/gsl>
+
+#include <cerrno>
+#include <cstring>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace portres::detail {
+namespace broker_link {
+namespace {
+
+// A daemon that stops answering must not hang its clients for ever.
+constexpr timeval reply_timeout{10, 0};
+
+std::error_code last_error() { return {errno, std::system_category()}; }
+
+} // namespace
+
+int connect(const std::string& name, std::error_code& ec, std::string* why) {
+  ec.clear();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (name.empty() || name.size() + 1 > sizeof addr.sun_path) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    if (why) *why = "broker socket name '" + name + "' is empty or too long";
+    return -1;
+  }
+  std::memcpy(addr.sun_path + 1, name.data(), name.size()); // abstract: leading NUL
+  const auto len = gsl::narrow<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  linux_files::unique_fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    ec = last_error();
+    if (why) *why = "socket: " + ec.message();
+    return -1;
+  }
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+    ec = last_error();
+    if (why) *why = "no broker answers on @" + name + " (" + ec.message() + ")";
+    return -1;
+  }
+  ucred peer{};
+  socklen_t peer_len = sizeof peer;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0) {
+    ec = last_error();
+    if (why) *why = "SO_PEERCRED: " + ec.message();
+    return -1;
+  }
+  if (peer.uid != 0) {
+    // Anyone can bind an abstract name; only root's listener is the broker.
+    ec = error::backend_unavailable;
+    if (why) *why = "@" + name + " is held by uid " + std::to_string(peer.uid) + " (pid " + std::to_string(peer.pid) +
+                    "), not root: refused as a possible impostor";
+    return -1;
+  }
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &reply_timeout, sizeof reply_timeout);
+  return fd.release();
+}
+
+broker_wire::reply receive(int fd, std::error_code& ec) {
+  std::uint8_t buf[broker_wire::max_reply_size];
+  while (true) {
+    const auto n = ::recv(fd, buf, sizeof buf, MSG_TRUNC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ec = errno == EAGAIN ? std::make_error_code(std::errc::timed_out) : last_error();
+      return {};
+    }
+    if (n == 0) {
+      ec = std::make_error_code(std::errc::connection_reset); // the broker went away
+      return {};
+    }
+    if (static_cast<std::size_t>(n) > sizeof buf) break;
+    auto r = broker_wire::parse_reply({buf, static_cast<std::size_t>(n)});
+    if (!r) break;
+    ec.clear();
+    return std::move(*r);
+  }
+  ec = error::malformed_state;
+  return {};
+}
+
+broker_wire::reply exchange(int fd, const broker_wire::request& r, std::error_code& ec) {
+  const auto bytes = broker_wire::encode(r);
+  ssize_t sent;
+  do {
+    sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+  if (sent != static_cast<ssize_t>(bytes.size())) {
+    ec = sent < 0 ? last_error() : std::make_error_code(std::errc::io_error);
+    return {};
+  }
+  auto reply = receive(fd, ec);
+  if (!ec && reply.kind != r.kind) ec = error::malformed_state;
+  return reply;
+}
+
+} // namespace broker_link
+
+namespace {
+
+class broker_lease final : public registry::lease {
+public:
+  explicit broker_lease(linux_files::unique_fd fd) : fd_(std::move(fd)) {}
+  ~broker_lease() override {
+    std::error_code ignored;
+    release(ignored);
+  }
+  void release(std::error_code& ec) {
+    if (!fd_) {
+      ec = error::already_released;
+      return;
+    }
+    // An explicit release so the block is free when this returns (closing
+    // alone frees it too, but only once the daemon sees the hang-up).
+    broker_wire::request r;
+    r.kind = broker_wire::op::release;
+    const auto reply = broker_link::exchange(fd_.get(), r, ec);
+    if (!ec) ec = reply.result;
+    fd_ = linux_files::unique_fd();
+  }
+
+private:
+  linux_files::unique_fd fd_;
+};
+
+} // namespace
+
+std::shared_ptr<broker_registry> broker_registry::connect(const std::string& name, std::string& reason) {
+  std::error_code ec;
+  linux_files::unique_fd fd(broker_link::connect(name, ec, &reason));
+  if (!fd) return nullptr;
+  broker_wire::request hello;
+  hello.kind = broker_wire::op::hello;
+  const auto reply = broker_link::exchange(fd.get(), hello, ec);
+  if (ec) {
+    reason = "broker @" + name + " did not answer: " + ec.message();
+    return nullptr;
+  }
+  return std::shared_ptr<broker_registry>(new broker_registry(name, (reply.flags & broker_wire::flag_persistent) != 0));
+}
+
+broker_wire::reply broker_registry::call(const broker_wire::request& r, std::error_code& ec) {
+  linux_files::unique_fd fd(broker_link::connect(name_, ec));
+  if (!fd) return {};
+  auto reply = broker_link::exchange(fd.get(), r, ec);
+  if (!ec) ec = reply.result;
+  return reply;
+}
+
+std::unique_ptr<registry::lease> broker_registry::grant(protocol p, port_range request, reservation_token token,
+                                                         blocking b, port_range& granted, std::error_code& ec) {
+  if (b == blocking::forbidden) { // a round trip to the daemon: the blocking pool's job
+    ec = std::make_error_code(std::errc::operation_would_block);
+    return nullptr;
+  }
+  linux_files::unique_fd fd(broker_link::connect(name_, ec));
+  if (!fd) return nullptr;
+  broker_wire::request r;
+  r.kind = broker_wire::op::acquire;
+  r.proto = p;
+  r.first = request.first();
+  r.count = request.count();
+  r.token = token.value();
+  const auto reply = broker_link::exchange(fd.get(), r, ec);
+  if (!ec) ec = reply.result;
+  if (ec) return nullptr;
+  granted = port_range(reply.first, reply.count);
+  return std::make_unique<broker_lease>(std::move(fd));
+}
+
+void broker_registry::release(lease& l, blocking b, std::error_code& ec) {
+  if (b == blocking::forbidden) {
+    ec = std::make_error_code(std::errc::operation_would_block);
+    return;
+  }
+  static_cast<broker_lease&>(l).release(ec);
+}
+
+std::error_code broker_registry::classify_unknown(reservation_token token, blocking) {
+  broker_wire::request r;
+  r.kind = broker_wire::op::classify;
+  r.token = token.value();
+  std::error_code ec;
+  const auto reply = call(r, ec);
+  if (ec) return ec;
+  return reply.flags != 0 ? std::error_code(error::foreign_token) : std::error_code(error::unknown_token);
+}
+
+std::optional<port_range> broker_registry::persistent_block(protocol p, reservation_token token, blocking,
+                                                            std::error_code& ec) {
+  broker_wire::request r;
+  r.kind = broker_wire::op::persistent_block;
+  r.proto = p;
+  r.token = token.value();
+  const auto reply = call(r, ec);
+  if (ec || reply.count == 0) return std::nullopt;
+  if ((ec = persistent_access())) return std::nullopt;
+  return port_range(reply.first, reply.count);
+}
+
+std::error_code broker_registry::persistent_access() const {
+  return persistent_allowed_ ? std::error_code() : std::error_code(error::privilege_required);
+}
+
+std::vector<runtime_entry> broker_registry::list(std::error_code& ec) {
+  std::vector<runtime_entry> out;
+  linux_files::unique_fd fd(broker_link::connect(name_, ec));
+  if (!fd) return out;
+  broker_wire::request r;
+  r.kind = broker_wire::op::list;
+  auto reply = broker_link::exchange(fd.get(), r, ec);
+  while (!ec) {
+    if ((ec = reply.result)) break;
+    for (const auto& e : reply.entries) {
+      runtime_entry entry{e.proto, port_range(e.first, e.count), e.pid};
+      entry.owner_uid = e.uid;
+      entry.token = reservation_token{e.token};
+      out.push_back(entry);
+    }
+    if ((reply.flags & broker_wire::flag_more) == 0) break;
+    reply = broker_link::receive(fd.get(), ec);
+  }
+  return out;
+}
+
+reservation_token broker_registry::persistent_create(protocol p, port_range range, std::error_code& ec) {
+  broker_wire::request r;
+  r.kind = broker_wire::op::persistent_create;
+  r.proto = p;
+  r.first = range.first();
+  r.count = range.count();
+  const auto reply = call(r, ec);
+  return ec ? reservation_token{} : reservation_token{reply.token};
+}
+
+void broker_registry::persistent_remove(protocol p, port_range range, std::error_code& ec) {
+  broker_wire::request r;
+  r.kind = broker_wire::op::persistent_remove;
+  r.proto = p;
+  r.first = range.first();
+  r.count = range.count();
+  call(r, ec);
+}
+
+void broker_registry::persistent_apply(std::error_code& ec) {
+  broker_wire::request r;
+  r.kind = broker_wire::op::persistent_apply;
+  call(r, ec);
+}
+
+} // namespace portres::detail

@@ -1,0 +1,23 @@
+// portresd's event loop and reservation table (single-threaded, epoll).
+// Each runtime grant belongs to one client connection and ends with it.
+#ifndef PORTRES_SRC_LINUX_PORTRESD_DAEMON_HPP
+#define PORTRES_SRC_LINUX_PORTRESD_DAEMON_HPP
+
+#include "linux/portresd/policy.hpp"
+
+#include <string>
+
+namespace portres::portresd {
+
+struct options {
+  std::string socket_name;
+  policy rules;
+  bool verbose = false;
+};
+
+/// Listens and serves until SIGTERM/SIGINT; returns the exit status.
+int run(const options& opts);
+
+} // namespace portres::portresd
+
+#endif

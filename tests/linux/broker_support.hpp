@@ -1,0 +1,125 @@
+// Test helpers for portresd: a private daemon started as a child process
+// (killed at the end), and small fork/pipe utilities.
+#ifndef PORTRES_TESTS_LINUX_BROKER_SUPPORT_HPP
+#define PORTRES_TESTS_LINUX_BROKER_SUPPORT_HPP
+
+#include "linux/broker_client.hpp"
+#include "support.hpp"
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace portres_test {
+
+inline std::string read_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+inline void write_line(const char* path, const std::string& value) {
+  std::ofstream out(path);
+  out << value << '\n';
+}
+
+inline constexpr const char* reserved_ports_path = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+inline constexpr const char* port_range_path = "/proc/sys/net/ipv4/ip_local_port_range";
+
+/// Why broker tests cannot run here, or null.
+inline const char* broker_skip_reason() {
+#if !defined(PORTRES_PORTRESD)
+  return "portresd is not built";
+#else
+  if (::geteuid() != 0) return "portresd tests need root (the daemon runs as root)";
+  if (!in_private_netns()) return "no private network namespace (would touch the host's kernel settings)";
+  return nullptr;
+#endif
+}
+
+/// portresd on a private socket name, as a child process; SIGTERM then
+/// SIGKILL at destruction.
+class test_daemon {
+public:
+  explicit test_daemon(const std::string& tag = "d", const std::string& policy_file = {}) {
+    name_ = "portres-test-" + std::to_string(::getpid()) + "-" + tag;
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+#if defined(PORTRES_PORTRESD)
+      if (policy_file.empty()) {
+        ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name_.c_str(), static_cast<char*>(nullptr));
+      } else {
+        ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name_.c_str(), "--policy",
+                policy_file.c_str(), static_cast<char*>(nullptr));
+      }
+#endif
+      ::_exit(127);
+    }
+    // Ready when it answers (bounded).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::string reason;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (portres::detail::broker_registry::connect(name_, reason)) return;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        FAIL("portresd exited early: status " << status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    FAIL("portresd did not answer: " << reason);
+  }
+  ~test_daemon() { stop(); }
+  test_daemon(const test_daemon&) = delete;
+  test_daemon& operator=(const test_daemon&) = delete;
+
+  const std::string& name() const { return name_; }
+  pid_t pid() const { return pid_; }
+  bool alive() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+  std::shared_ptr<portres::detail::broker_registry> client() const {
+    std::string reason;
+    auto c = portres::detail::broker_registry::connect(name_, reason);
+    INFO(reason);
+    REQUIRE(c);
+    return c;
+  }
+
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 200 && ::waitpid(pid_, nullptr, WNOHANG) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+private:
+  std::string name_;
+  pid_t pid_ = -1;
+};
+
+/// Polls `done` every 5 ms for up to `limit`.
+template <class Predicate>
+bool eventually(Predicate done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+} // namespace portres_test
+
+#endif
