@@ -82,7 +82,9 @@ class Report:
         self.sections.append((title, lines))
 
     def tails(self, name, prefix=""):
-        return [us(self.get(name, f"{prefix}{k}_us")) for k in ["p50", "p99", "p999", "max", "mean"]]
+        n = self.get(name, f"{prefix}samples")
+        return [us(self.get(name, f"{prefix}{k}_us")) for k in ["p50", "p99", "p999", "max", "mean"]] + [
+            "n/a" if n is None else f"{n:.0f}"]
 
     def failures(self, name):
         r = self.rows.get(name) or {}
@@ -93,7 +95,7 @@ class Report:
         return f"{total:.0f}" + (" (" + ", ".join(f"{k} {v:.0f}" for k, v in sorted(kinds.items())) + ")" if kinds else "")
 
 
-TAIL_HEAD = "p50 | p99 | p99.9 | max | mean"
+TAIL_HEAD = "p50 | p99 | p99.9 | max | mean | samples"
 
 
 def own_section(rep):
@@ -101,7 +103,7 @@ def own_section(rep):
              "bind from a 16,384-port reservation (each policy); explicit: SO_REUSEADDR + bind to the next port of "
              "the caller's own free list; ephemeral: bind(port 0) with ip_local_port_range narrowed to 16,384 ports "
              "and the same share held.", "",
-             f"| method | fullness | {TAIL_HEAD} | p50 vs explicit | failures |", "|---|---|---|---|---|---|---|---|---|"]
+             f"| method | fullness | {TAIL_HEAD} | p50 vs explicit | failures |", "|---|---|---|---|---|---|---|---|---|---|"]
     for lvl in OWN_LEVELS:
         base = rep.get(f"own/explicit/fullness:{lvl}", "p50_us")
         for m in ["explicit", "ephemeral"] + [f"portres_{p}" for p in POLICIES]:
@@ -132,7 +134,7 @@ def foreign_section(rep):
              "ephemeral range by design, so these cases cannot stress it; the own-fullness cases above do. "
              "portres = associate + bind timed together; portres_bind_only = bind alone (associate before the "
              "timer), shown as a sub-row.", "",
-             f"| case | {TAIL_HEAD} | p50 vs explicit | failures |", "|---|---|---|---|---|---|---|---|"]
+             f"| case | {TAIL_HEAD} | p50 vs explicit | failures |", "|---|---|---|---|---|---|---|---|---|"]
     for layout in ["random", "clustered"]:
         for lvl in FOREIGN_LEVELS:
             base = rep.get(f"bind/explicit/{layout}/occupancy:{lvl}", "p50_us")
@@ -154,7 +156,7 @@ def connect_section(rep):
              "the start until connect() returned. CPU: the calling thread's CPU time per connection (getrusage). "
              "System calls: strace on a fixed-count run at 0 % occupancy.", "",
              f"| client | occupancy | {TAIL_HEAD} | until connected p50 | CPU per conn | syscalls per conn | failures |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for lvl in FOREIGN_LEVELS:
         for c in CLIENTS:
             name = f"connect/{c}/occupancy:{lvl}"
@@ -224,7 +226,7 @@ def churn_section(rep):
 
 
 def pool_section(rep):
-    lines = [f"| case | {TAIL_HEAD} |", "|---|---|---|---|---|---|"]
+    lines = [f"| case | {TAIL_HEAD} |", "|---|---|---|---|---|---|---|"]
     for name, prefix, label in [("pool/get_sync", "", "pool/get_sync (try_get)"),
                                 ("pool/get_sync", "cycle_", "&nbsp;&nbsp;└ cycle: get + return + refill (io.poll)"),
                                 ("pool/get_async", "", "pool/get_async (call until handler)")]:
@@ -238,7 +240,7 @@ def pool_section(rep):
 
 
 def acquire_section(rep):
-    lines = [f"| case | {TAIL_HEAD} | vs baseline | failures |", "|---|---|---|---|---|---|---|---|"]
+    lines = [f"| case | {TAIL_HEAD} | vs baseline | failures |", "|---|---|---|---|---|---|---|---|---|"]
     base = rep.get("acquire/live/reservations:0", "p50_us")
     for n in [0, 100, 1000]:
         name = f"acquire/live/reservations:{n}"
@@ -445,8 +447,8 @@ def main():
           f"{context.get('mhz_per_cpu', '?')} MHz; kernel {args.kernel}; {args.compiler}; {args.build_type}",
           f"- date: {context.get('date', '?')}" + (f"; whole run {args.wall_seconds} s" if args.wall_seconds else ""),
           f"- environment: {context.get('occupancy_method', '?')}",
-          "- figures: per-operation p50/p99/p99.9/max/mean from per-iteration samples, medians over the "
-          "repetitions; every ratio compares figures measured in the same run. The machine is shared: "
+          "- figures: per-operation p50/p99/p99.9/max/mean from per-iteration samples (samples: how many, per "
+          "repetition; a tail of few samples is its max), medians over the repetitions; every ratio compares figures measured in the same run. The machine is shared: "
           "absolute figures are noisy, ratios less so.",
           "- Windows: the suite needs a Windows machine with Google Benchmark; no Windows figures here", "",
           "## Targets", "", "| target | what | measured | result |", "|---|---|---|---|"]

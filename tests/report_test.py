@@ -61,14 +61,14 @@ with tempfile.TemporaryDirectory() as out:
         "gateway(pool) 0.93x nginx, CPU/req 1.10x gateway(ephemeral) | FAIL |",
         "4 of 7 targets FAIL (P1, P3, P5, P7)",
         # own fullness: tails and ratio to the explicit floor
-        "| portres_random | 99.9 % | 500.0 us | 1.00 ms | 2.50 ms | 25.00 ms | 600.0 us | 500.00x | 0 |",
+        "| portres_random | 99.9 % | 500.0 us | 1.00 ms | 2.50 ms | 25.00 ms | 600.0 us | 1000 | 500.00x | 0 |",
         "| ephemeral | 99.9 % | 170.0 us |",
         # foreign occupancy: the sentence, associate+bind row and the bind-only sub-row
         "portres' block lies outside the ephemeral range by design",
-        "| bind/portres/random/occupancy:0 | 1.500 us | 3.000 us | 7.500 us | 75.0 us | 1.800 us | 2.73x | 0 |",
+        "| bind/portres/random/occupancy:0 | 1.500 us | 3.000 us | 7.500 us | 75.0 us | 1.800 us | 1000 | 2.73x | 0 |",
         "└ bind/portres_bind_only/random/occupancy:0 | 0.600 us |",
         # connect: CPU and syscalls per connection
-        "| pool | 0 % | 35.0 us | 70.0 us | 175.0 us | 1.75 ms | 42.0 us | 25.0 us | 30.0 us | 6.50 | 0 |",
+        "| pool | 0 % | 35.0 us | 70.0 us | 175.0 us | 1.75 ms | 42.0 us | 1000 | 25.0 us | 30.0 us | 6.50 | 0 |",
         "- explicit: socket 1.00, bind 1.00",
         # churn: rates, ratios, errno-counted failures, sysctls, mechanism
         "| autobind | 1,000/s | 0.02x | 1.0x | 20.0 us |",
