@@ -211,6 +211,12 @@ def churn_section(rep):
               "match. A port whose previous connection is still in FIN_WAIT (not yet TIME_WAIT) fails at connect() "
               "with EADDRNOTAVAIL even so; with timestamps off the explicit client falls to a few hundred "
               "connections per second."]
+    slow = [p for p in POLICIES if (ratio(rep.get(f"churn/pool_{p}", "connects_per_s"), floor) or 1) < 0.95]
+    if slow:
+        lines += ["", f"Where the pool loses to the floor ({', '.join(slow)}): the rate counts the whole loop; the "
+                  "p99.9 and max of 'start until connected' hold the waits for stock, when try_get finds the "
+                  "pool empty and the caller runs the pool's refill (socket, associate, bind for a batch) before it "
+                  "can connect; that work is the pool's, on the calling thread, and inside the rate."]
     rep.section("Churn", lines)
     parts, ok = [], True
     for p in POLICIES:

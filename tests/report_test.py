@@ -75,6 +75,7 @@ with tempfile.TemporaryDirectory() as out:
         "8900 (EADDRNOTAVAIL 8900)", "tw_reuse 2, timestamps 1",
         "| pool_sequential | 44,000/s | 0.98x | 44.0x |",
         "Mechanism: the win over autobind is the kernel's, not the pool's.",
+        "Where the pool loses to the floor (random): the rate counts the whole loop;",
         # pool and acquire
         "└ cycle: get + return + refill (io.poll) | 2.700 us |",
         "| acquire/live/reservations:1000 (held: 1000) | 28.0 us |", "1.40x live:0",
