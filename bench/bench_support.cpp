@@ -1,6 +1,9 @@
 #include "bench_support.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -8,7 +11,12 @@
 #include <numeric>
 #include <random>
 
+#include "portres/portres.hpp"
+
+#include <asio/io_context.hpp>
+
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -157,13 +165,121 @@ occupancy::~occupancy() {
   }
 }
 
-void latencies::report(benchmark::State& state) {
+void latencies::report(benchmark::State& state, const std::string& prefix) {
   if (samples_.empty()) return;
   std::sort(samples_.begin(), samples_.end());
   auto at = [&](double q) { return samples_[std::min(samples_.size() - 1, static_cast<std::size_t>(q * static_cast<double>(samples_.size())))]; };
-  state.counters["p50_us"] = at(0.50);
-  state.counters["p99_us"] = at(0.99);
-  state.counters["max_us"] = samples_.back();
+  state.counters[prefix + "p50_us"] = at(0.50);
+  state.counters[prefix + "p99_us"] = at(0.99);
+  state.counters[prefix + "p999_us"] = at(0.999);
+  state.counters[prefix + "max_us"] = samples_.back();
+  state.counters[prefix + "mean_us"] = std::accumulate(samples_.begin(), samples_.end(), 0.0) / static_cast<double>(samples_.size());
+  state.counters[prefix + "samples"] = static_cast<double>(samples_.size());
+}
+
+std::string error_name(const std::error_code& ec) {
+  // Asio's system category (named "asio.system") carries errno values too.
+  if (ec.category() == std::system_category() || ec.category() == std::generic_category() ||
+      std::strcmp(ec.category().name(), "asio.system") == 0) {
+    switch (ec.value()) {
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EADDRINUSE: return "EADDRINUSE";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case ECONNRESET: return "ECONNRESET";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case EAGAIN: return "EAGAIN";
+    case EPIPE: return "EPIPE";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOBUFS: return "ENOBUFS";
+    case EACCES: return "EACCES";
+    case EINPROGRESS: return "EINPROGRESS";
+    default: return "errno" + std::to_string(ec.value());
+    }
+  }
+  std::string tag = std::string(ec.category().name()) + "_" + std::to_string(ec.value());
+  for (auto& c : tag) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return tag;
+}
+
+void failure_counts::add(const std::error_code& ec) {
+  ++by_kind_[error_name(ec)];
+  ++total_;
+}
+
+void failure_counts::report(benchmark::State& state) const {
+  state.counters["failures"] = static_cast<double>(total_);
+  for (const auto& [kind, n] : by_kind_) state.counters["fail_" + kind] = static_cast<double>(n);
+}
+
+double thread_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_THREAD, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+foreign_reservations::foreign_reservations(std::uint32_t count) {
+  // At most 100 reservations per child: ten children hold 1,000.
+  constexpr std::uint32_t per_child = 100;
+  for (std::uint32_t begin = 0; begin < count; begin += per_child) {
+    const auto n = std::min(per_child, count - begin);
+    int to_child[2], from_child[2];
+    if (::pipe2(to_child, O_CLOEXEC) != 0) break;
+    if (::pipe2(from_child, O_CLOEXEC) != 0) {
+      ::close(to_child[0]);
+      ::close(to_child[1]);
+      break;
+    }
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::dup2(to_child[0], 0);
+      ::dup2(from_child[1], 1);
+      const std::string arg = "--hold-reservations=" + std::to_string(n);
+      ::execl("/proc/self/exe", "portres_bench", arg.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(to_child[0]);
+    ::close(from_child[1]);
+    char buf[32] = {};
+    pollfd p{from_child[0], POLLIN, 0};
+    if (pid > 0 && ::poll(&p, 1, 20000) > 0 && ::read(from_child[0], buf, sizeof buf - 1) > 0) {
+      held_ += static_cast<std::uint32_t>(std::strtoul(buf, nullptr, 10));
+    }
+    ::close(from_child[0]);
+    if (pid > 0) children_.emplace_back(pid, to_child[1]);
+    else ::close(to_child[1]);
+  }
+}
+
+foreign_reservations::~foreign_reservations() {
+  for (const auto& [pid, pipe] : children_) ::close(pipe); // the child exits at EOF
+  for (const auto& [pid, pipe] : children_) {
+    for (int i = 0; i < 200 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) ::usleep(10000);
+    if (::kill(pid, 0) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+}
+
+int hold_reservations_main(std::uint32_t count) {
+  asio::io_context io;
+  std::vector<portres::runtime_reservation> held;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::error_code ec;
+    auto r = portres::acquire(io.get_executor(), portres::protocol::tcp, portres::port_range::wildcard(4), ec);
+    if (ec) break;
+    held.push_back(std::move(r));
+  }
+  std::printf("%zu\n", held.size());
+  std::fflush(stdout);
+  char c;
+  while (::read(0, &c, 1) > 0) {
+  }
+  return 0;
 }
 
 sink_server::sink_server() {

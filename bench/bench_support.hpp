@@ -11,6 +11,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <system_error>
+#include <utility>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,12 +67,52 @@ class latencies {
 public:
   explicit latencies(std::size_t reserve = 1 << 16) { samples_.reserve(reserve); }
   void add(clock_type::duration d) { samples_.push_back(std::chrono::duration<double, std::micro>(d).count()); }
-  /// Sets p50_us, p99_us and max_us.
-  void report(benchmark::State& state);
+  /// Sets <prefix>p50_us, p99_us, p999_us, max_us and mean_us.
+  void report(benchmark::State& state, const std::string& prefix = "");
 
 private:
   std::vector<double> samples_;
 };
+
+/// Failures by errno name ("EADDRNOTAVAIL", "ETIMEDOUT", ...; portres' own
+/// errors by their message); reported as counters fail_<NAME> plus failures.
+class failure_counts {
+public:
+  void add(const std::error_code& ec);
+  std::uint64_t total() const { return total_; }
+  void report(benchmark::State& state) const;
+
+private:
+  std::map<std::string, std::uint64_t> by_kind_;
+  std::uint64_t total_ = 0;
+};
+
+/// The symbolic errno name of a system error ("EADDRNOTAVAIL"), else a short
+/// tag naming the category and value.
+std::string error_name(const std::error_code& ec);
+
+/// CPU time (user + system) the calling thread has used, in seconds. The
+/// benchmarks' servers run on other threads, so they are not counted.
+double thread_cpu_seconds();
+
+/// Child processes of this binary (run with --hold-reservations=N) that each
+/// acquire and hold runtime reservations until destroyed.
+class foreign_reservations {
+public:
+  explicit foreign_reservations(std::uint32_t count);
+  ~foreign_reservations();
+  foreign_reservations(const foreign_reservations&) = delete;
+  foreign_reservations& operator=(const foreign_reservations&) = delete;
+  std::uint32_t held() const { return held_; }
+
+private:
+  std::vector<std::pair<int, int>> children_; // pid, stdin pipe
+  std::uint32_t held_ = 0;
+};
+
+/// Child mode: acquires `count` reservations of 4 ports, prints how many it
+/// holds, and holds them until its stdin closes. Returns the exit status.
+int hold_reservations_main(std::uint32_t count);
 
 /// A loopback listener that accepts and, per connection, waits for the
 /// client's close before closing (so the client side closes first).

@@ -1,55 +1,166 @@
-// Case 1, bind latency against occupancy of the ephemeral range:
-//   raw bind() to an explicit free port (the floor), raw bind() to port 0 (the
-//   kernel's search), and portres::bind from a reservation.
+// Whole per-socket cost of getting a bound socket.
+//
+// bind/<method>/<layout>/occupancy:N  other processes hold N % of the
+//   ephemeral range (portres' block lies outside that range by design).
+//   explicit: SO_REUSEADDR + bind(known free port), written by hand;
+//   ephemeral: bind(port 0); portres: associate + portres::bind;
+//   portres_bind_only: portres::bind alone (associate before the timer).
+//   Socket creation and close are outside the timed region for all of them.
+// own/<method>/fullness:P  P per mille of a 16,384-port block held by the
+//   caller's own live sockets: portres (each policy) draws from a 16,384-port
+//   reservation; explicit binds a free port from its own free list of 16,384;
+//   ephemeral binds port 0 with ip_local_port_range narrowed to 16,384 ports.
 #include "bench_support.hpp"
 
 #include "portres/portres.hpp"
 
 #include <asio/io_context.hpp>
 
+#include <numeric>
+#include <random>
+
 namespace {
 
 using namespace portres_bench;
+using tcp = asio::ip::tcp;
+const auto loopback = asio::ip::address_v4::loopback();
 
 constexpr std::uint16_t floor_first = 20000; // below the ephemeral range: always free
 constexpr std::uint16_t floor_count = 5000;
 
-enum class method { explicit_port, ephemeral, portres_bind };
+enum class method { explicit_port, ephemeral, portres_bind, portres_bind_only };
 
 void bind_latency(benchmark::State& state, method how, pattern layout) {
   prepare_environment();
   const int percent = static_cast<int>(state.range(0));
   occupancy occupied(percent, layout);
   asio::io_context io;
-  const auto loopback = asio::ip::address_v4::loopback();
   portres::runtime_reservation block;
-  if (how == method::portres_bind) {
+  if (how == method::portres_bind || how == method::portres_bind_only) {
     block = portres::acquire(io.get_executor(), portres::protocol::tcp, portres::port_range::wildcard(1024));
   }
   latencies lat;
-  std::uint64_t i = 0, failures = 0;
+  failure_counts failures;
+  std::uint64_t i = 0;
   for (auto _ : state) {
-    asio::ip::tcp::socket socket(io, asio::ip::tcp::v4());
+    tcp::socket socket(io, tcp::v4());
     std::error_code ec;
-    if (how == method::portres_bind) portres::associate(socket, block.token(), ec);
+    if (how == method::portres_bind_only) portres::associate(socket, block.token(), ec);
     const auto start = clock_type::now();
     switch (how) {
     case method::explicit_port:
-      socket.bind({loopback, static_cast<std::uint16_t>(floor_first + i % floor_count)}, ec);
+      socket.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) socket.bind({loopback, static_cast<std::uint16_t>(floor_first + i % floor_count)}, ec);
       break;
     case method::ephemeral: socket.bind({loopback, 0}, ec); break;
-    case method::portres_bind: portres::bind(socket, loopback, ec); break;
+    case method::portres_bind:
+      portres::associate(socket, block.token(), ec);
+      if (!ec) portres::bind(socket, loopback, ec);
+      break;
+    case method::portres_bind_only: portres::bind(socket, loopback, ec); break;
     }
     const auto stop = clock_type::now();
     ++i;
-    if (ec) ++failures;
+    if (ec) failures.add(ec);
     lat.add(stop - start);
     state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
   }
   lat.report(state);
+  failures.report(state);
   state.counters["occupancy_pct"] = percent;
   state.counters["occupied_ports"] = static_cast<double>(occupied.held());
-  state.counters["failures"] = static_cast<double>(failures);
+}
+
+constexpr std::uint32_t own_size = 16384;
+constexpr port_span own_ephemeral{32768, 49151}; // 16,384 ports
+constexpr port_span own_explicit{49152, 65535};  // the hand-written client's own 16,384 ports
+
+enum class own_method { explicit_port, ephemeral, portres_bind };
+
+std::vector<std::uint16_t> shuffled(port_span span) {
+  std::vector<std::uint16_t> ports(span.count());
+  std::iota(ports.begin(), ports.end(), span.first);
+  std::shuffle(ports.begin(), ports.end(), std::mt19937(7));
+  return ports;
+}
+
+void own_fullness(benchmark::State& state, own_method how, portres::port_policy policy) {
+  const auto& env = prepare_environment();
+  const auto permille = static_cast<std::uint32_t>(state.range(0));
+  const auto wanted = own_size * permille / 1000;
+  if (how == own_method::ephemeral && !env.private_netns) {
+    state.SkipWithError("needs root for a private network namespace (narrowed ip_local_port_range)");
+    return;
+  }
+  asio::io_context io;
+  std::vector<tcp::socket> held;
+  held.reserve(wanted);
+  std::vector<std::uint16_t> free_ports;
+  portres::runtime_reservation block;
+  std::error_code ec;
+  const auto fill_start = clock_type::now();
+  if (how == own_method::portres_bind) {
+    block = portres::acquire(io.get_executor(), portres::protocol::tcp, portres::port_range::wildcard(own_size), ec);
+    if (!ec) block.set_port_policy(policy, ec);
+    if (ec) {
+      state.SkipWithError(("acquire of 16,384 ports failed: " + ec.message()).c_str());
+      return;
+    }
+    for (std::uint32_t k = 0; k < wanted && !ec; ++k) {
+      tcp::socket s(io, tcp::v4());
+      portres::associate(s, block.token(), ec);
+      if (!ec) portres::bind(s, loopback, ec);
+      if (!ec) held.push_back(std::move(s));
+    }
+  } else {
+    const auto span = how == own_method::ephemeral ? own_ephemeral : own_explicit;
+    if (how == own_method::ephemeral) set_ephemeral_range(own_ephemeral);
+    auto ports = shuffled(span);
+    for (std::uint32_t k = 0; k < wanted && !ec; ++k) {
+      tcp::socket s(io, tcp::v4());
+      if (how == own_method::explicit_port) s.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) s.bind({loopback, ports[k]}, ec);
+      if (!ec) held.push_back(std::move(s));
+    }
+    free_ports.assign(ports.begin() + static_cast<std::ptrdiff_t>(held.size()), ports.end());
+  }
+  const double fill_s = std::chrono::duration<double>(clock_type::now() - fill_start).count();
+  if (ec) {
+    if (how == own_method::ephemeral) set_ephemeral_range(env.ephemeral);
+    state.SkipWithError(("filling the block failed after " + std::to_string(held.size()) + " sockets: " + ec.message()).c_str());
+    return;
+  }
+  latencies lat;
+  failure_counts failures;
+  std::size_t next_free = 0;
+  for (auto _ : state) {
+    tcp::socket socket(io, tcp::v4());
+    std::error_code e;
+    const auto start = clock_type::now();
+    switch (how) {
+    case own_method::explicit_port:
+      // A hand-written client keeps its own free list: the next free port.
+      socket.set_option(asio::socket_base::reuse_address(true), e);
+      if (!e) socket.bind({loopback, free_ports[next_free++ % free_ports.size()]}, e);
+      break;
+    case own_method::ephemeral: socket.bind({loopback, 0}, e); break;
+    case own_method::portres_bind:
+      portres::associate(socket, block.token(), e);
+      if (!e) portres::bind(socket, loopback, e);
+      break;
+    }
+    const auto stop = clock_type::now();
+    if (e) failures.add(e);
+    lat.add(stop - start);
+    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+  }
+  lat.report(state);
+  failures.report(state);
+  state.counters["held_sockets"] = static_cast<double>(held.size());
+  state.counters["fullness_permille"] = permille;
+  state.counters["fill_s"] = fill_s;
+  held.clear();
+  if (how == own_method::ephemeral) set_ephemeral_range(env.ephemeral);
 }
 
 void register_all() {
@@ -58,13 +169,29 @@ void register_all() {
     method how;
   };
   for (const auto v : {variant{"explicit", method::explicit_port}, variant{"ephemeral", method::ephemeral},
-                       variant{"portres", method::portres_bind}}) {
+                       variant{"portres", method::portres_bind}, variant{"portres_bind_only", method::portres_bind_only}}) {
     for (const auto layout : {pattern::random, pattern::clustered}) {
+      if (v.how == method::portres_bind_only && layout == pattern::clustered) continue;
       const std::string name = std::string("bind/") + v.name + (layout == pattern::random ? "/random" : "/clustered");
       auto* b = benchmark::RegisterBenchmark(name.c_str(), [v, layout](benchmark::State& s) { bind_latency(s, v.how, layout); });
       b->ArgName("occupancy")->UseManualTime()->Unit(benchmark::kMicrosecond);
       for (const auto level : occupancy_levels) b->Arg(level);
     }
+  }
+  struct own_variant {
+    const char* name;
+    own_method how;
+    portres::port_policy policy;
+  };
+  for (const auto v : {own_variant{"explicit", own_method::explicit_port, portres::port_policy::sequential},
+                       own_variant{"ephemeral", own_method::ephemeral, portres::port_policy::sequential},
+                       own_variant{"portres_sequential", own_method::portres_bind, portres::port_policy::sequential},
+                       own_variant{"portres_lru", own_method::portres_bind, portres::port_policy::lru},
+                       own_variant{"portres_random", own_method::portres_bind, portres::port_policy::random}}) {
+    auto* b = benchmark::RegisterBenchmark((std::string("own/") + v.name).c_str(),
+                                          [v](benchmark::State& s) { own_fullness(s, v.how, v.policy); });
+    b->ArgName("fullness")->UseManualTime()->Unit(benchmark::kMicrosecond);
+    for (const std::int64_t level : {0, 500, 900, 990, 999}) b->Arg(level);
   }
 }
 

@@ -1,8 +1,35 @@
 // The benchmark runner: prepares the environment (private namespace where
-// root allows) before Google Benchmark runs the registered cases.
+// root allows) before Google Benchmark runs the registered cases. Two extra
+// modes serve scripts/bench: --syscalls=CLIENT --count=N (a fixed-count
+// connect run for strace) and --hold-reservations=N (a child of the acquire
+// cases). --churn_seconds=S sets the length of each churn run.
 #include "bench_support.hpp"
+#include "clients.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace portres_bench {
+extern double churn_seconds;
+}
 
 int main(int argc, char** argv) {
+  std::string syscalls;
+  std::uint32_t count = 2000;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--hold-reservations=", 0) == 0) {
+      return portres_bench::hold_reservations_main(static_cast<std::uint32_t>(std::strtoul(a.c_str() + 20, nullptr, 10)));
+    }
+    if (a.rfind("--syscalls=", 0) == 0) syscalls = a.substr(11);
+    else if (a.rfind("--count=", 0) == 0) count = static_cast<std::uint32_t>(std::strtoul(a.c_str() + 8, nullptr, 10));
+    else if (a.rfind("--churn_seconds=", 0) == 0) portres_bench::churn_seconds = std::strtod(a.c_str() + 16, nullptr);
+    else argv[kept++] = argv[i];
+  }
+  argc = kept;
+  if (!syscalls.empty()) return portres_bench::syscalls_main(syscalls, count);
   portres_bench::prepare_environment();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -5,6 +5,7 @@
 //   gateway --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000
 //   gateway --listen 127.0.0.1:0 --builtin-upstream --duration 10
 //   --ports pool|ephemeral, --policy sequential|lru|random, --block N
+#include "common/json.hpp"
 #include "common/net.hpp"
 
 #include <portres/portres.hpp>
@@ -21,6 +22,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 
 namespace {
@@ -29,6 +31,7 @@ using tcp = asio::ip::tcp;
 
 struct counters {
   std::uint64_t requests = 0, relayed = 0, upstream_errors = 0, client_errors = 0;
+  std::map<std::string, std::uint64_t> upstream_by_kind; // errno name -> count
   std::uint16_t lowest_port = 65535, highest_port = 0;
 };
 
@@ -85,6 +88,7 @@ asio::awaitable<void> relay(tcp::socket client, tcp::endpoint upstream, portres:
   }
   if (ec != asio::error::eof) {
     ++c.upstream_errors;
+    ++c.upstream_by_kind[samples::error_kind(ec)];
     static const std::string bad = "HTTP/1.0 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n";
     co_await asio::async_write(client, asio::buffer(bad), asio::redirect_error(asio::use_awaitable, ec));
     co_return;
@@ -108,10 +112,11 @@ asio::awaitable<void> accept_loop(tcp::acceptor& listener, tcp::endpoint upstrea
 int main(int argc, char** argv) {
   try {
     const samples::options o(argc, argv, {"listen", "upstream", "ports", "policy", "block", "duration"},
-                             {"builtin-upstream", "help"});
+                             {"builtin-upstream", "json", "help"});
     if (o.flag("help")) {
       std::printf("usage: gateway --listen HOST:PORT (--upstream HOST:PORT | --builtin-upstream)\n"
-                  "               [--ports pool|ephemeral] [--policy sequential|lru|random] [--block N] [--duration S]\n");
+                  "               [--ports pool|ephemeral] [--policy sequential|lru|random] [--block N] [--duration S]\n"
+                  "               [--json]   (the final summary as JSON; upstream errors by errno name)\n");
       return 0;
     }
     const auto listen_at = samples::parse_endpoint(o.text("listen", "127.0.0.1:8080"), "--listen");
@@ -149,7 +154,10 @@ int main(int argc, char** argv) {
       opts.low_water = 32;
       opts.high_water = 128;
       opts.max_waiters = 4096;
-    // Client-closes-first churn leaves each port in TIME_WAIT for 60 s (per OS: net.hpp).
+    // A port whose last connection is in TIME_WAIT can be bound again with
+    // SO_REUSEADDR (set on Linux only: net.hpp); with TCP timestamps on,
+    // connect() takes over the TIME_WAIT 4-tuple at once (tcp_tw_reuse
+    // governs only autobind).
     opts.configure = samples::configure_client_socket;
       pool = std::make_unique<portres::socket_pool<tcp>>(io.get_executor(), block, upstream.address(), opts);
     }
@@ -168,9 +176,24 @@ int main(int argc, char** argv) {
     } else {
       io.run();
     }
-    std::printf("gateway summary: %llu requests, %llu relayed, %llu upstream errors, %llu client errors",
+    std::string kinds, json_kinds;
+    for (const auto& [kind, n] : c.upstream_by_kind) {
+      kinds += (kinds.empty() ? " (" : ", ") + kind + "=" + std::to_string(n);
+      json_kinds += std::string(json_kinds.empty() ? "" : ",") + samples::json_string(kind) + ":" + std::to_string(n);
+    }
+    if (!kinds.empty()) kinds += ")";
+    if (o.flag("json")) {
+      std::printf("{\"ports\":\"%s\",\"requests\":%llu,\"relayed\":%llu,\"upstream_errors\":%llu,"
+                  "\"upstream_errors_by_kind\":{%s},\"client_errors\":%llu}\n",
+                  pool ? "pool" : "ephemeral", static_cast<unsigned long long>(c.requests),
+                  static_cast<unsigned long long>(c.relayed), static_cast<unsigned long long>(c.upstream_errors),
+                  json_kinds.c_str(), static_cast<unsigned long long>(c.client_errors));
+      return 0;
+    }
+    std::printf("gateway summary: %llu requests, %llu relayed, %llu upstream errors%s, %llu client errors",
                 static_cast<unsigned long long>(c.requests), static_cast<unsigned long long>(c.relayed),
-                static_cast<unsigned long long>(c.upstream_errors), static_cast<unsigned long long>(c.client_errors));
+                static_cast<unsigned long long>(c.upstream_errors), kinds.c_str(),
+                static_cast<unsigned long long>(c.client_errors));
     if (pool && c.highest_port != 0) {
       std::printf(", upstream source ports %u-%u, all inside %s: %s", c.lowest_port, c.highest_port,
                   portres::to_string(block.range()).c_str(),

@@ -6,6 +6,8 @@
 //   --close client|server|rst  who closes first (rst: abortive close, no TIME_WAIT)
 //   --rate N                 cap on connections per second (0 = none)
 //   --json                   the final summary as JSON
+// Failures are counted by errno name (EADDRNOTAVAIL: no usable local port or
+// 4-tuple; ECONNREFUSED; ECONNRESET; ETIMEDOUT; ...), in the text and --json.
 #include "common/json.hpp"
 #include "common/net.hpp"
 
@@ -50,15 +52,6 @@ struct totals {
   std::uint64_t interval_connections = 0;
 };
 
-std::string error_kind(const std::error_code& ec) {
-  if (ec == portres::condition::exhausted) return "ports_exhausted";
-  if (ec == asio::error::connection_refused) return "refused";
-  if (ec == asio::error::timed_out) return "timeout";
-  if (ec == asio::error::connection_reset) return "reset";
-  if (ec == portres::condition::in_use) return "addr_in_use";
-  return "other(" + ec.message() + ")";
-}
-
 asio::awaitable<void> worker(const settings& s, totals& t, portres::socket_pool<tcp>* pool, clock_type::time_point end,
                              std::shared_ptr<clock_type::time_point> next_slot) {
   auto ex = co_await asio::this_coro::executor;
@@ -84,7 +77,7 @@ asio::awaitable<void> worker(const settings& s, totals& t, portres::socket_pool<
     }
     if (!ec) co_await socket->async_connect(s.target, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-      ++t.errors[error_kind(ec)];
+      ++t.errors[samples::error_kind(ec)];
       continue;
     }
     const double us = std::chrono::duration<double, std::micro>(clock_type::now() - start).count();
@@ -107,7 +100,7 @@ asio::awaitable<void> worker(const settings& s, totals& t, portres::socket_pool<
         t.bytes += n;
       }
       if (ec) {
-        ++t.errors[error_kind(ec)];
+        ++t.errors[samples::error_kind(ec)];
         continue;
       }
     } else if (s.close == "server") {
@@ -202,7 +195,12 @@ int main(int argc, char** argv) {
     o.low_water = s.concurrency;
     o.high_water = s.concurrency * 2;
     o.max_waiters = s.concurrency * 2;
-    // Client-closes-first churn leaves each port in TIME_WAIT for 60 s (per OS: net.hpp).
+    // Client-closes-first churn leaves each port in TIME_WAIT for 60 s. On Linux
+    // the client sets SO_REUSEADDR (net.hpp) so the pool can bind such a port
+    // again, and with TCP timestamps on connect() takes over the TIME_WAIT
+    // 4-tuple at once (tcp_tw_reuse governs only autobind, not an explicitly
+    // bound socket). On Windows clients set nothing (SO_REUSEADDR would let
+    // another socket steal the port).
     o.configure = samples::configure_client_socket;
     pool = std::make_unique<portres::socket_pool<tcp>>(io.get_executor(), block, s.target.address().is_v6()
                                                           ? asio::ip::address(asio::ip::address_v6::any())

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -120,6 +121,33 @@ def main():
           "all inside" in rest and ": yes" in rest, "gateway relayed every request from pooled ports in its block", rest)
     rc, out = run([a.loadgen, "--target", "nowhere"], env)
     check(rc == 2 and "HOST:PORT" in out, "loadgen rejects a bad target", out)
+
+    # Failures are counted by errno name, in the text and in --json.
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    dead = f"127.0.0.1:{probe.getsockname()[1]}"  # bound, never listening: connects are refused
+    rc, out = run([a.loadgen, "--target", dead, "--duration", "1", "--concurrency", "1", "--ports", "ephemeral",
+                   "--json"], env)
+    summary = json.loads(out.strip().splitlines()[-1]) if rc == 0 else {}
+    check(summary.get("errors_by_kind", {}).get("ECONNREFUSED", 0) > 0 and summary.get("connections") == 0,
+          "loadgen --json counts refused connects as ECONNREFUSED", out)
+    rc, out = run([a.loadgen, "--target", dead, "--duration", "1", "--concurrency", "1", "--ports", "ephemeral"], env)
+    check(rc == 0 and "ECONNREFUSED=" in out and "ports_exhausted" not in out,
+          "loadgen's text summary names the errno", out)
+    gw = subprocess.Popen([a.gateway, "--listen", "127.0.0.1:0", "--upstream", dead, "--duration", "3", "--json",
+                           "--block", "64"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", gw.stdout.readline())
+    reply = b""
+    if m:
+        with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=5) as c:
+            c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            while chunk := c.recv(4096):
+                reply += chunk
+    rest = gw.communicate(timeout=30)[0]
+    summary = json.loads(rest.strip().splitlines()[-1]) if rest.strip() else {}
+    check(b" 502 " in reply and summary.get("upstream_errors_by_kind", {}).get("ECONNREFUSED") == 1,
+          "gateway answers 502 and counts the refused upstream connect as ECONNREFUSED", rest)
+    probe.close()
 
     print(f"{len(failures)} failed" if failures else "all sample checks passed")
     return 1 if failures else 0

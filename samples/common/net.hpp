@@ -8,6 +8,7 @@
 #include <asio/ip/tcp.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -55,6 +56,33 @@ inline asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const cha
     throw usage_error(std::string(option) + " must be an IP address and port, e.g. 127.0.0.1:8080, not '" + text + "'");
   }
   return {address, static_cast<unsigned short>(port)};
+}
+
+/// A failure's kind for counting: the errno name of a system error
+/// ("EADDRNOTAVAIL", "ECONNREFUSED", "ETIMEDOUT", ...), else the error's
+/// category and message ("portres: too many waiters").
+inline std::string error_kind(const std::error_code& ec) {
+  const std::string category = ec.category().name();
+  if (category == "asio.system" || category == "system" || category == "generic") {
+    switch (ec.value()) {
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EADDRINUSE: return "EADDRINUSE";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case ECONNRESET: return "ECONNRESET";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case EPIPE: return "EPIPE";
+    case ENETUNREACH: return "ENETUNREACH";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOBUFS: return "ENOBUFS";
+    case EACCES: return "EACCES";
+    case ECANCELED: return "ECANCELED";
+    default: return "errno " + std::to_string(ec.value()) + " (" + ec.message() + ")";
+    }
+  }
+  if (category == "asio.misc" && ec.value() == 2) return "EOF"; // asio::error::eof: peer closed early
+  return category + ": " + ec.message();
 }
 
 /// Latencies in microseconds; percentiles of what was added.
