@@ -9,6 +9,7 @@
 #include "core/port_block.hpp"
 #include "core/registry.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -28,6 +29,9 @@ public:
   void set_port_policy(owned_state& s, port_policy policy, std::error_code& ec) override;
   void associate(native_socket s, reservation_token t, blocking b, std::error_code& ec) override;
   std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) override;
+  std::uint16_t bind_fresh(native_socket s, protocol p, reservation_token t, const asio::ip::address& local,
+                           blocking b, std::error_code& ec) override;
+  void port_returned(reservation_token t, std::uint16_t port, std::chrono::steady_clock::time_point ready_at) override;
 
 private:
   class block_state;
@@ -52,6 +56,10 @@ private:
   };
   std::unordered_map<std::uint64_t, association> associations_; // socket key -> block
 };
+
+/// Explicit bind attempts the portable backends have made in this process
+/// (tests check that a nearly full block costs a bounded number).
+std::uint64_t bind_attempts() noexcept;
 
 } // namespace portres::detail
 
