@@ -1,10 +1,12 @@
 #ifndef PORTRES_IMPL_SOCKET_POOL_HPP
 #define PORTRES_IMPL_SOCKET_POOL_HPP
 
+#include <asio/error.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <mutex>
@@ -13,6 +15,16 @@
 
 namespace portres {
 namespace detail {
+
+// EADDRNOTAVAIL as Asio reports it from a connect (it has no enumerator for it).
+inline bool address_not_available(const std::error_code& ec) noexcept {
+#if defined(_WIN32)
+  constexpr int value = WSAEADDRNOTAVAIL;
+#else
+  constexpr int value = EADDRNOTAVAIL;
+#endif
+  return ec == std::error_code(value, asio::error::get_system_category());
+}
 
 /// The shared state of a socket_pool; it outlives the pool while pooled
 /// sockets are out. Every member is guarded by `mutex_`; system calls
@@ -103,7 +115,7 @@ public:
           auto& socket = s.socket(); // stable: the socket lives on the heap
           socket.async_connect(peer, [self, peer, attempts_left, done = std::move(done),
                                       s = std::move(s)](std::error_code cec) mutable {
-            if (cec == std::errc::address_not_available && attempts_left > 0) {
+            if (address_not_available(cec) && attempts_left > 0) {
               s = pooled_socket<Protocol>(); // closed; its port rests
               self->connect(peer, attempts_left - 1, std::move(done));
               return;
