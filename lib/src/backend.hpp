@@ -47,6 +47,12 @@ public:
   virtual void release(owned_state& s, blocking b, std::error_code& ec) = 0;
   virtual void set_port_policy(owned_state& s, port_policy policy, std::error_code& ec) = 0;
   virtual void associate(native_socket s, reservation_token t, blocking b, std::error_code& ec) = 0;
+  /// associate() for a socket whose protocol the caller knows from its type
+  /// (fewer questions to the OS). Default: associate().
+  virtual void associate_as(native_socket s, protocol p, reservation_token t, blocking b, std::error_code& ec) {
+    (void)p;
+    associate(s, t, b, ec);
+  }
   virtual std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) = 0;
 
   /// The pool's fast path: `s` was just opened by the library for `p` (the

@@ -171,6 +171,14 @@ void associate(native_socket s, reservation_token t, std::error_code& ec) {
   active().associate(s, t, blocking::allowed, ec);
 }
 
+void associate_as(native_socket s, protocol p, reservation_token t, std::error_code& ec) {
+  if (!t) {
+    ec = error::invalid_token;
+    return;
+  }
+  active().associate_as(s, p, t, blocking::allowed, ec);
+}
+
 void async_associate(const asio::any_io_executor& ex, native_socket s, reservation_token t,
                      status_completion done) {
   if (!t) {

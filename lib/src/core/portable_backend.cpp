@@ -5,6 +5,7 @@
 
 #include <asio/ip/address_v4.hpp>
 #include <asio/ip/address_v6.hpp>
+#include <asio/detail/socket_ops.hpp>
 
 #include <atomic>
 
@@ -133,6 +134,45 @@ void portable_backend::associate(native_socket s, reservation_token t, blocking 
   }
   const auto info = platform::inspect(s, ec);
   if (ec) return;
+  associate_inspected(s, info, t, b, ec);
+}
+
+void portable_backend::associate_as(native_socket s, protocol p, reservation_token t, blocking b,
+                                    std::error_code& ec) {
+  if (!t) {
+    ec = error::invalid_token;
+    return;
+  }
+  // The protocol comes from the socket's type: only the key and the local
+  // address (family, bound yet?) are asked, two system calls instead of five.
+  platform::socket_info info;
+  info.proto = p;
+  info.key = platform::socket_key(s, ec);
+  if (ec) return;
+  asio::detail::sockaddr_storage_type local{};
+  std::size_t size = sizeof local;
+  asio::error_code name_ec;
+  if (asio::detail::socket_ops::getsockname(s, reinterpret_cast<asio::detail::socket_addr_type*>(&local), &size,
+                                            name_ec) != 0) {
+    ec = name_ec;
+    return;
+  }
+  if (local.ss_family == AF_INET6) {
+    info.ipv6 = true;
+    info.bound_port = asio::detail::socket_ops::network_to_host_short(
+        reinterpret_cast<const asio::detail::sockaddr_in6_type&>(local).sin6_port);
+  } else if (local.ss_family == AF_INET) {
+    info.bound_port = asio::detail::socket_ops::network_to_host_short(
+        reinterpret_cast<const asio::detail::sockaddr_in4_type&>(local).sin_port);
+  } else {
+    ec = error::unsupported_socket;
+    return;
+  }
+  associate_inspected(s, info, t, b, ec);
+}
+
+void portable_backend::associate_inspected(native_socket, const platform::socket_info& info, reservation_token t,
+                                           blocking b, std::error_code& ec) {
   if (info.bound_port != 0) {
     ec = error::already_bound;
     return;

@@ -8,6 +8,7 @@
 #include "backend.hpp"
 #include "core/port_block.hpp"
 #include "core/registry.hpp"
+#include "platform.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -28,6 +29,7 @@ public:
   void release(owned_state& s, blocking b, std::error_code& ec) override;
   void set_port_policy(owned_state& s, port_policy policy, std::error_code& ec) override;
   void associate(native_socket s, reservation_token t, blocking b, std::error_code& ec) override;
+  void associate_as(native_socket s, protocol p, reservation_token t, blocking b, std::error_code& ec) override;
   std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) override;
   std::uint16_t bind_fresh(native_socket s, protocol p, reservation_token t, const asio::ip::address& local,
                            blocking b, std::error_code& ec) override;
@@ -41,6 +43,8 @@ private:
   block_ptr find_block(protocol p, reservation_token t, blocking b, std::error_code& ec);
   std::uint16_t bind_from(block_state& block, native_socket s, const asio::ip::address& address,
                           std::error_code& ec);
+  void associate_inspected(native_socket s, const platform::socket_info& info, reservation_token t, blocking b,
+                           std::error_code& ec);
   std::error_code explain_bind_failure(native_socket s, std::error_code ec);
 
   backend_kind kind_;

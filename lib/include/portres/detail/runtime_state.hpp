@@ -62,6 +62,8 @@ void set_port_policy(runtime_state& s, port_policy policy, std::error_code& ec);
 void associate(native_socket s, reservation_token t, std::error_code& ec);
 void async_associate(const asio::any_io_executor& ex, native_socket s, reservation_token t,
                      status_completion done);
+/// associate() for a socket whose protocol its Asio type tells.
+void associate_as(native_socket s, protocol p, reservation_token t, std::error_code& ec);
 /// `local` null: the any-address of the socket's family.
 std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec);
 

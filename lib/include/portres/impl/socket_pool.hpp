@@ -106,25 +106,40 @@ public:
   // with another socket, at most `attempts_left` more times.
   void connect(const endpoint_type& peer, int attempts_left, get_completion done) {
     auto self = this->shared_from_this();
+    {
+      // With stock, the connect starts at once: no hop through the executor
+      // before it (its completion is delivered as usual).
+      std::unique_lock lock(mutex_);
+      if (!closed_ && !ready_.empty()) {
+        auto s = take_ready_locked();
+        lock.unlock();
+        connect_socket(std::move(s), peer, attempts_left, std::move(done));
+        return;
+      }
+    }
     get(get_completion(
         [self, peer, attempts_left, done = std::move(done)](std::error_code ec, pooled_socket<Protocol> s) mutable {
           if (ec) {
             done(ec, pooled_socket<Protocol>());
             return;
           }
-          auto& socket = s.socket(); // stable: the socket lives on the heap
-          socket.async_connect(peer, [self, peer, attempts_left, done = std::move(done),
-                                      s = std::move(s)](std::error_code cec) mutable {
-            if (address_not_available(cec) && attempts_left > 0) {
-              s = pooled_socket<Protocol>(); // closed; its port rests
-              self->connect(peer, attempts_left - 1, std::move(done));
-              return;
-            }
-            if (cec) s = pooled_socket<Protocol>();
-            done(cec, std::move(s));
-          });
+          self->connect_socket(std::move(s), peer, attempts_left, std::move(done));
         },
         executor_));
+  }
+
+  void connect_socket(pooled_socket<Protocol> s, const endpoint_type& peer, int attempts_left, get_completion done) {
+    auto& socket = s.socket(); // stable: the socket lives on the heap
+    socket.async_connect(peer, [self = this->shared_from_this(), peer, attempts_left, done = std::move(done),
+                                s = std::move(s)](std::error_code ec) mutable {
+      if (address_not_available(ec) && attempts_left > 0) {
+        s = pooled_socket<Protocol>(); // closed; its port rests
+        self->connect(peer, attempts_left - 1, std::move(done));
+        return;
+      }
+      if (ec) s = pooled_socket<Protocol>();
+      done(ec, std::move(s));
+    });
   }
 
   void close() {
