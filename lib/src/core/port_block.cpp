@@ -155,10 +155,15 @@ void port_block::make_free(std::uint32_t i) {
   }
 }
 
+void port_block::mark_owned(std::uint16_t port) {
+  Expects(range_.contains(port));
+  if (state_[offset(port)] == slot_state::taken) state_[offset(port)] = slot_state::owned;
+}
+
 void port_block::give_back(std::uint16_t port) {
   Expects(range_.contains(port));
   const auto i = offset(port);
-  if (state_[i] != slot_state::taken) return;
+  if (state_[i] != slot_state::taken && state_[i] != slot_state::owned) return;
   if (returned_.empty()) returned_.assign(state_.size(), 0); // first return: a large block stays cheap to acquire
   returned_[i] = ++returns_;
   make_free(i);
@@ -167,7 +172,7 @@ void port_block::give_back(std::uint16_t port) {
 void port_block::give_back(std::uint16_t port, clock::time_point ready_at) {
   Expects(range_.contains(port));
   const auto i = offset(port);
-  if (state_[i] != slot_state::taken) return;
+  if (state_[i] != slot_state::taken && state_[i] != slot_state::owned) return;
   if (returned_.empty()) returned_.assign(state_.size(), 0);
   returned_[i] = ++returns_;
   state_[i] = slot_state::resting;

@@ -37,7 +37,11 @@ public:
   /// may still be closing (FIN_WAIT), so it rests until `ready_at` while
   /// other ports are free. For lru, ports come back in order of return.
   void give_back(std::uint16_t port, clock::time_point ready_at);
-  /// Makes every taken port that `held` does not mark free again, oldest
+  /// Marks a taken port as owned by a pool: only its return (give_back)
+  /// frees it, never a reclaim (a bound, unconnected socket may be
+  /// invisible to the kernel listing the reclaim trusts).
+  void mark_owned(std::uint16_t port);
+  /// Makes every taken (not owned) port that `held` does not mark free again, oldest
   /// return first. Returns how many came back.
   std::size_t reclaim_unheld(const port_bitmap& held);
 
@@ -45,7 +49,7 @@ public:
   std::size_t resting_count() const noexcept { return resting_.size(); }
 
 private:
-  enum class slot_state : std::uint8_t { taken, free, resting };
+  enum class slot_state : std::uint8_t { taken, owned, free, resting };
   struct rest {
     std::uint32_t offset;
     clock::time_point ready_at;

@@ -222,7 +222,7 @@ std::uint16_t portable_backend::bind(native_socket s, const asio::ip::address* l
   }
   const asio::ip::address address =
       local ? *local : (ipv6 ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
-  const auto port = bind_from(*block, s, address, ec);
+  const auto port = bind_from(*block, s, address, false, ec);
   if (ec) {
     ec = explain_bind_failure(s, ec);
     return 0;
@@ -248,7 +248,8 @@ std::uint16_t portable_backend::bind_fresh(native_socket s, protocol p, reservat
     ec = error::unsupported_socket;
     return 0;
   }
-  return bind_from(*block, s, local, ec);
+  // Owned: the pool returns this port when its socket comes back (port_returned).
+  return bind_from(*block, s, local, true, ec);
 }
 
 void portable_backend::port_returned(reservation_token t, std::uint16_t port,
@@ -265,7 +266,7 @@ void portable_backend::port_returned(reservation_token t, std::uint16_t port,
 }
 
 std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, const asio::ip::address& address,
-                                          std::error_code& ec) {
+                                          bool owned, std::error_code& ec) {
   std::lock_guard lock(block.mutex);
   if (block.released) {
     ec = error::already_released;
@@ -286,6 +287,7 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
       bind_attempt_count.fetch_add(1, std::memory_order_relaxed);
       const auto bind_ec = platform::bind_to(s, address, *port);
       if (!bind_ec) {
+        if (owned) ports.mark_owned(*port);
         ec.clear();
         return *port;
       }

@@ -41,7 +41,7 @@ private:
 
   reservation_token new_token();
   block_ptr find_block(protocol p, reservation_token t, blocking b, std::error_code& ec);
-  std::uint16_t bind_from(block_state& block, native_socket s, const asio::ip::address& address,
+  std::uint16_t bind_from(block_state& block, native_socket s, const asio::ip::address& address, bool owned,
                           std::error_code& ec);
   void associate_inspected(native_socket s, const platform::socket_info& info, reservation_token t, blocking b,
                            std::error_code& ec);

@@ -226,7 +226,7 @@ private:
   };
   // Sockets created per handler run before the refill re-posts itself, so
   // no completion waits behind a whole batch.
-  static constexpr int sockets_per_run = 4;
+  static constexpr int sockets_per_run = 1;
 
   pooled_socket<Protocol> take_ready_locked() {
     auto entry = std::move(ready_.front());
