@@ -154,7 +154,8 @@ void portable_backend::associate_as(native_socket s, protocol p, reservation_tok
   asio::error_code name_ec;
   if (asio::detail::socket_ops::getsockname(s, reinterpret_cast<asio::detail::socket_addr_type*>(&local), &size,
                                             name_ec) != 0) {
-    ec = name_ec;
+    // Windows refuses getsockname on an unbound socket (WSAEINVAL): ask in full.
+    associate(s, t, b, ec);
     return;
   }
   if (local.ss_family == AF_INET6) {

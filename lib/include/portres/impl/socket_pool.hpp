@@ -311,10 +311,19 @@ private:
       auto socket = open_configured(ec);
       if (!ec && !associate_first_) {
         port = pool_bind(keep_.get(), socket->native_handle(), proto(), token_, local_, false, ec);
-        if (ec == std::errc::function_not_supported) associate_first_ = true;
+        if (ec == std::errc::function_not_supported) {
+          associate_first_ = true;
+          ec.clear();
+        }
         if (ec == std::errc::operation_would_block) return bind_on_blocking_pool(std::move(socket));
       }
-      if (!ec && associate_first_) return associate_then_bind(std::move(socket));
+      if (!ec && associate_first_) {
+        // No fast path (Windows native): associate and bind here, as before.
+        // TODO(issue 14 defect 1): the overlapped async_associate; under Wine
+        // with the simulated provider it did not complete for pool sockets.
+        portres::associate(*socket, token_, ec);
+        if (!ec) port = portres::bind(*socket, local_, ec);
+      }
       if (!created(std::move(socket), port, ec)) return;
     }
     asio::post(executor_, [self = this->shared_from_this()] { self->refill(); });
@@ -331,27 +340,14 @@ private:
     return std::is_same_v<Protocol, asio::ip::tcp> ? protocol::tcp : protocol::udp;
   }
 
-  // Backends without a fast path (Windows): the overlapped associate on the
-  // completion port, then bind (port 0, the OS picks from the reservation).
-  void associate_then_bind(std::unique_ptr<socket_type> socket) {
-    auto& s = *socket;
-    detail::async_associate(executor_, s.native_handle(), token_,
-                            status_completion(
-                                [self = this->shared_from_this(), socket = std::move(socket)](std::error_code ec) mutable {
-                                  std::uint16_t port = 0;
-                                  if (!ec) port = portres::bind(*socket, self->local_, ec);
-                                  if (self->created(std::move(socket), port, ec)) self->refill();
-                                },
-                                executor_));
-  }
-
-  // The block must be looked up in the registry's files: on the blocking pool.
+  // The block must be looked up in the registry's files: on the blocking
+  // pool, never on an io thread.
   void bind_on_blocking_pool(std::unique_ptr<socket_type> socket) {
     auto held = std::make_shared<std::unique_ptr<socket_type>>(std::move(socket));
     run_blocking([self = this->shared_from_this(), held] {
       std::error_code ec;
-      const auto port = pool_bind(self->keep_.get(), (*held)->native_handle(), proto(), self->token_, self->local_,
-                                  true, ec);
+      const auto handle = (*held)->native_handle();
+      const auto port = pool_bind(self->keep_.get(), handle, proto(), self->token_, self->local_, true, ec);
       asio::post(self->executor_, [self, held, port, ec] {
         if (self->created(std::move(*held), port, ec)) self->refill();
       });
