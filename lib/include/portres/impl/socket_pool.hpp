@@ -152,6 +152,11 @@ public:
       waiting.swap(waiters_);
       stock.swap(ready_);
       retry_.cancel();
+      if (pending_) {
+        std::error_code ignored;
+        pending_->close(ignored); // aborts its associate
+        pending_.reset();
+      }
       for (auto* s : recycling_) {
         std::error_code ignored;
         s->close(ignored); // aborts its pending disconnect (started under this lock)
@@ -317,13 +322,7 @@ private:
         }
         if (ec == std::errc::operation_would_block) return bind_on_blocking_pool(std::move(socket));
       }
-      if (!ec && associate_first_) {
-        // No fast path (Windows native): associate and bind here, as before.
-        // TODO(issue 14 defect 1): the overlapped async_associate; under Wine
-        // with the simulated provider it did not complete for pool sockets.
-        portres::associate(*socket, token_, ec);
-        if (!ec) port = portres::bind(*socket, local_, ec);
-      }
+      if (!ec && associate_first_) return associate_then_bind(std::move(socket));
       if (!created(std::move(socket), port, ec)) return;
     }
     asio::post(executor_, [self = this->shared_from_this()] { self->refill(); });
@@ -338,6 +337,36 @@ private:
 
   static constexpr protocol proto() noexcept {
     return std::is_same_v<Protocol, asio::ip::tcp> ? protocol::tcp : protocol::udp;
+  }
+
+  // Backends without a fast path (Windows native): the overlapped associate
+  // on the completion port (never the blocking IOCTL on an io thread), then
+  // bind (port 0: the OS picks from the reservation). The socket waits in
+  // pending_ (closed by close(), which aborts the IOCTL), not in the handler.
+  void associate_then_bind(std::unique_ptr<socket_type> socket) {
+    const auto handle = socket->native_handle();
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) {
+        refill_scheduled_ = false;
+        return; // the socket closes as it goes out of scope
+      }
+      pending_ = std::move(socket);
+    }
+    detail::async_associate(executor_, handle, token_,
+                            status_completion(
+                                [self = this->shared_from_this()](std::error_code ec) mutable {
+                                  std::unique_ptr<socket_type> s;
+                                  {
+                                    std::lock_guard lock(self->mutex_);
+                                    s = std::move(self->pending_);
+                                  }
+                                  std::uint16_t port = 0;
+                                  if (!s) ec = error::pool_closed;
+                                  if (!ec) port = portres::bind(*s, self->local_, ec);
+                                  if (self->created(std::move(s), port, ec)) self->refill();
+                                },
+                                executor_));
   }
 
   // The block must be looked up in the registry's files: on the blocking
@@ -421,6 +450,7 @@ private:
   bool associate_first_ = false;  // the backend has no fast path (only touched by the refill chain)
   std::chrono::milliseconds retry_delay_ = first_retry_delay;
   std::vector<socket_type*> recycling_; // sockets whose disconnect is pending
+  std::unique_ptr<socket_type> pending_; // a socket whose overlapped associate is under way
   pool_stats counters_;
   asio::steady_timer retry_;
 };
