@@ -65,14 +65,16 @@ asio::awaitable<void> relay(tcp::socket client, tcp::endpoint upstream, portres:
   portres::pooled_socket<tcp> pooled;
   tcp::socket* up = &plain;
   if (pool) {
-    pooled = co_await pool->async_get(asio::redirect_error(asio::use_awaitable, ec));
+    // Connect through the pool: EADDRNOTAVAIL (a port still closing) retries on another port.
+    pooled = co_await pool->async_connect(upstream, asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) {
       up = &pooled.socket();
       c.lowest_port = std::min(c.lowest_port, pooled.port());
       c.highest_port = std::max(c.highest_port, pooled.port());
     }
+  } else {
+    co_await up->async_connect(upstream, asio::redirect_error(asio::use_awaitable, ec));
   }
-  if (!ec) co_await up->async_connect(upstream, asio::redirect_error(asio::use_awaitable, ec));
   if (!ec) co_await asio::async_write(*up, request.data(), asio::redirect_error(asio::use_awaitable, ec));
   char buf[8192];
   while (!ec) {

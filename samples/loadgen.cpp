@@ -72,10 +72,13 @@ asio::awaitable<void> worker(const settings& s, totals& t, portres::socket_pool<
     tcp::socket* socket = &plain;
     const auto start = clock_type::now();
     if (pool) {
-      pooled = co_await pool->async_get(asio::redirect_error(asio::use_awaitable, ec));
+      // The pool's connect retries on another port when the kernel says the
+      // 4-tuple is still taken (EADDRNOTAVAIL: the last connection closing).
+      pooled = co_await pool->async_connect(s.target, asio::redirect_error(asio::use_awaitable, ec));
       if (!ec) socket = &pooled.socket();
+    } else {
+      co_await socket->async_connect(s.target, asio::redirect_error(asio::use_awaitable, ec));
     }
-    if (!ec) co_await socket->async_connect(s.target, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       ++t.errors[samples::error_kind(ec)];
       continue;

@@ -9,14 +9,17 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/thread_pool.hpp>
 
+#include <chrono>
 #include <memory>
 
 namespace portres::detail {
 
-/// Whether a call may wait (flock, sysctl writes). Async entry points first
-/// try `forbidden` on the caller's thread; a backend that would have to wait
-/// fails with std::errc::operation_would_block and the call is re-run with
-/// `allowed` on the blocking pool, never on the io_context's thread.
+/// Whether a call may wait (flock, sysctl writes, file reads). async_acquire
+/// and async_release always run on the blocking pool; async_associate first
+/// tries `forbidden` on the caller's thread (memory only: a live runtime
+/// token), and a backend that would have to read or wait fails with
+/// std::errc::operation_would_block and the call is re-run with `allowed` on
+/// the blocking pool, never on the io_context's thread.
 enum class blocking { allowed, forbidden };
 
 class backend;
@@ -44,7 +47,24 @@ public:
   virtual void release(owned_state& s, blocking b, std::error_code& ec) = 0;
   virtual void set_port_policy(owned_state& s, port_policy policy, std::error_code& ec) = 0;
   virtual void associate(native_socket s, reservation_token t, blocking b, std::error_code& ec) = 0;
+  /// associate() for a socket whose protocol the caller knows from its type
+  /// (fewer questions to the OS). Default: associate().
+  virtual void associate_as(native_socket s, protocol p, reservation_token t, blocking b, std::error_code& ec) {
+    (void)p;
+    associate(s, t, b, ec);
+  }
   virtual std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) = 0;
+
+  /// The pool's fast path: `s` was just opened by the library for `p` (the
+  /// family of `local`); associate and bind it in one step without asking
+  /// the OS what it is. condition::not_supported: this backend has none (the
+  /// pool then uses async_associate and bind).
+  virtual std::uint16_t bind_fresh(native_socket s, protocol p, reservation_token t, const asio::ip::address& local,
+                                   blocking b, std::error_code& ec);
+  /// A pool closed a socket bound to `port` of `t`'s block: the port is free
+  /// again, resting until `ready_at` while others are free. Default: nothing
+  /// (the OS picks ports).
+  virtual void port_returned(reservation_token t, std::uint16_t port, std::chrono::steady_clock::time_point ready_at);
 
   // Asynchronous forms. The defaults run the synchronous call as described
   // at `blocking`; the Windows engine overrides them with overlapped I/O.
@@ -63,6 +83,8 @@ backend& fallback_backend();
 
 /// The backend in force (core/dispatch.cpp).
 backend& active();
+/// Tests: puts `b` in force (null: back to the selection); returns what was.
+backend* replace_active(backend* b);
 
 /// The library's pool for calls that may wait (two threads).
 asio::thread_pool& blocking_pool();

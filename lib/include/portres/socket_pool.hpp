@@ -12,6 +12,7 @@
 
 #include <gsl/gsl>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -91,7 +92,13 @@ public:
     port_policy policy = port_policy::sequential;
     std::size_t max_waiters = 1024; ///< more waiters than this: condition::exhausted at once
     socket_options configure;     ///< applied to each new socket before it is bound (e.g. SO_LINGER)
+    /// TCP: a port whose socket came back closed rests this long (its last
+    /// connection may still be in FIN_WAIT) before reuse while other ports are free.
+    std::chrono::milliseconds rest_interval{1000};
   };
+
+  /// How many times async_connect retries with another socket.
+  static constexpr int connect_retries = 3;
 
   /// Draws from a runtime reservation the pool shares (it stays alive while
   /// the pool or any of its sockets lives). The pool sets the block's policy.
@@ -126,6 +133,16 @@ public:
   /// a strand (and bind handlers to it) to also run the handlers in that order.
   template <class CompletionToken>
   auto async_get(CompletionToken&& token);
+
+  /// Gets a socket (as async_get) and connects it to `peer`. A connect that
+  /// fails with EADDRNOTAVAIL (the port's previous connection is still
+  /// closing) is retried with another socket up to connect_retries times;
+  /// other connect errors complete the operation (the socket goes back).
+  ///
+  /// @param token completion token, signature
+  ///        `void(std::error_code, portres::pooled_socket<Protocol>)`.
+  template <class CompletionToken>
+  auto async_connect(const typename Protocol::endpoint& peer, CompletionToken&& token);
 
   /// The synchronous path: a socket from stock, or an empty pooled_socket
   /// with `ec` == std::errc::operation_would_block when there is none.

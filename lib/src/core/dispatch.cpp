@@ -11,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace portres {
 namespace detail {
@@ -83,35 +84,37 @@ void throw_if(const std::error_code& ec, const char* what) {
   if (ec) throw std::system_error(ec, what);
 }
 
-// Default asynchronous forms: try on the caller's thread without waiting;
-// if the backend would have to wait, run on the blocking pool.
+backend* replace_active(backend* b) {
+  auto& s = selected();
+  std::lock_guard lock(s.mutex);
+  return std::exchange(s.current, b);
+}
+
+// Default asynchronous forms. Acquire and release touch the registry's files:
+// always on the blocking pool, so the initiating call returns at once.
 void backend::async_acquire(const asio::any_io_executor& ex, protocol p, port_range r, acquire_completion done) {
-  std::error_code ec;
-  auto state = acquire(ex, p, r, blocking::forbidden, ec);
-  if (!would_block(ec)) {
-    done(ec, runtime_reservation(std::move(state)));
-    return;
-  }
   asio::post(blocking_pool(), [this, ex, p, r, done = std::move(done)]() mutable {
-    std::error_code ec2;
-    auto s2 = acquire(ex, p, r, blocking::allowed, ec2);
-    done(ec2, runtime_reservation(std::move(s2)));
+    std::error_code ec;
+    auto state = acquire(ex, p, r, blocking::allowed, ec);
+    done(ec, runtime_reservation(std::move(state)));
   });
 }
 
 void backend::async_release(std::shared_ptr<owned_state> s, status_completion done) {
-  std::error_code ec;
-  release(*s, blocking::forbidden, ec);
-  if (!would_block(ec)) {
-    done(ec);
-    return;
-  }
   asio::post(blocking_pool(), [this, s = std::move(s), done = std::move(done)]() mutable {
-    std::error_code ec2;
-    release(*s, blocking::allowed, ec2);
-    done(ec2);
+    std::error_code ec;
+    release(*s, blocking::allowed, ec);
+    done(ec);
   });
 }
+
+std::uint16_t backend::bind_fresh(native_socket, protocol, reservation_token, const asio::ip::address&, blocking,
+                                  std::error_code& ec) {
+  ec = std::make_error_code(std::errc::function_not_supported);
+  return 0;
+}
+
+void backend::port_returned(reservation_token, std::uint16_t, std::chrono::steady_clock::time_point) {}
 
 void backend::async_associate(const asio::any_io_executor&, native_socket s, reservation_token t,
                               status_completion done) {
@@ -168,6 +171,14 @@ void associate(native_socket s, reservation_token t, std::error_code& ec) {
   active().associate(s, t, blocking::allowed, ec);
 }
 
+void associate_as(native_socket s, protocol p, reservation_token t, std::error_code& ec) {
+  if (!t) {
+    ec = error::invalid_token;
+    return;
+  }
+  active().associate_as(s, p, t, blocking::allowed, ec);
+}
+
 void async_associate(const asio::any_io_executor& ex, native_socket s, reservation_token t,
                      status_completion done) {
   if (!t) {
@@ -184,6 +195,24 @@ void async_associate(const asio::any_io_executor& ex, native_socket s, reservati
 std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) {
   return active().bind(s, local, ec);
 }
+
+namespace {
+backend& owner_of(const runtime_state* owner) {
+  return owner ? static_cast<const owned_state*>(owner)->owner() : active();
+}
+} // namespace
+
+std::uint16_t pool_bind(const runtime_state* owner, native_socket s, protocol p, reservation_token t,
+                        const asio::ip::address& local, bool may_block, std::error_code& ec) {
+  return owner_of(owner).bind_fresh(s, p, t, local, may_block ? blocking::allowed : blocking::forbidden, ec);
+}
+
+void pool_port_returned(const runtime_state* owner, reservation_token t, std::uint16_t port,
+                        std::chrono::steady_clock::time_point ready_at) {
+  owner_of(owner).port_returned(t, port, ready_at);
+}
+
+void run_blocking(std::function<void()> work) { asio::post(blocking_pool(), std::move(work)); }
 
 bool socket_reuse_available() {
   std::string reason;

@@ -6,6 +6,7 @@
 #include "platform.hpp"
 #include "portres/types.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -16,6 +17,8 @@ namespace portres::detail {
 
 class port_block {
 public:
+  using clock = std::chrono::steady_clock;
+
   /// @pre `range` is specific and valid.
   explicit port_block(port_range range, port_policy policy = port_policy::sequential);
 
@@ -23,34 +26,56 @@ public:
   port_policy policy() const noexcept { return policy_; }
   void set_policy(port_policy policy);
 
-  /// Takes a free port by the policy; nullopt when none is free.
-  std::optional<std::uint16_t> take();
-  /// Returns a taken port to the free set (e.g. its bind failed for our own reasons).
+  /// Takes a free port by the policy, preferring ports that are not resting;
+  /// a resting port (oldest return first) only when no other is free;
+  /// nullopt when none is free or resting.
+  std::optional<std::uint16_t> take(clock::time_point now = clock::now());
+  /// Returns a taken port to the free set, free for the policy at once (its
+  /// bind failed for our own reasons, or its socket never carried a connection).
   void give_back(std::uint16_t port);
-  /// Makes every taken port a candidate again, oldest hand-out first. Whether
-  /// its socket let it go is learnt by binding it: asking the kernel which
-  /// ports are held costs a walk of its whole socket hash (milliseconds),
-  /// a failed bind about a microsecond. Returns how many came back.
-  std::size_t reclaim_all();
+  /// Returns a taken port whose socket was just closed: its last connection
+  /// may still be closing (FIN_WAIT), so it rests until `ready_at` while
+  /// other ports are free. For lru, ports come back in order of return.
+  void give_back(std::uint16_t port, clock::time_point ready_at);
+  /// Marks a taken port as owned by a pool: only its return (give_back)
+  /// frees it, never a reclaim (a bound, unconnected socket may be
+  /// invisible to the kernel listing the reclaim trusts).
+  void mark_owned(std::uint16_t port);
+  /// Makes every taken (not owned) port that `held` does not mark free again, oldest
+  /// return first. Returns how many came back.
+  std::size_t reclaim_unheld(const port_bitmap& held);
 
-  std::size_t free_count() const noexcept { return free_count_; }
+  std::size_t free_count() const noexcept { return free_count_ + resting_.size(); }
+  std::size_t resting_count() const noexcept { return resting_.size(); }
 
 private:
+  enum class slot_state : std::uint8_t { taken, owned, free, resting };
+  struct rest {
+    std::uint32_t offset;
+    clock::time_point ready_at;
+  };
+
   std::uint32_t offset(std::uint16_t port) const noexcept { return port - range_.first(); }
   std::uint16_t port_at(std::uint32_t offset) const noexcept;
+  void make_free(std::uint32_t offset);
+  void set_free_bit(std::uint32_t offset, bool free) noexcept;
   void remove_from_order(std::uint32_t offset);
   void rebuild_order();
+  std::optional<std::uint32_t> take_free();
+  void promote_rested(clock::time_point now);
 
   port_range range_;
   port_policy policy_;
-  std::vector<bool> free_;          // by offset
-  std::vector<std::uint64_t> taken_at_; // by offset: take() sequence number, for reclaim order
-  std::uint64_t takes_ = 0;
-  std::size_t free_count_ = 0;
-  std::uint32_t cursor_ = 0;        // sequential: where the next search starts
-  std::deque<std::uint32_t> lru_;   // lru: free offsets, least recently freed first
-  std::vector<std::uint32_t> bag_;  // random: free offsets
-  std::vector<std::uint32_t> slot_; // random: index of each offset in bag_
+  std::vector<slot_state> state_;       // by offset
+  std::vector<std::uint64_t> free_bits_; // sequential: a bit per free offset, for word-at-a-time search
+  std::vector<std::uint64_t> returned_; // by offset: return sequence number (lru order)
+  std::uint64_t returns_ = 0;
+  std::size_t free_count_ = 0;          // slots in state free
+  std::uint32_t cursor_ = 0;            // sequential: where the next search starts
+  std::deque<std::uint32_t> lru_;       // lru: free offsets, least recently returned first
+  std::deque<rest> resting_;            // resting offsets, in order of return
+  std::vector<std::uint32_t> bag_;      // random: free offsets
+  std::vector<std::uint32_t> slot_;     // random: index of each offset in bag_
   std::minstd_rand rng_;
 };
 

@@ -5,6 +5,9 @@
 
 #include <asio/ip/address_v4.hpp>
 #include <asio/ip/address_v6.hpp>
+#include <asio/detail/socket_ops.hpp>
+
+#include <atomic>
 
 namespace portres::detail {
 
@@ -18,7 +21,21 @@ public:
   std::unique_ptr<registry::lease> lease_;  // null once released (and for persistent blocks)
   bool released = false;
   port_block ports_;
+  // The kernel's view of the block's held ports: asked only when the block
+  // looks full, and not again within held_ttl unless the last answer freed ports.
+  port_bitmap held;
+  std::chrono::steady_clock::time_point held_at{};
+  bool held_valid = false;
+  std::size_t held_freed = 0;
 };
+
+namespace {
+std::atomic<std::uint64_t> bind_attempt_count{0};
+constexpr std::chrono::milliseconds held_ttl{100};
+constexpr int binds_per_pass = 8;
+} // namespace
+
+std::uint64_t bind_attempts() noexcept { return bind_attempt_count.load(std::memory_order_relaxed); }
 
 portable_backend::portable_backend(backend_kind kind, std::shared_ptr<registry> reg)
     : kind_(kind), registry_(std::move(reg)) {}
@@ -89,6 +106,11 @@ portable_backend::block_ptr portable_backend::find_block(protocol p, reservation
       return it->second;
     }
   }
+  // Anything else reads the registry's files: never on an io thread.
+  if (b == blocking::forbidden) {
+    ec = std::make_error_code(std::errc::operation_would_block);
+    return nullptr;
+  }
   const auto block = registry_->persistent_block(p, t, b, ec);
   if (ec) return nullptr;
   if (!block) {
@@ -108,6 +130,46 @@ void portable_backend::associate(native_socket s, reservation_token t, blocking 
   }
   const auto info = platform::inspect(s, ec);
   if (ec) return;
+  associate_inspected(s, info, t, b, ec);
+}
+
+void portable_backend::associate_as(native_socket s, protocol p, reservation_token t, blocking b,
+                                    std::error_code& ec) {
+  if (!t) {
+    ec = error::invalid_token;
+    return;
+  }
+  // The protocol comes from the socket's type: only the key and the local
+  // address (family, bound yet?) are asked, two system calls instead of five.
+  platform::socket_info info;
+  info.proto = p;
+  info.key = platform::socket_key(s, ec);
+  if (ec) return;
+  asio::detail::sockaddr_storage_type local{};
+  std::size_t size = sizeof local;
+  asio::error_code name_ec;
+  if (asio::detail::socket_ops::getsockname(s, reinterpret_cast<asio::detail::socket_addr_type*>(&local), &size,
+                                            name_ec) != 0) {
+    // Windows refuses getsockname on an unbound socket (WSAEINVAL): ask in full.
+    associate(s, t, b, ec);
+    return;
+  }
+  if (local.ss_family == AF_INET6) {
+    info.ipv6 = true;
+    info.bound_port = asio::detail::socket_ops::network_to_host_short(
+        reinterpret_cast<const asio::detail::sockaddr_in6_type&>(local).sin6_port);
+  } else if (local.ss_family == AF_INET) {
+    info.bound_port = asio::detail::socket_ops::network_to_host_short(
+        reinterpret_cast<const asio::detail::sockaddr_in4_type&>(local).sin_port);
+  } else {
+    ec = error::unsupported_socket;
+    return;
+  }
+  associate_inspected(s, info, t, b, ec);
+}
+
+void portable_backend::associate_inspected(native_socket, const platform::socket_info& info, reservation_token t,
+                                           blocking b, std::error_code& ec) {
   if (info.bound_port != 0) {
     ec = error::already_bound;
     return;
@@ -157,7 +219,7 @@ std::uint16_t portable_backend::bind(native_socket s, const asio::ip::address* l
   }
   const asio::ip::address address =
       local ? *local : (ipv6 ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
-  const auto port = bind_from(*block, s, address, ec);
+  const auto port = bind_from(*block, s, address, false, ec);
   if (ec) {
     ec = explain_bind_failure(s, ec);
     return 0;
@@ -174,8 +236,34 @@ std::error_code portable_backend::explain_bind_failure(native_socket s, std::err
   return ec;
 }
 
+std::uint16_t portable_backend::bind_fresh(native_socket s, protocol p, reservation_token t,
+                                          const asio::ip::address& local, blocking b, std::error_code& ec) {
+  // A socket the library just opened: no inspection, no association entry.
+  auto block = find_block(p, t, b, ec);
+  if (ec) return 0;
+  if (block->proto() != p) {
+    ec = error::unsupported_socket;
+    return 0;
+  }
+  // Owned: the pool returns this port when its socket comes back (port_returned).
+  return bind_from(*block, s, local, true, ec);
+}
+
+void portable_backend::port_returned(reservation_token t, std::uint16_t port,
+                                     std::chrono::steady_clock::time_point ready_at) {
+  block_ptr block;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = runtime_.find(t); it != runtime_.end()) block = it->second.lock();
+    if (auto it = persistent_.find(t); !block && it != persistent_.end()) block = it->second;
+  }
+  if (!block) return;
+  std::lock_guard lock(block->mutex);
+  if (block->ports_.range().contains(port)) block->ports_.give_back(port, ready_at);
+}
+
 std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, const asio::ip::address& address,
-                                          std::error_code& ec) {
+                                          bool owned, std::error_code& ec) {
   std::lock_guard lock(block.mutex);
   if (block.released) {
     ec = error::already_released;
@@ -183,29 +271,39 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
   }
   auto& ports = block.ports_;
   const auto range = ports.range();
-  // Each port is tried at most once per reclaim pass, and there is one pass: bounded.
-  std::uint32_t attempts = 0;
-  bool reclaimed = false;
-  while (attempts <= 2 * range.count()) {
-    auto port = ports.take();
-    if (!port && !reclaimed) {
-      reclaimed = true;
-      ports.reclaim_all();
-      port = ports.take();
+  // Bounded: a few binds, then (when the block looks full) one kernel query
+  // of its held ports, then a few more binds skipping what the kernel holds.
+  for (int pass = 0; pass < 2; ++pass) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool held_fresh = block.held_valid && now - block.held_at < held_ttl;
+    for (int tried = 0; tried < binds_per_pass;) {
+      auto port = ports.take(now);
+      if (!port) break;
+      if (held_fresh && block.held.test(*port)) continue; // held: stays taken until the next query
+      ++tried;
+      bind_attempt_count.fetch_add(1, std::memory_order_relaxed);
+      const auto bind_ec = platform::bind_to(s, address, *port);
+      if (!bind_ec) {
+        if (owned) ports.mark_owned(*port);
+        ec.clear();
+        return *port;
+      }
+      // Held by a socket (ours still open, an outside binder, or TIME_WAIT
+      // without SO_REUSEADDR): leave it taken; a held-ports query frees it later.
+      if (bind_ec == condition::in_use || bind_ec == condition::access_denied) continue;
+      ports.give_back(*port);
+      ec = bind_ec;
+      return 0;
     }
-    if (!port) break;
-    ++attempts;
-    const auto bind_ec = platform::bind_to(s, address, *port);
-    if (!bind_ec) {
-      ec.clear();
-      return *port;
-    }
-    // Held by a socket (ours still open, an outside binder, or TIME_WAIT
-    // without SO_REUSEADDR): leave it taken; a later reclaim retries it.
-    if (bind_ec == condition::in_use || bind_ec == condition::access_denied) continue;
-    ports.give_back(*port);
-    ec = bind_ec;
-    return 0;
+    if (pass == 1) break;
+    // Ask the kernel again only when the last answer is old or freed ports.
+    if (held_fresh && block.held_freed == 0) break;
+    std::error_code held_ec;
+    block.held = platform::held_ports(block.proto(), range, held_ec);
+    if (held_ec) break;
+    block.held_at = now;
+    block.held_valid = true;
+    block.held_freed = ports.reclaim_unheld(block.held);
   }
   ec = block_exhausted_error(range.first(), range.count());
   return 0;

@@ -8,7 +8,9 @@
 #include "backend.hpp"
 #include "core/port_block.hpp"
 #include "core/registry.hpp"
+#include "platform.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -27,7 +29,11 @@ public:
   void release(owned_state& s, blocking b, std::error_code& ec) override;
   void set_port_policy(owned_state& s, port_policy policy, std::error_code& ec) override;
   void associate(native_socket s, reservation_token t, blocking b, std::error_code& ec) override;
+  void associate_as(native_socket s, protocol p, reservation_token t, blocking b, std::error_code& ec) override;
   std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) override;
+  std::uint16_t bind_fresh(native_socket s, protocol p, reservation_token t, const asio::ip::address& local,
+                           blocking b, std::error_code& ec) override;
+  void port_returned(reservation_token t, std::uint16_t port, std::chrono::steady_clock::time_point ready_at) override;
 
 private:
   class block_state;
@@ -35,8 +41,10 @@ private:
 
   reservation_token new_token();
   block_ptr find_block(protocol p, reservation_token t, blocking b, std::error_code& ec);
-  std::uint16_t bind_from(block_state& block, native_socket s, const asio::ip::address& address,
+  std::uint16_t bind_from(block_state& block, native_socket s, const asio::ip::address& address, bool owned,
                           std::error_code& ec);
+  void associate_inspected(native_socket s, const platform::socket_info& info, reservation_token t, blocking b,
+                           std::error_code& ec);
   std::error_code explain_bind_failure(native_socket s, std::error_code ec);
 
   backend_kind kind_;
@@ -50,6 +58,10 @@ private:
   };
   std::unordered_map<std::uint64_t, association> associations_; // socket key -> block
 };
+
+/// Explicit bind attempts the portable backends have made in this process
+/// (tests check that a nearly full block costs a bounded number).
+std::uint64_t bind_attempts() noexcept;
 
 } // namespace portres::detail
 

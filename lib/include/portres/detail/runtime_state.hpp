@@ -11,7 +11,9 @@
 #include <asio/detail/socket_types.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <system_error>
 
@@ -60,8 +62,23 @@ void set_port_policy(runtime_state& s, port_policy policy, std::error_code& ec);
 void associate(native_socket s, reservation_token t, std::error_code& ec);
 void async_associate(const asio::any_io_executor& ex, native_socket s, reservation_token t,
                      status_completion done);
+/// associate() for a socket whose protocol its Asio type tells.
+void associate_as(native_socket s, protocol p, reservation_token t, std::error_code& ec);
 /// `local` null: the any-address of the socket's family.
 std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec);
+
+/// The pool's fast path for a socket it just opened (family of `local`):
+/// associate and bind in one step. condition::not_supported: use
+/// async_associate and bind; std::errc::operation_would_block with
+/// `may_block` false: call again on the blocking pool with it true.
+/// `owner`: the runtime reservation (null for a persistent token).
+std::uint16_t pool_bind(const runtime_state* owner, native_socket s, protocol p, reservation_token t,
+                        const asio::ip::address& local, bool may_block, std::error_code& ec);
+/// A pool closed a socket bound to `port`; it rests until `ready_at` when others are free.
+void pool_port_returned(const runtime_state* owner, reservation_token t, std::uint16_t port,
+                        std::chrono::steady_clock::time_point ready_at);
+/// Runs `work` on the library's pool for calls that may wait.
+void run_blocking(std::function<void()> work);
 
 /// capabilities().socket_reuse, looked up once.
 bool socket_reuse_available();

@@ -4,6 +4,10 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
 
+#include <asio/ip/tcp.hpp>
+#include <asio/ip/udp.hpp>
+
+#include <type_traits>
 #include <utility>
 
 namespace portres {
@@ -35,7 +39,14 @@ void associate(Socket& socket, reservation_token reservation, std::error_code& e
     ec = error::socket_not_open;
     return;
   }
-  detail::associate(socket.native_handle(), reservation, ec);
+  using proto_type = typename Socket::protocol_type;
+  if constexpr (std::is_same_v<proto_type, asio::ip::tcp>) {
+    detail::associate_as(socket.native_handle(), protocol::tcp, reservation, ec);
+  } else if constexpr (std::is_same_v<proto_type, asio::ip::udp>) {
+    detail::associate_as(socket.native_handle(), protocol::udp, reservation, ec);
+  } else {
+    detail::associate(socket.native_handle(), reservation, ec);
+  }
 }
 
 template <class Socket>

@@ -1,9 +1,12 @@
 #ifndef PORTRES_IMPL_SOCKET_POOL_HPP
 #define PORTRES_IMPL_SOCKET_POOL_HPP
 
+#include <asio/error.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <mutex>
@@ -13,15 +16,28 @@
 namespace portres {
 namespace detail {
 
+// EADDRNOTAVAIL as Asio reports it from a connect (it has no enumerator for it).
+inline bool address_not_available(const std::error_code& ec) noexcept {
+#if defined(_WIN32)
+  constexpr int value = WSAEADDRNOTAVAIL;
+#else
+  constexpr int value = EADDRNOTAVAIL;
+#endif
+  return ec == std::error_code(value, asio::error::get_system_category());
+}
+
 /// The shared state of a socket_pool; it outlives the pool while pooled
 /// sockets are out. Every member is guarded by `mutex_`; system calls
-/// (creating, closing sockets) and handler completion happen outside it.
+/// (creating, closing sockets) and handler completion happen outside it,
+/// except starting a disconnect for reuse, which must not race close().
 template <class Protocol>
 class pool_state : public std::enable_shared_from_this<pool_state<Protocol>> {
 public:
   using socket_type = typename Protocol::socket;
+  using endpoint_type = typename Protocol::endpoint;
   using get_completion = completion<std::error_code, pooled_socket<Protocol>>;
   using options = typename socket_pool<Protocol>::options;
+  using clock = std::chrono::steady_clock;
 
   pool_state(const asio::any_io_executor& ex, state_ptr keep, reservation_token token,
              const asio::ip::address& local, options opts)
@@ -30,6 +46,8 @@ public:
     if (options_.high_water < options_.low_water) options_.high_water = options_.low_water;
     if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) reuse_ = socket_reuse_available();
   }
+
+  const asio::any_io_executor& executor() const noexcept { return executor_; }
 
   void warm_up() {
     std::lock_guard lock(mutex_);
@@ -83,6 +101,47 @@ public:
     return take_ready_locked();
   }
 
+  // Gets a socket and connects it; a connect that fails with
+  // EADDRNOTAVAIL (the port's last connection still closing) is retried
+  // with another socket, at most `attempts_left` more times.
+  void connect(const endpoint_type& peer, int attempts_left, get_completion done) {
+    auto self = this->shared_from_this();
+    {
+      // With stock, the connect starts at once: no hop through the executor
+      // before it (its completion is delivered as usual).
+      std::unique_lock lock(mutex_);
+      if (!closed_ && !ready_.empty()) {
+        auto s = take_ready_locked();
+        lock.unlock();
+        connect_socket(std::move(s), peer, attempts_left, std::move(done));
+        return;
+      }
+    }
+    get(get_completion(
+        [self, peer, attempts_left, done = std::move(done)](std::error_code ec, pooled_socket<Protocol> s) mutable {
+          if (ec) {
+            done(ec, pooled_socket<Protocol>());
+            return;
+          }
+          self->connect_socket(std::move(s), peer, attempts_left, std::move(done));
+        },
+        executor_));
+  }
+
+  void connect_socket(pooled_socket<Protocol> s, const endpoint_type& peer, int attempts_left, get_completion done) {
+    auto& socket = s.socket(); // stable: the socket lives on the heap
+    socket.async_connect(peer, [self = this->shared_from_this(), peer, attempts_left, done = std::move(done),
+                                s = std::move(s)](std::error_code ec) mutable {
+      if (address_not_available(ec) && attempts_left > 0) {
+        s = pooled_socket<Protocol>(); // closed; its port rests
+        self->connect(peer, attempts_left - 1, std::move(done));
+        return;
+      }
+      if (ec) s = pooled_socket<Protocol>();
+      done(ec, std::move(s));
+    });
+  }
+
   void close() {
     std::deque<waiter> waiting;
     std::deque<ready_socket> stock;
@@ -93,15 +152,21 @@ public:
       waiting.swap(waiters_);
       stock.swap(ready_);
       retry_.cancel();
+      if (pending_) {
+        std::error_code ignored;
+        pending_->close(ignored); // aborts its associate
+        pending_.reset();
+      }
       for (auto* s : recycling_) {
         std::error_code ignored;
-        s->close(ignored); // aborts its pending disconnect
+        s->close(ignored); // aborts its pending disconnect (started under this lock)
       }
     }
     for (auto& w : waiting) w.done(error::pool_closed, pooled_socket<Protocol>());
     for (auto& s : stock) {
       std::error_code ignored;
       s.socket->close(ignored);
+      return_port(s.port, clock::duration::zero()); // never connected: free at once
     }
   }
 
@@ -123,11 +188,12 @@ public:
     std::error_code ec;
     socket->remote_endpoint(ec);
     if (ec) return false; // never connected, or reset: nothing to reuse
-    {
-      std::lock_guard lock(mutex_);
-      if (closed_) return false;
-      recycling_.push_back(socket.get()); // close() aborts the disconnect
-    }
+    std::lock_guard lock(mutex_);
+    if (closed_) return false;
+    recycling_.push_back(socket.get());
+    // Started under the lock: close() on another thread either runs first
+    // (then we returned false above) or sees the socket in recycling_ and
+    // closes it only once the disconnect is under way.
     const auto handle = native_socket(socket->native_handle());
     async_disconnect_for_reuse(executor_, handle,
                                status_completion(
@@ -138,14 +204,23 @@ public:
     return true;
   }
 
-  // A pooled socket came back (closed) or was released to its user.
-  void on_returned() {
+  // A pooled socket was closed (its port goes back to the block, resting
+  // for TCP: its last connection may still be closing), or released to its
+  // user (`port` 0: the port goes with the socket).
+  void on_returned(std::uint16_t port) {
+    return_port(port, options_.rest_interval);
     std::lock_guard lock(mutex_);
     --in_use_;
     if (!waiters_.empty() || ready_.size() < options_.low_water) schedule_refill_locked();
   }
 
 private:
+  void return_port(std::uint16_t port, clock::duration rest) {
+    if (port == 0) return;
+    if constexpr (!std::is_same_v<Protocol, asio::ip::tcp>) rest = clock::duration::zero();
+    pool_port_returned(keep_.get(), token_, port, clock::now() + rest);
+  }
+
   struct ready_socket {
     std::unique_ptr<socket_type> socket;
     std::uint16_t port;
@@ -154,6 +229,9 @@ private:
     std::uint64_t id;
     get_completion done;
   };
+  // Sockets created per handler run before the refill re-posts itself, so
+  // no completion waits behind a whole batch.
+  static constexpr int sockets_per_run = 1;
 
   pooled_socket<Protocol> take_ready_locked() {
     auto entry = std::move(ready_.front());
@@ -178,6 +256,7 @@ private:
       if (!closed_ && (!waiters_.empty() || ready_.size() < options_.low_water)) schedule_refill_locked();
       lock.unlock();
       socket->close(local_ec);
+      return_port(port, options_.rest_interval);
       return;
     }
     ++counters_.recycled;
@@ -217,34 +296,135 @@ private:
     }
   }
 
-  // Creates sockets until the stock reaches the high water mark and every
-  // waiter is served, or the block runs dry (then retries shortly if anyone waits).
+  bool wanted_locked() const { return !closed_ && (ready_.size() < options_.high_water || !waiters_.empty()); }
+
+  // One handler run of the refill: a few sockets, then it re-posts itself
+  // while stock is below the high water mark or anyone waits. Creation that
+  // must wait (Windows' overlapped associate, a registry read) continues
+  // from its completion; refill_scheduled_ stays set meanwhile.
   void refill() {
-    const std::size_t limit = options_.high_water + options_.max_waiters;
-    for (std::size_t round = 0; round < limit; ++round) {
+    for (int made = 0; made < sockets_per_run; ++made) {
       {
         std::lock_guard lock(mutex_);
-        if (closed_ || (ready_.size() >= options_.high_water && waiters_.empty())) break;
+        if (!wanted_locked()) {
+          refill_scheduled_ = false;
+          return;
+        }
       }
       std::error_code ec;
       std::uint16_t port = 0;
-      auto socket = create(port, ec);
-      std::unique_lock lock(mutex_);
-      if (ec) {
-        ++(ec == condition::exhausted ? counters_.exhausted_events : counters_.creation_failures);
-        if (!waiters_.empty() && !closed_) schedule_retry_locked();
-        break;
+      auto socket = open_configured(ec);
+      if (!ec && !associate_first_) {
+        port = pool_bind(keep_.get(), socket->native_handle(), proto(), token_, local_, false, ec);
+        if (ec == std::errc::function_not_supported) {
+          associate_first_ = true;
+          ec.clear();
+        }
+        if (ec == std::errc::operation_would_block) return bind_on_blocking_pool(std::move(socket));
       }
-      ++counters_.refills;
-      if (closed_) break; // the socket closes as it goes out of scope
-      stock_or_serve(lock, std::move(socket), port);
+      if (!ec && associate_first_) return associate_then_bind(std::move(socket));
+      if (!created(std::move(socket), port, ec)) return;
     }
-    std::lock_guard lock(mutex_);
-    refill_scheduled_ = false;
+    asio::post(executor_, [self = this->shared_from_this()] { self->refill(); });
   }
 
+  std::unique_ptr<socket_type> open_configured(std::error_code& ec) {
+    auto socket = std::make_unique<socket_type>(executor_);
+    socket->open(local_.is_v6() ? Protocol::v6() : Protocol::v4(), ec);
+    if (!ec && options_.configure) options_.configure(*socket, ec);
+    return socket;
+  }
+
+  static constexpr protocol proto() noexcept {
+    return std::is_same_v<Protocol, asio::ip::tcp> ? protocol::tcp : protocol::udp;
+  }
+
+  // Backends without a fast path (Windows native): the overlapped associate
+  // on the completion port (never the blocking IOCTL on an io thread), then
+  // bind (port 0: the OS picks from the reservation). The socket waits in
+  // pending_ (closed by close(), which aborts the IOCTL), not in the handler.
+  void associate_then_bind(std::unique_ptr<socket_type> socket) {
+    const auto handle = socket->native_handle();
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) {
+        refill_scheduled_ = false;
+        return; // the socket closes as it goes out of scope
+      }
+      pending_ = std::move(socket);
+    }
+    detail::async_associate(executor_, handle, token_,
+                            status_completion(
+                                [self = this->shared_from_this()](std::error_code ec) mutable {
+                                  std::unique_ptr<socket_type> s;
+                                  {
+                                    std::lock_guard lock(self->mutex_);
+                                    s = std::move(self->pending_);
+                                  }
+                                  std::uint16_t port = 0;
+                                  if (!s) ec = error::pool_closed;
+                                  if (!ec) port = portres::bind(*s, self->local_, ec);
+                                  if (self->created(std::move(s), port, ec)) self->refill();
+                                },
+                                executor_));
+  }
+
+  // The block must be looked up in the registry's files: on the blocking
+  // pool, never on an io thread.
+  void bind_on_blocking_pool(std::unique_ptr<socket_type> socket) {
+    auto held = std::make_shared<std::unique_ptr<socket_type>>(std::move(socket));
+    run_blocking([self = this->shared_from_this(), held] {
+      std::error_code ec;
+      const auto handle = (*held)->native_handle();
+      const auto port = pool_bind(self->keep_.get(), handle, proto(), self->token_, self->local_, true, ec);
+      asio::post(self->executor_, [self, held, port, ec] {
+        if (self->created(std::move(*held), port, ec)) self->refill();
+      });
+    });
+  }
+
+  static bool transient(const std::error_code& ec) {
+    return ec == condition::exhausted || ec == condition::in_use;
+  }
+
+  // The end of one socket's creation. False: the refill stops here (an
+  // error, or the pool closed); refill_scheduled_ is cleared.
+  bool created(std::unique_ptr<socket_type> socket, std::uint16_t port, std::error_code ec) {
+    std::unique_lock lock(mutex_);
+    if (ec || closed_) {
+      refill_scheduled_ = false;
+      std::deque<waiter> failed;
+      if (ec && transient(ec)) {
+        // The block is full for now: ports come back as sockets close.
+        ++counters_.exhausted_events;
+        if (!waiters_.empty() && !closed_) schedule_retry_locked();
+      } else if (ec) {
+        // Permanent (released reservation, not supported, access denied):
+        // every waiter hears it now rather than waiting forever.
+        ++counters_.creation_failures;
+        failed.swap(waiters_);
+      }
+      lock.unlock();
+      if (socket) {
+        std::error_code ignored;
+        socket->close(ignored);
+        if (!ec) return_port(port, clock::duration::zero());
+      }
+      for (auto& w : failed) w.done(ec, pooled_socket<Protocol>());
+      return false;
+    }
+    retry_delay_ = first_retry_delay;
+    ++counters_.refills;
+    stock_or_serve(lock, std::move(socket), port);
+    return true;
+  }
+
+  static constexpr std::chrono::milliseconds first_retry_delay{5};
+  static constexpr std::chrono::milliseconds last_retry_delay{1000};
+
   void schedule_retry_locked() {
-    retry_.expires_after(std::chrono::milliseconds(20));
+    retry_.expires_after(retry_delay_);
+    retry_delay_ = std::min(retry_delay_ * 2, last_retry_delay);
     retry_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
       if (ec) return;
       if (auto self = weak.lock()) {
@@ -252,16 +432,6 @@ private:
         self->schedule_refill_locked();
       }
     });
-  }
-
-  std::unique_ptr<socket_type> create(std::uint16_t& port, std::error_code& ec) {
-    auto socket = std::make_unique<socket_type>(executor_);
-    socket->open(local_.is_v6() ? Protocol::v6() : Protocol::v4(), ec);
-    if (!ec && options_.configure) options_.configure(*socket, ec);
-    if (!ec) portres::associate(*socket, token_, ec);
-    if (!ec) port = portres::bind(*socket, local_, ec);
-    if (ec) return nullptr;
-    return socket;
   }
 
   mutable std::mutex mutex_;
@@ -276,8 +446,11 @@ private:
   std::uint64_t next_waiter_id_ = 0;
   bool refill_scheduled_ = false;
   bool closed_ = false;
-  bool reuse_ = false; // TCP sockets are disconnected for reuse rather than closed
+  bool reuse_ = false;            // TCP sockets are disconnected for reuse rather than closed
+  bool associate_first_ = false;  // the backend has no fast path (only touched by the refill chain)
+  std::chrono::milliseconds retry_delay_ = first_retry_delay;
   std::vector<socket_type*> recycling_; // sockets whose disconnect is pending
+  std::unique_ptr<socket_type> pending_; // a socket whose overlapped associate is under way
   pool_stats counters_;
   asio::steady_timer retry_;
 };
@@ -290,6 +463,18 @@ struct initiate_pool_get {
   template <class Handler>
   void operator()(Handler&& handler) const {
     state->get(completion<std::error_code, pooled_socket<Protocol>>(std::forward<Handler>(handler), executor));
+  }
+};
+
+template <class Protocol>
+struct initiate_pool_connect {
+  std::shared_ptr<pool_state<Protocol>> state;
+  asio::any_io_executor executor;
+
+  template <class Handler>
+  void operator()(Handler&& handler, const typename Protocol::endpoint& peer) const {
+    state->connect(peer, socket_pool<Protocol>::connect_retries,
+                   completion<std::error_code, pooled_socket<Protocol>>(std::forward<Handler>(handler), executor));
   }
 };
 
@@ -323,7 +508,7 @@ void pooled_socket<Protocol>::give_back() noexcept {
   std::error_code ignored;
   socket_->close(ignored);
   socket_.reset();
-  if (pool_) pool_->on_returned();
+  if (pool_) pool_->on_returned(port_);
   pool_.reset();
 }
 
@@ -331,7 +516,7 @@ template <class Protocol>
 typename pooled_socket<Protocol>::socket_type pooled_socket<Protocol>::release() {
   socket_type s = std::move(*socket_);
   socket_.reset();
-  if (pool_) pool_->on_returned();
+  if (pool_) pool_->on_returned(0);
   pool_.reset();
   return s;
 }
@@ -366,6 +551,13 @@ template <class CompletionToken>
 auto socket_pool<Protocol>::async_get(CompletionToken&& token) {
   return asio::async_initiate<CompletionToken, void(std::error_code, pooled_socket<Protocol>)>(
       detail::initiate_pool_get<Protocol>{state_, executor_}, token);
+}
+
+template <class Protocol>
+template <class CompletionToken>
+auto socket_pool<Protocol>::async_connect(const typename Protocol::endpoint& peer, CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::error_code, pooled_socket<Protocol>)>(
+      detail::initiate_pool_connect<Protocol>{state_, executor_}, token, peer);
 }
 
 template <class Protocol>
