@@ -2,7 +2,6 @@
 #include "platform.hpp"
 
 #include "linux/proc_net.hpp"
-#include "linux/sock_diag.hpp"
 
 #include <asio/ip/tcp.hpp>
 
@@ -105,10 +104,6 @@ std::error_code bind_to(native_socket s, const asio::ip::address& address, std::
 port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
   ec.clear();
   port_bitmap held;
-  // sock_diag filters in the kernel and sees bound-but-idle TCP sockets;
-  // /proc/net is the fallback where it is missing.
-  if (!sock_diag::mark_held(p, range, held)) return held;
-  held = port_bitmap{};
   if (p == protocol::tcp) {
     mark_from_table("/proc/net/tcp", range, held);
     mark_from_table("/proc/net/tcp6", range, held);
