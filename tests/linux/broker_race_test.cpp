@@ -1,15 +1,13 @@
-// The race, against portresd and against the per-user registry: 8 processes acquire and release overlapping
+// The race against portresd: 8 processes acquire and release overlapping
 // specific blocks and wildcards, two more list all the while, and holders are
 // SIGKILLed at random. Each process records, on a shared monotonic clock,
 // when it held what (from after its grant returned to before it asked for
 // release, or to its kill); a checker proves no two held blocks overlapped.
 // PORTRES_RACE_ACQUIRES scales the per-process count (default 1000).
 #include "linux/broker_support.hpp"
-#include "linux/registry.hpp"
 #include "portres/error.hpp"
 
 #include <algorithm>
-#include <functional>
 #include <map>
 #include <cstdlib>
 #include <random>
@@ -40,11 +38,9 @@ std::int64_t now_ns() {
   return std::int64_t{t.tv_sec} * 1000000000 + t.tv_nsec;
 }
 
-using registry_factory = std::function<std::shared_ptr<portres::detail::registry>()>;
-using list_once = std::function<bool()>; // false on an error
-
-[[noreturn]] void worker(const registry_factory& make, int log_fd, int acquires, unsigned seed) {
-  auto broker = make();
+[[noreturn]] void worker(const std::string& name, int log_fd, int acquires, unsigned seed) {
+  std::string reason;
+  auto broker = portres::detail::broker_registry::connect(name, reason);
   if (!broker) ::_exit(3);
   std::mt19937 rng(seed);
   const auto draw = [&](std::uint32_t n) { return static_cast<std::uint32_t>(rng() % n); };
@@ -79,34 +75,40 @@ using list_once = std::function<bool()>; // false on an error
   ::_exit(0);
 }
 
-[[noreturn]] void lister(const list_once& list) {
+[[noreturn]] void lister(const std::string& name, volatile bool*) {
+  std::string reason;
+  auto broker = portres::detail::broker_registry::connect(name, reason);
+  if (!broker) ::_exit(3);
   const auto deadline = now_ns() + std::int64_t{90} * 1000000000;
   while (now_ns() < deadline) {
-    if (!list()) ::_exit(4);
+    std::error_code ec;
+    broker->list(ec);
+    if (ec) ::_exit(4);
   }
   ::_exit(0);
 }
 
-// Runs the race; `alive` says whether the coordinator survived; returns
-// whether everything held at the end was released (checked by the caller).
-void run_race(const char* label, const registry_factory& make, const list_once& list,
-              const std::function<bool()>& alive) {
+} // namespace
+
+TEST_CASE("broker race: 8 processes, listings and SIGKILLs never see two live grants overlap") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
   int acquires = 1000;
   if (const char* scale = std::getenv("PORTRES_RACE_ACQUIRES")) acquires = std::max(10, std::atoi(scale));
-  const auto log_path = scratch_dir() / (std::string(label) + "-race.log");
+  test_daemon daemon("race");
+  const auto log_path = scratch_dir() / "broker-race.log";
   const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC, 0600);
   REQUIRE(log_fd >= 0);
 
   std::vector<pid_t> listers;
   for (int i = 0; i < 2; ++i) {
     const pid_t pid = ::fork();
-    if (pid == 0) lister(list);
+    if (pid == 0) lister(daemon.name(), nullptr);
     listers.push_back(pid);
   }
   std::vector<pid_t> workers;
   for (int i = 0; i < 8; ++i) {
     const pid_t pid = ::fork();
-    if (pid == 0) worker(make, log_fd, acquires, 1000u + static_cast<unsigned>(i));
+    if (pid == 0) worker(daemon.name(), log_fd, acquires, 1000u + static_cast<unsigned>(i));
     workers.push_back(pid);
   }
   // Random SIGKILLs; each victim is replaced by a fresh worker (a quarter of the count).
@@ -124,7 +126,7 @@ void run_race(const char* label, const registry_factory& make, const list_once& 
         --running;
         std::replace(workers.begin(), workers.end(), victim, pid_t{-1});
         const pid_t pid = ::fork();
-        if (pid == 0) worker(make, log_fd, acquires / 4, 5000u + static_cast<unsigned>(replacements));
+        if (pid == 0) worker(daemon.name(), log_fd, acquires / 4, 5000u + static_cast<unsigned>(replacements));
         ++replacements;
         ++running;
         *std::find(workers.begin(), workers.end(), pid_t{-1}) = pid;
@@ -153,7 +155,7 @@ void run_race(const char* label, const registry_factory& make, const list_once& 
   ::close(log_fd);
   CHECK(running == 0); // finished within the bound
   CHECK(lister_ok == 2);
-  CHECK(alive());
+  CHECK(daemon.alive());
 
   // The checker.
   std::vector<record> records;
@@ -196,60 +198,13 @@ void run_race(const char* label, const registry_factory& make, const list_once& 
       if (intervals[j].block.overlaps(intervals[i].block)) ++overlaps;
     }
   }
-  std::printf("%s race: %zu grants checked, %zu SIGKILLs, %d workers finished, %d unexpected errors, %zu overlaps\n",
-              label, intervals.size(), killed.size(), exited_ok, failures, overlaps);
+  std::printf("broker race: %zu grants checked, %zu SIGKILLs, %d workers finished, %d unexpected errors, %zu overlaps\n",
+              intervals.size(), killed.size(), exited_ok, failures, overlaps);
   CHECK(unterminated == 0);
   CHECK(overlaps == 0);
   CHECK(failures == 0);
-  CHECK(intervals.size() >= static_cast<std::size_t>(acquires / 2)); // the race really ran
-}
-
-} // namespace
-
-TEST_CASE("broker race: 8 processes, listings and SIGKILLs never see two live grants overlap") {
-  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
-  test_daemon daemon("race");
-  const auto name = daemon.name();
-  run_race(
-      "broker",
-      [name]() -> std::shared_ptr<portres::detail::registry> {
-        std::string reason;
-        return portres::detail::broker_registry::connect(name, reason);
-      },
-      [name] {
-        static std::shared_ptr<portres::detail::broker_registry> client;
-        std::string reason;
-        if (!client) client = portres::detail::broker_registry::connect(name, reason);
-        std::error_code ec;
-        if (client) client->list(ec);
-        return client && !ec;
-      },
-      [&] { return daemon.alive(); });
+  CHECK(intervals.size() >= static_cast<std::size_t>(acquires)); // the race really ran
   // After everything died, nothing is left live.
   std::error_code ec;
   CHECK(eventually([&] { return daemon.client()->list(ec).empty(); }));
-}
-
-// The same race through the per-user registry (flocked files in one folder):
-// listing loops (what `portres show` does) run beside the acquirers.
-TEST_CASE("per-user registry race: 8 processes with listings and SIGKILLs never see two live grants overlap") {
-  std::string reason;
-  auto files = portres::detail::linux_registry_instance(reason);
-  REQUIRE_MESSAGE(files, reason);
-  run_race(
-      "per-user registry", [files] { return portres::detail::as_registry(files); },
-      [files] {
-        std::error_code ec;
-        portres::detail::linux_runtime_entries(*files, ec);
-        return !ec;
-      },
-      [] { return true; });
-  std::error_code ec;
-  CHECK(eventually([&] {
-    // The next registry operation removes what killed holders left.
-    port_range granted;
-    auto probe = portres::detail::as_registry(files)->grant(protocol::tcp, port_range(0, 1), reservation_token{7},
-                                                            blocking::allowed, granted, ec);
-    return !ec && portres::detail::linux_runtime_entries(*files, ec).size() == 1;
-  }));
 }

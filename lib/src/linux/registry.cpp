@@ -478,12 +478,6 @@ std::shared_ptr<linux_registry> linux_registry_instance(std::string& reason) {
   return instance;
 }
 
-std::shared_ptr<linux_registry> make_linux_registry(const std::string& dir, std::error_code& ec) {
-  auto r = std::make_shared<linux_registry>(dir);
-  if ((ec = r->open())) return nullptr;
-  return r;
-}
-
 std::shared_ptr<registry> as_registry(std::shared_ptr<linux_registry> r) { return r; }
 
 reservation_token linux_persistent_create(linux_registry& r, linux_store::entry e, std::error_code& ec) {

@@ -21,8 +21,6 @@ class linux_registry;
 
 /// The process' registry, or null with `reason` when the folder is unusable.
 std::shared_ptr<linux_registry> linux_registry_instance(std::string& reason);
-/// A registry over `dir` (tests: a second folder, as another process would see it).
-std::shared_ptr<linux_registry> make_linux_registry(const std::string& dir, std::error_code& ec);
 /// The same object, as the portable backend sees it.
 std::shared_ptr<registry> as_registry(std::shared_ptr<linux_registry> r);
 
