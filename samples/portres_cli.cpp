@@ -15,7 +15,6 @@
 #include <portres/portres.hpp>
 
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 
@@ -34,8 +33,7 @@ enum exit_code : int {
 
 const char* const help_text =
     "usage: portres COMMAND [options] [--json]\n"
-    "  add    --protocol tcp|udp --start N --count N   create a persistent reservation (root/administrator);\n"
-    "         [--force]  even if it leaves less than half of the ephemeral range to automatic allocation\n"
+    "  add    --protocol tcp|udp --start N --count N   create a persistent reservation (root/administrator)\n"
     "  delete --protocol tcp|udp --start N --count N   delete a persistent reservation (root/administrator)\n"
     "  lookup --protocol tcp|udp --start N --count N   print the token of a persistent reservation\n"
     "  show   [--protocol tcp|udp]                     list persistent and live runtime reservations\n"
@@ -80,7 +78,6 @@ int show(const samples::options& opts, bool json) {
   const auto caps = portres::capabilities();
   const auto& mode = caps.coordination;
   if (!json && !mode.empty()) std::printf("mode: %s\n", mode.c_str());
-  if (!json && !caps.damage.empty()) std::printf("damage: %s\n", caps.damage.c_str());
   for (const auto p : {portres::protocol::tcp, portres::protocol::udp}) {
     if (opts.has("protocol") && opts.protocol() != p) continue;
     const auto all = portres::persistent::list(p, ec);
@@ -119,9 +116,7 @@ int show(const samples::options& opts, bool json) {
     }
     first = false;
   }
-  if (json) {
-    std::printf("%s],\"mode\":%s,\"damage\":%s}\n", out.c_str(), quoted(mode).c_str(), quoted(caps.damage).c_str());
-  }
+  if (json) std::printf("%s],\"mode\":%s}\n", out.c_str(), quoted(mode).c_str());
   return ok;
 }
 
@@ -153,7 +148,7 @@ int usage_of(const samples::options& opts, bool json) {
 int main(int argc, char** argv) {
   bool json = false;
   try {
-    const samples::options opts(argc, argv, {"protocol", "start", "count"}, {"json", "help", "force"});
+    const samples::options opts(argc, argv, {"protocol", "start", "count"}, {"json", "help"});
     json = opts.flag("json");
     if (opts.flag("help") || opts.positional().empty()) {
       std::printf("%s", help_text);
@@ -165,11 +160,6 @@ int main(int argc, char** argv) {
       const auto p = opts.protocol();
       const auto range = opts.range(false);
       portres::reservation_token token;
-      // --force: accept a block that leaves less than the minimum share of the
-      // ephemeral range to automatic allocation (the library refuses it otherwise).
-#ifndef _WIN32
-      if (command == "add" && opts.flag("force")) ::setenv("PORTRES_MIN_EPHEMERAL_SHARE", "0", 1);
-#endif
       if (command == "add") token = portres::persistent::create(p, range, ec);
       if (command == "lookup") token = portres::persistent::lookup(p, range, ec);
       if (command == "delete") portres::persistent::remove(p, range, ec);

@@ -74,10 +74,6 @@ std::string name();
 /// This process' id.
 std::uint32_t process_id() noexcept;
 
-/// 64 random bits from the OS' cryptographic generator (Linux getrandom,
-/// Windows RtlGenRandom through rand_s): runtime tokens must not be guessable.
-std::uint64_t random_u64();
-
 // Listings for tools (portres/usage.hpp).
 std::vector<runtime_entry> runtime_entries(std::error_code& ec);
 std::vector<port_user> port_users(protocol p, port_range r, std::error_code& ec);

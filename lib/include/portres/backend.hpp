@@ -44,10 +44,6 @@ struct capability_report {
   /// enforced. False: the per-user registry (only processes sharing its folder).
   bool machine_wide = false;
   std::string coordination;         ///< the mode in force and what it means, in words
-  /// Linux: damaged state found (a persistent store that does not parse, a
-  /// state folder with unsafe ownership or mode), empty when none. Runtime
-  /// reservations keep working; persistent blocks are unknown until it is fixed.
-  std::string damage;
 };
 
 capability_report capabilities();

@@ -55,11 +55,6 @@ std::error_code port_in_use_error(unsigned port) noexcept;
 /// ("no free port left in block 50000-50019"); compares equal to condition::exhausted.
 std::error_code block_exhausted_error(unsigned first, unsigned count) noexcept;
 
-/// A refused reservation that would leave only `remaining` ports of the
-/// ephemeral range to automatic allocation (below PORTRES_MIN_EPHEMERAL_SHARE,
-/// default half); compares equal to condition::invalid_argument.
-std::error_code ephemeral_share_error(unsigned remaining) noexcept;
-
 inline std::error_code make_error_code(error e) noexcept {
   return {static_cast<int>(e), error_category()};
 }

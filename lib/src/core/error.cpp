@@ -141,19 +141,6 @@ public:
   }
 };
 
-class ephemeral_share_category final : public std::error_category {
-public:
-  const char* name() const noexcept override { return "portres.ephemeral_share"; }
-  std::string message(int value) const override {
-    return "reservation refused: it would leave only " + std::to_string(value) +
-           " ports of the ephemeral range to automatic allocation, below the minimum share "
-           "(PORTRES_MIN_EPHEMERAL_SHARE, default half; the portres CLI's --force overrides)";
-  }
-  std::error_condition default_error_condition(int) const noexcept override {
-    return condition::invalid_argument;
-  }
-};
-
 } // namespace
 
 namespace detail {
@@ -199,11 +186,6 @@ std::error_code port_in_use_error(unsigned port) noexcept {
 std::error_code block_exhausted_error(unsigned first, unsigned count) noexcept {
   static const block_exhausted_category instance;
   return {static_cast<int>(((first & 0xffffu) << 16) | (count & 0xffffu)), instance};
-}
-
-std::error_code ephemeral_share_error(unsigned remaining) noexcept {
-  static const ephemeral_share_category instance;
-  return {static_cast<int>(remaining & 0xffffu), instance};
 }
 
 } // namespace portres

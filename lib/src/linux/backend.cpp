@@ -21,12 +21,6 @@ backend* native_backend(std::string& reason) {
 capability_report os_capabilities() {
   capability_report report;
   report.platform = platform::name();
-  std::error_code store_ec;
-  linux_store::load(store_ec);
-  if (store_ec) {
-    report.damage = "persistent store " + linux_store::directory() + "/persistent: " + store_ec.message() +
-                    " (runtime reservations keep working; fix or remove it, a rewrite keeps the bad copy)";
-  }
   const auto& mode = linux_registry_mode();
   report.coordination = mode.description;
   report.machine_wide = mode.broker != nullptr;

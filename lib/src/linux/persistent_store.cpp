@@ -7,9 +7,7 @@
 
 #include <charconv>
 #include <cstdlib>
-#include <cerrno>
-#include <cstdio>
-#include <ctime>
+#include <fstream>
 #include <sstream>
 
 namespace portres::detail::linux_store {
@@ -25,9 +23,9 @@ std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
 }
 
 std::string boot_id() {
-  std::error_code ec;
-  auto id = linux_files::read_file("/proc/sys/kernel/random/boot_id", ec).value_or("");
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
   return id;
 }
 
@@ -80,31 +78,15 @@ std::string format(const std::vector<entry>& entries) {
 }
 
 std::vector<entry> load(std::error_code& ec) {
-  auto dir = linux_files::open_dir(directory(), linux_files::dir_access::readable, false, ec);
-  if (!dir) {
-    if (ec == std::errc::no_such_file_or_directory) ec.clear(); // no store yet
-    return {};
-  }
-  const auto text = linux_files::read_file_at(dir.get(), "persistent", ec);
+  if ((ec = linux_files::check_private_dir(directory()))) return {};
+  const auto text = linux_files::read_file(directory() + "/persistent", ec);
   if (ec || !text) return {};
   return parse(*text, ec);
 }
 
 std::error_code save(const std::vector<entry>& entries) {
-  std::error_code ec;
-  auto dir = linux_files::open_dir(directory(), linux_files::dir_access::readable, true, ec);
-  if (!dir) return ec;
-  // A store that does not parse is kept beside the new one, never lost.
-  const auto old = linux_files::read_file_at(dir.get(), "persistent", ec);
-  if (old) {
-    std::error_code parse_ec;
-    parse(*old, parse_ec);
-    if (parse_ec) {
-      const std::string kept = "persistent.bad." + std::to_string(::time(nullptr));
-      if (::renameat(dir.get(), "persistent", dir.get(), kept.c_str()) != 0) return {errno, std::system_category()};
-    }
-  }
-  return linux_files::write_file_atomic_at(dir.get(), "persistent", format(entries));
+  if (auto ec = linux_files::ensure_private_dir(directory())) return ec;
+  return linux_files::write_file_atomic(directory() + "/persistent", format(entries));
 }
 
 reservation_token token_of(const entry& e) {

@@ -10,12 +10,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include "linux/state_files.hpp"
-#include <system_error>
+#include <fstream>
 #include <string>
 
 #include <netinet/in.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -116,11 +114,9 @@ port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
 
 
 port_range ephemeral_range() {
-  std::error_code ec;
-  const auto text = linux_files::read_file("/proc/sys/net/ipv4/ip_local_port_range", ec);
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
   unsigned first = 0, last = 0;
-  if (text && std::sscanf(text->c_str(), "%u %u", &first, &last) == 2 && first > 0 && first <= last &&
-      last <= port_range::max_port) {
+  if (in >> first >> last && first > 0 && first <= last && last <= port_range::max_port) {
     return {gsl::narrow_cast<std::uint16_t>(first), last - first + 1};
   }
   return {32768, 28232}; // the kernel default
@@ -133,19 +129,6 @@ std::string name() {
 }
 
 std::uint32_t process_id() noexcept { return static_cast<std::uint32_t>(::getpid()); }
-
-std::uint64_t random_u64() {
-  std::uint64_t value = 0;
-  auto* bytes = reinterpret_cast<unsigned char*>(&value);
-  std::size_t done = 0;
-  while (done < sizeof value) {
-    const auto n = ::getrandom(bytes + done, sizeof value - done, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw std::system_error(errno, std::system_category(), "getrandom");
-    done += static_cast<std::size_t>(n);
-  }
-  return value;
-}
 
 bool socket_reuse(std::string& reason) {
   reason = "Linux cannot reconnect a TCP socket after a disconnect; pools close it and create a fresh one";

@@ -7,7 +7,6 @@
 #ifndef PORTRES_SRC_LINUX_REGISTRY_HPP
 #define PORTRES_SRC_LINUX_REGISTRY_HPP
 
-#include "core/port_bitmap.hpp"
 #include "core/registry.hpp"
 #include "linux/persistent_store.hpp"
 #include "portres/usage.hpp"
@@ -31,16 +30,6 @@ void linux_persistent_apply(linux_registry& r, std::error_code& ec);
 
 /// Live runtime reservations of every process.
 std::vector<runtime_entry> linux_runtime_entries(linux_registry& r, std::error_code& ec);
-
-/// The network namespace of this process (inode of /proc/self/ns/net), 0 if unknown.
-std::uint64_t current_netns();
-
-/// The share of the ephemeral range reservations must leave to automatic
-/// allocation: PORTRES_MIN_EPHEMERAL_SHARE (0..1), default one half.
-double min_ephemeral_share();
-/// error (naming the ports that would remain) when `reserved_after` (every
-/// reserved port once the new block is added) leaves less than that share of `eph`.
-std::error_code check_ephemeral_share(port_range eph, const port_bitmap& reserved_after);
 
 /// Whether this process may write ip_local_reserved_ports; `reason` when not.
 bool kernel_enforcement_available(std::string& reason);

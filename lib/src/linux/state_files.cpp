@@ -7,10 +7,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
-#include <vector>
-#include <csignal>
-
-#include <dirent.h>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -61,150 +57,6 @@ unique_fd open_nofollow(const std::string& path, int flags, std::error_code& ec)
   return unique_fd(fd);
 }
 
-unique_fd open_dir(const std::string& path, dir_access access, bool create, std::error_code& ec) {
-  ec.clear();
-  if (path.empty()) {
-    ec = error::unsafe_path;
-    return {};
-  }
-  const bool private_folder = access == dir_access::owner_only;
-  if (create && ::mkdir(path.c_str(), private_folder || ::geteuid() != 0 ? 0700 : 0755) != 0 && errno != EEXIST) {
-    ec = last_error();
-    return {};
-  }
-  unique_fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) {
-    ec = errno == ELOOP || errno == ENOTDIR ? std::error_code(error::unsafe_path) : last_error();
-    return {};
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    ec = last_error();
-    return {};
-  }
-  const bool owner_ok = st.st_uid == ::geteuid() || (!private_folder && st.st_uid == 0);
-  if (!S_ISDIR(st.st_mode) || !owner_ok) {
-    ec = error::unsafe_path;
-    return {};
-  }
-  if (private_folder && (st.st_mode & 077) != 0 && ::fchmod(fd.get(), 0700) != 0) {
-    ec = error::unsafe_path; // ours, but we cannot make it private
-    return {};
-  }
-  if (!private_folder && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    ec = error::unsafe_path;
-    return {};
-  }
-  return fd;
-}
-
-unique_fd open_at(int dir, const std::string& name, int flags, std::error_code& ec) {
-  const int fd = ::openat(dir, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    ec = errno == ELOOP ? std::error_code(error::unsafe_path) : last_error();
-    return {};
-  }
-  ec.clear();
-  return unique_fd(fd);
-}
-
-namespace {
-std::optional<std::string> read_all(unique_fd fd, std::error_code& ec) {
-  std::string content;
-  char buffer[4096];
-  while (true) {
-    const auto n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ec = last_error();
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    content.append(buffer, gsl::narrow_cast<std::size_t>(n));
-    if (content.size() > (1u << 20)) { // a state file is small; a huge one is hostile
-      ec = error::malformed_state;
-      return std::nullopt;
-    }
-  }
-  return content;
-}
-
-// Removes "name.tmp.<pid>" files whose writer no longer runs (killed mid-write).
-void remove_stale_temps(int dir, const std::string& name) {
-  const int copy = ::dup(dir);
-  if (copy < 0) return;
-  DIR* listing = ::fdopendir(copy);
-  if (listing == nullptr) {
-    ::close(copy);
-    return;
-  }
-  auto close = gsl::finally([listing] { ::closedir(listing); });
-  const std::string prefix = name + ".tmp.";
-  std::vector<std::string> stale;
-  while (const dirent* d = ::readdir(listing)) {
-    const std::string entry = d->d_name;
-    if (entry.rfind(prefix, 0) != 0) continue;
-    int pid = 0;
-    const char* digits = entry.data() + prefix.size();
-    const auto r = std::from_chars(digits, entry.data() + entry.size(), pid);
-    if (r.ec != std::errc{} || r.ptr != entry.data() + entry.size() || pid <= 0) continue;
-    if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(entry);
-  }
-  for (const auto& entry : stale) ::unlinkat(dir, entry.c_str(), 0);
-}
-} // namespace
-
-std::optional<std::string> read_file_at(int dir, const std::string& name, std::error_code& ec) {
-  auto fd = open_at(dir, name, O_RDONLY, ec);
-  if (!fd) {
-    if (ec == std::errc::no_such_file_or_directory) ec.clear();
-    return std::nullopt;
-  }
-  return read_all(std::move(fd), ec);
-}
-
-std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content) {
-  remove_stale_temps(dir, name);
-  const std::string temp = name + ".tmp." + std::to_string(::getpid());
-  std::error_code ec;
-  {
-    auto fd = open_at(dir, temp, O_WRONLY | O_CREAT | O_TRUNC, ec);
-    if (!fd) return ec;
-    std::size_t done = 0;
-    while (done < content.size()) {
-      const auto n = ::write(fd.get(), content.data() + done, content.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        ec = last_error();
-        ::unlinkat(dir, temp.c_str(), 0);
-        return ec;
-      }
-      done += gsl::narrow_cast<std::size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) {
-      ec = last_error();
-      ::unlinkat(dir, temp.c_str(), 0);
-      return ec;
-    }
-  }
-  if (::renameat(dir, temp.c_str(), dir, name.c_str()) != 0) {
-    ec = last_error();
-    ::unlinkat(dir, temp.c_str(), 0);
-    return ec;
-  }
-  ::fsync(dir);
-  return {};
-}
-
-bool is_abandoned_at(int dir, const std::string& name) {
-  std::error_code ec;
-  auto fd = open_at(dir, name, O_RDONLY, ec);
-  if (!fd) return false;
-  // flock conflicts between open file descriptions, even within one process,
-  // so our own live files are never mistaken for abandoned ones.
-  return ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0;
-}
-
 std::error_code lock_exclusive(int fd, blocking b) {
   const int op = b == blocking::forbidden ? LOCK_EX | LOCK_NB : LOCK_EX;
   while (::flock(fd, op) != 0) {
@@ -230,7 +82,23 @@ std::optional<std::string> read_file(const std::string& path, std::error_code& e
     if (ec == std::errc::no_such_file_or_directory) ec.clear();
     return std::nullopt;
   }
-  return read_all(std::move(fd), ec);
+  std::string content;
+  char buffer[4096];
+  while (true) {
+    const auto n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ec = last_error();
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    content.append(buffer, gsl::narrow_cast<std::size_t>(n));
+    if (content.size() > (1u << 20)) { // a state file is small; a huge one is hostile
+      ec = error::malformed_state;
+      return std::nullopt;
+    }
+  }
+  return content;
 }
 
 std::error_code write_file_atomic(const std::string& path, const std::string& content) {

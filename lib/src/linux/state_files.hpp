@@ -44,28 +44,6 @@ std::error_code check_private_dir(const std::string& path);
 /// Opens (creating) `path` without following symlinks.
 unique_fd open_nofollow(const std::string& path, int flags, std::error_code& ec);
 
-/// Who may use a folder opened with open_dir.
-enum class dir_access {
-  owner_only, ///< registry: 0700, owned by the caller (a wider mode is narrowed)
-  readable,   ///< store: owned by the caller or root, not writable by others
-};
-
-/// Opens the folder once (O_DIRECTORY | O_NOFOLLOW), creating it when
-/// `create`, and checks it; later calls work relative to the descriptor, so a
-/// parent swapped for a symlink afterwards cannot redirect them.
-/// error::unsafe_path for a symlink, a non-folder or a foreign owner.
-unique_fd open_dir(const std::string& path, dir_access access, bool create, std::error_code& ec);
-
-/// openat(dir, name) without following symlinks; created files are 0600.
-unique_fd open_at(int dir, const std::string& name, int flags, std::error_code& ec);
-/// Whole-file read relative to `dir`; nullopt when absent.
-std::optional<std::string> read_file_at(int dir, const std::string& name, std::error_code& ec);
-/// Replaces `name` atomically: temp file "name.tmp.<pid>", fsync, rename,
-/// fsync of the folder. Temp files of writers that died are removed first.
-std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content);
-/// True when nobody holds an flock on dir/name (its holder died).
-bool is_abandoned_at(int dir, const std::string& name);
-
 /// flock(LOCK_EX) on `fd`; with blocking::forbidden a held lock is
 /// std::errc::operation_would_block instead of a wait.
 std::error_code lock_exclusive(int fd, blocking b);

@@ -12,7 +12,6 @@
 #include <gsl/gsl>
 
 #include <memory>
-#include <random>
 #include <vector>
 
 #include <winsock2.h>
@@ -148,12 +147,6 @@ std::string name() {
 }
 
 std::uint32_t process_id() noexcept { return ::GetCurrentProcessId(); }
-
-std::uint64_t random_u64() {
-  // MinGW's std::random_device draws from rand_s (RtlGenRandom).
-  std::random_device device;
-  return (std::uint64_t{device()} << 32) | device();
-}
 
 // Create and Lookup share one signature: (StartPort in network order, count, token out).
 static reservation_token call_with_token(protocol p, port_range r, const char* tcp_name, const char* udp_name,
