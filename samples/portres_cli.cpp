@@ -105,7 +105,14 @@ int show(const samples::options& opts, bool json) {
     }
     first = false;
   }
-  if (json) std::printf("%s]}\n", out.c_str());
+  const auto caps = portres::capabilities();
+  if (json) {
+    out += "],\"registry_scope\":" + quoted(caps.registry_scope) + ",\"state_damage\":" + quoted(caps.state_damage);
+    std::printf("%s}\n", out.c_str());
+  } else {
+    if (!caps.registry_scope.empty()) std::printf("runtime reservations exclude: %s\n", caps.registry_scope.c_str());
+    if (!caps.state_damage.empty()) std::printf("state damage: %s\n", caps.state_damage.c_str());
+  }
   return ok;
 }
 

@@ -39,6 +39,12 @@ struct capability_report {
   std::string kernel_enforcement_reason;
   bool socket_reuse = false;        ///< pools reuse disconnected TCP sockets (Windows DisconnectEx)
   std::string socket_reuse_reason;
+  /// Linux: whose processes the runtime reservations exclude, e.g. "this
+  /// user's processes only (per-user registry <folder>)".
+  std::string registry_scope;
+  /// Damage found in the state (an unreadable persistent store, a bad state
+  /// folder): runtime reservations keep working; empty when none.
+  std::string state_damage;
 };
 
 capability_report capabilities();

@@ -24,6 +24,13 @@ capability_report os_capabilities() {
   report.native_runtime_reason = reason;
   report.kernel_enforcement = kernel_enforcement_available(reason);
   if (!report.kernel_enforcement) report.kernel_enforcement_reason = reason;
+  report.registry_scope = linux_registry_scope();
+  std::error_code store_ec;
+  linux_store::load(store_ec);
+  if (store_ec) {
+    report.state_damage = "persistent store in " + linux_store::directory() + ": " + store_ec.message() +
+                          " (runtime reservations unaffected; persistent changes refused until repaired)";
+  }
   report.persistent = ::geteuid() == 0 && report.native_runtime;
   if (!report.native_runtime) {
     report.persistent_reason = "the registry is unavailable: " + report.native_runtime_reason;

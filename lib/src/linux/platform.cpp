@@ -2,6 +2,7 @@
 #include "platform.hpp"
 
 #include "linux/proc_net.hpp"
+#include "linux/state_files.hpp"
 
 #include <asio/ip/tcp.hpp>
 
@@ -129,6 +130,8 @@ std::string name() {
 }
 
 std::uint32_t process_id() noexcept { return static_cast<std::uint32_t>(::getpid()); }
+
+std::uint64_t os_random_u64() { return linux_files::os_random_u64(); }
 
 bool socket_reuse(std::string& reason) {
   reason = "Linux cannot reconnect a TCP socket after a disconnect; pools close it and create a fresh one";
