@@ -232,3 +232,32 @@ TEST_CASE("defect 5: two network namespaces sharing one folder keep their own ke
   for (int fd : {go[0], go[1], done[0], done[1]}) ::close(fd);
   std::ofstream(range_sysctl) << original_range << "\n";
 }
+
+TEST_CASE("defect 9: a block leaving less than half of the ephemeral range free is refused") {
+  if (!portres_test::in_private_netns()) {
+    PORTRES_SKIP("needs root and a private network namespace");
+  }
+  asio::io_context io;
+  native_selected native;
+  const char* range_sysctl = "/proc/sys/net/ipv4/ip_local_port_range";
+  const char* reserved = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+  const auto original_range = read_line(range_sysctl);
+  std::ofstream(range_sysctl) << "40000 40009\n";
+  std::ofstream(reserved) << "40009\n"; // someone else's entry counts too
+  std::error_code ec;
+  acquire(io.get_executor(), protocol::tcp, port_range{40000, 5}, ec);
+  CHECK(ec == error::ephemeral_starved); // 4 of 10 would remain
+  CHECK(read_line(reserved) == "40009");
+  auto four = acquire(io.get_executor(), protocol::tcp, port_range{40000, 4}, ec);
+  CHECK_FALSE(ec); // 5 of 10 remain
+  persistent::create(protocol::udp, {40004, 2}, ec);
+  CHECK(ec == error::ephemeral_starved);
+  ::setenv("PORTRES_EPHEMERAL_FREE_SHARE", "0", 1); // what `portres add --force` does
+  persistent::create(protocol::udp, {40004, 2}, ec);
+  CHECK_FALSE(ec);
+  persistent::remove(protocol::udp, {40004, 2}, ec);
+  ::unsetenv("PORTRES_EPHEMERAL_FREE_SHARE");
+  four.release();
+  std::ofstream(reserved) << "\n";
+  std::ofstream(range_sysctl) << original_range << "\n";
+}

@@ -2,6 +2,7 @@
 
 #include "core/block_placement.hpp"
 #include "linux/registry_format.hpp"
+#include "linux/reserved_ports.hpp"
 #include "linux/state_files.hpp"
 #include "platform.hpp"
 
@@ -138,6 +139,7 @@ public:
     const auto ephemeral = platform::ephemeral_range();
     granted = place_block(request, placement_, ephemeral, occupied, held, ec);
     if (ec) return nullptr;
+    if ((ec = check_starvation(live, stored, granted))) return nullptr;
     // Writing the sysctl may wait: leave that to the blocking pool.
     if (b == blocking::forbidden && kernel_needs_update(live, stored, &granted)) {
       ec = std::make_error_code(std::errc::operation_would_block);
@@ -205,6 +207,7 @@ public:
     const auto held = platform::held_ports(e.proto, e.range, ec);
     if (ec) return {};
     if ((ec = check_specific_block(e.range, occupied, held))) return {};
+    if ((ec = check_starvation(live, stored, e.range))) return {};
     stored.push_back(e);
     if ((ec = linux_store::save(stored))) return {};
     sync_kernel(live, stored);
@@ -328,35 +331,38 @@ private:
     std::string reason;
     if (!kernel_enforcement_available(reason)) return false;
     std::error_code ec;
-    const auto current_text = linux_files::read_file(reserved_ports_sysctl, ec);
-    if (!current_text) return false;
-    const auto current = linux_files::parse_port_list(*current_text);
-    if (!current) return false;
-    const auto owned_text = linux_files::read_file_at(dir_fd_.get(), owned_name(), ec);
-    const auto owned = linux_files::parse_port_list(owned_text.value_or("")).value_or(port_bitmap{});
+    const auto owned = kernel_owned();
     auto wanted = wanted_ports(live, stored, nullptr);
     if (store_damaged_) wanted |= owned; // persistent blocks unknown: remove nothing
-    port_bitmap foreign = *current;
-    foreign.remove(owned);
-    port_bitmap next = foreign;
-    next |= wanted;
-    port_bitmap now_owned = wanted;
-    now_owned.remove(foreign);
-    if (!(next == *current)) {
-      const auto next_text = linux_files::format_port_list(next);
-      auto fd = linux_files::open_nofollow(reserved_ports_sysctl, O_WRONLY | O_TRUNC, ec);
-      if (!fd) return false;
-      const std::string line = next_text.empty() ? std::string("\n") : next_text + "\n";
-      if (::write(fd.get(), line.data(), line.size()) < 0) return false;
-    }
-    if (!(now_owned == owned)) {
-      linux_files::write_file_atomic_at(dir_fd_.get(), owned_name(), linux_files::format_port_list(now_owned) + "\n");
+    const auto now_owned = reserved_ports::write(owned, wanted, ec);
+    if (!now_owned) return false;
+    if (!(*now_owned == owned)) {
+      linux_files::write_file_atomic_at(dir_fd_.get(), owned_name(), linux_files::format_port_list(*now_owned) + "\n");
     }
     return true;
   }
 
-  // Which ip_local_reserved_ports entries portres added: the sysctl is per
-  // network namespace, so is this record.
+  port_bitmap kernel_owned() {
+    std::error_code ec;
+    const auto text = linux_files::read_file_at(dir_fd_.get(), owned_name(), ec);
+    return linux_files::parse_port_list(text.value_or("")).value_or(port_bitmap{});
+  }
+
+  // Refuses a block that would leave too little of the ephemeral range to
+  // automatic allocation (the sysctl is shared by TCP and UDP).
+  std::error_code check_starvation(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored,
+                                   port_range block) {
+    std::string reason;
+    const auto eph = platform::ephemeral_range();
+    if (!kernel_enforcement_available(reason) || !block.overlaps(eph)) return {};
+    std::error_code ec;
+    auto reserved = reserved_ports::read(ec).value_or(port_bitmap{});
+    reserved.remove(kernel_owned());
+    reserved |= wanted_ports(live, stored, &block);
+    std::uint32_t remaining = 0;
+    return reserved_ports::check_free_share(reserved, eph, reserved_ports::required_free_share(), remaining);
+  }
+
   std::vector<linux_store::entry> load_store(std::error_code& ec) {
     auto stored = linux_store::load(ec);
     store_damaged_ = static_cast<bool>(ec);
