@@ -15,6 +15,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -260,4 +262,27 @@ TEST_CASE("defect 9: a block leaving less than half of the ephemeral range free 
   four.release();
   std::ofstream(reserved) << "\n";
   std::ofstream(range_sysctl) << original_range << "\n";
+}
+
+TEST_CASE("defect 6: a port bound by another program but not listening is seen as in use") {
+  asio::io_context io;
+  native_selected native;
+  // A plain socket bound to a port, neither listening nor connected.
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(s >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::uint16_t port = 0;
+  for (std::uint16_t candidate = 23000; candidate < 23100 && port == 0; ++candidate) {
+    a.sin_port = htons(candidate);
+    if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) port = candidate;
+  }
+  REQUIRE(port != 0);
+  std::error_code ec;
+  acquire(io.get_executor(), protocol::tcp, port_range{static_cast<std::uint16_t>(port - 2), 5}, ec);
+  CHECK(ec == condition::in_use);
+  ::close(s);
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range{static_cast<std::uint16_t>(port - 2), 5}, ec);
+  CHECK_FALSE(ec);
 }
