@@ -170,7 +170,7 @@ TEST_CASE("defect 4: capabilities say whose processes a runtime reservation excl
   CHECK(status == 0);
 }
 
-TEST_CASE("defect 8: listing removes nothing; stale temporary files go at the next write") {
+TEST_CASE("defect 8: listing removes nothing, and stale temporary files go at the next write") {
   asio::io_context io;
   native_selected native;
   const pid_t holder = hold_block(port_range::wildcard(6));
