@@ -15,6 +15,9 @@
 #include <portres/portres.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -34,6 +37,7 @@ enum exit_code : int {
 const char* const help_text =
     "usage: portres COMMAND [options] [--json]\n"
     "  add    --protocol tcp|udp --start N --count N   create a persistent reservation (root/administrator)\n"
+    "         [--force]                                 Linux: even if it leaves under half the ephemeral range free\n"
     "  delete --protocol tcp|udp --start N --count N   delete a persistent reservation (root/administrator)\n"
     "  lookup --protocol tcp|udp --start N --count N   print the token of a persistent reservation\n"
     "  show   [--protocol tcp|udp]                     list persistent and live runtime reservations\n"
@@ -44,6 +48,37 @@ const char* const help_text =
     "            5 in use / overlaps, 6 not found\n";
 
 std::string quoted(std::string_view s) { return samples::json_string(s); }
+
+// `add --force`: the library reads the required free share from the environment.
+void allow_any_ephemeral_share() {
+#if defined(_WIN32)
+  _putenv_s("PORTRES_EPHEMERAL_FREE_SHARE", "0");
+#else
+  ::setenv("PORTRES_EPHEMERAL_FREE_SHARE", "0", 1);
+#endif
+}
+
+// Linux: how many ephemeral ports would stay free for automatic allocation
+// with `block` reserved beside ip_local_reserved_ports; -1 when unknown.
+long ephemeral_left_with(portres::port_range block) {
+  std::ifstream range_in("/proc/sys/net/ipv4/ip_local_port_range");
+  std::ifstream reserved_in("/proc/sys/net/ipv4/ip_local_reserved_ports");
+  unsigned low = 0, high = 0;
+  if (!(range_in >> low >> high) || low > high || high > 65535) return -1;
+  std::vector<bool> taken(65536, false);
+  for (unsigned p = block.first(); p <= block.last(); ++p) taken[p] = true;
+  std::string item;
+  while (std::getline(reserved_in, item, ',')) {
+    unsigned a = 0, b = 0;
+    const int n = std::sscanf(item.c_str(), "%u-%u", &a, &b);
+    if (n < 1) continue;
+    if (n == 1) b = a;
+    for (unsigned p = a; p <= b && p <= 65535; ++p) taken[p] = true;
+  }
+  long left = 0;
+  for (unsigned p = low; p <= high; ++p) left += taken[p] ? 0 : 1;
+  return left;
+}
 
 int report_error(const char* what, std::error_code ec, bool json) {
   int code = failed;
@@ -116,7 +151,12 @@ int show(const samples::options& opts, bool json) {
     }
     first = false;
   }
-  if (json) std::printf("%s],\"mode\":%s}\n", out.c_str(), quoted(mode).c_str());
+  if (json) {
+    out += "],\"mode\":" + quoted(mode) + ",\"state_damage\":" + quoted(caps.state_damage);
+    std::printf("%s}\n", out.c_str());
+  } else if (!caps.state_damage.empty()) {
+    std::printf("state damage: %s\n", caps.state_damage.c_str());
+  }
   return ok;
 }
 
@@ -148,7 +188,7 @@ int usage_of(const samples::options& opts, bool json) {
 int main(int argc, char** argv) {
   bool json = false;
   try {
-    const samples::options opts(argc, argv, {"protocol", "start", "count"}, {"json", "help"});
+    const samples::options opts(argc, argv, {"protocol", "start", "count"}, {"json", "help", "force"});
     json = opts.flag("json");
     if (opts.flag("help") || opts.positional().empty()) {
       std::printf("%s", help_text);
@@ -160,7 +200,14 @@ int main(int argc, char** argv) {
       const auto p = opts.protocol();
       const auto range = opts.range(false);
       portres::reservation_token token;
+      if (command == "add" && opts.flag("force")) allow_any_ephemeral_share();
       if (command == "add") token = portres::persistent::create(p, range, ec);
+      if (ec == portres::error::ephemeral_starved) {
+        const long left = ephemeral_left_with(range);
+        if (left >= 0) {
+          std::fprintf(stderr, "portres add: only %ld ephemeral ports would remain free for automatic allocation\n", left);
+        }
+      }
       if (command == "lookup") token = portres::persistent::lookup(p, range, ec);
       if (command == "delete") portres::persistent::remove(p, range, ec);
       if (ec) return report_error(command.c_str(), ec, json);

@@ -74,6 +74,10 @@ std::string name();
 /// This process' id.
 std::uint32_t process_id() noexcept;
 
+/// 64 random bits from the OS (Linux getrandom; Windows rand_s through
+/// std::random_device), never zero: reservation tokens.
+std::uint64_t os_random_u64();
+
 // Listings for tools (portres/usage.hpp).
 std::vector<runtime_entry> runtime_entries(std::error_code& ec);
 std::vector<port_user> port_users(protocol p, port_range r, std::error_code& ec);

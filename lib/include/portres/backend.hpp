@@ -44,6 +44,9 @@ struct capability_report {
   /// enforced. False: the per-user registry (only processes sharing its folder).
   bool machine_wide = false;
   std::string coordination;         ///< the mode in force and what it means, in words
+  /// Damage found in the state (an unreadable persistent store, a bad state
+  /// folder): runtime reservations keep working; empty when none.
+  std::string state_damage;
 };
 
 capability_report capabilities();

@@ -33,6 +33,7 @@ enum class error {
   too_many_waiters,        ///< a pool's waiter limit was exceeded
   bad_response,            ///< the OS returned a malformed result
   os_unsupported,          ///< the OS lacks the function (e.g. Wine: no persistent reservations)
+  ephemeral_starved,       ///< Linux: the block would leave too little of the ephemeral range free
 };
 
 /// Portable meanings that OS codes of either platform compare equal to.

@@ -36,6 +36,9 @@ std::string message_of(error e) {
   case error::too_many_waiters: return "the socket pool's waiter limit is exceeded";
   case error::bad_response: return "the operating system returned a malformed result";
   case error::os_unsupported: return "the operating system does not provide this function";
+  case error::ephemeral_starved:
+    return "the block would leave fewer than the required share of the ephemeral port range free "
+           "(PORTRES_EPHEMERAL_FREE_SHARE, default 0.5; 'portres add --force' overrides)";
   }
   return "unknown portres error " + std::to_string(static_cast<int>(e));
 }
@@ -57,7 +60,8 @@ std::optional<condition> condition_of(error e) noexcept {
   case error::malformed_state: return condition::invalid_argument;
   case error::block_exhausted:
   case error::block_unavailable:
-  case error::too_many_waiters: return condition::exhausted;
+  case error::too_many_waiters:
+  case error::ephemeral_starved: return condition::exhausted;
   case error::port_in_use:
   case error::overlaps_reservation: return condition::in_use;
   case error::backend_unavailable:

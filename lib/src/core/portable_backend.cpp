@@ -41,14 +41,10 @@ portable_backend::portable_backend(backend_kind kind, std::shared_ptr<registry> 
     : kind_(kind), registry_(std::move(reg)) {}
 
 reservation_token portable_backend::new_token() {
-  // Random 64-bit values: unguessable, never zero, unique among this process'
-  // live tokens. A forked child reseeds so it never repeats its parent's tokens.
-  if (const auto pid = platform::process_id(); pid != token_rng_pid_) {
-    token_rng_.seed(std::random_device{}() ^ (std::uint64_t{pid} << 32));
-    token_rng_pid_ = pid;
-  }
+  // Random 64-bit values drawn from the OS for each token (getrandom on
+  // Linux): unguessable, never zero, unique among this process' live tokens.
   while (true) {
-    const reservation_token t{token_rng_()};
+    const reservation_token t{platform::os_random_u64()};
     if (t && !runtime_.contains(t)) return t;
   }
 }

@@ -50,8 +50,6 @@ private:
   backend_kind kind_;
   std::shared_ptr<registry> registry_;
   std::mutex mutex_;
-  std::mt19937_64 token_rng_;
-  std::uint32_t token_rng_pid_ = 0; // the process that seeded token_rng_
   std::unordered_map<reservation_token, std::weak_ptr<block_state>> runtime_;    // live, this process
   std::unordered_map<reservation_token, block_ptr> persistent_;                  // used by this process
   struct association {

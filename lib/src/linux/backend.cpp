@@ -21,6 +21,12 @@ backend* native_backend(std::string& reason) {
 capability_report os_capabilities() {
   capability_report report;
   report.platform = platform::name();
+  std::error_code store_ec;
+  linux_store::load(store_ec);
+  if (store_ec) {
+    report.state_damage = "persistent store in " + linux_store::directory() + ": " + store_ec.message() +
+                          " (runtime reservations unaffected; persistent changes refused until repaired)";
+  }
   const auto& mode = linux_registry_mode();
   report.coordination = mode.description;
   report.machine_wide = mode.broker != nullptr;

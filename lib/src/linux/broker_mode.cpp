@@ -41,9 +41,8 @@ const registry_mode& linux_registry_mode() {
       m.description = "none: no broker (" + why_not + ") and " + reason;
       return m;
     }
-    m.description = "per-user registry (no broker: " + why_not +
-                    "): coordinates only processes sharing its folder (this user's processes), not other users'" +
-                    "; start portresd for machine-wide reservations";
+    m.description = "per-user registry (no broker: " + why_not + "): runtime reservations exclude " +
+                    linux_registry_scope() + "; start portresd for machine-wide reservations";
     return m;
   }();
   return mode;

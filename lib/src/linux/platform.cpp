@@ -2,6 +2,8 @@
 #include "platform.hpp"
 
 #include "linux/proc_net.hpp"
+#include "linux/sock_diag.hpp"
+#include "linux/state_files.hpp"
 
 #include <asio/ip/tcp.hpp>
 
@@ -101,6 +103,10 @@ std::error_code bind_to(native_socket s, const asio::ip::address& address, std::
 
 port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
   ec.clear();
+  // sock_diag first: filtered in the kernel, and it sees bound-but-idle TCP
+  // sockets that /proc/net/tcp never lists. /proc is the fallback.
+  std::error_code diag_ec;
+  if (auto held = sock_diag::held_ports(p, range, diag_ec)) return *held;
   port_bitmap held;
   if (p == protocol::tcp) {
     mark_from_table("/proc/net/tcp", range, held);
@@ -129,6 +135,8 @@ std::string name() {
 }
 
 std::uint32_t process_id() noexcept { return static_cast<std::uint32_t>(::getpid()); }
+
+std::uint64_t os_random_u64() { return linux_files::os_random_u64(); }
 
 bool socket_reuse(std::string& reason) {
   reason = "Linux cannot reconnect a TCP socket after a disconnect; pools close it and create a fresh one";

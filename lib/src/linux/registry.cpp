@@ -2,6 +2,7 @@
 
 #include "core/block_placement.hpp"
 #include "linux/registry_format.hpp"
+#include "linux/reserved_ports.hpp"
 #include "linux/state_files.hpp"
 #include "platform.hpp"
 
@@ -39,7 +40,7 @@ std::string entry_name(protocol p, reservation_token t) {
 
 std::string default_directory(std::string& reason) {
   if (const char* dir = std::getenv("PORTRES_RUNTIME_DIR"); dir && *dir) return dir;
-  if (::access("/run", W_OK) == 0) return "/run/portres";
+  if (::geteuid() == 0) return "/run/portres";
   if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) return std::string(xdg) + "/portres";
   reason = "no writable registry folder (/run not writable, XDG_RUNTIME_DIR unset; set PORTRES_RUNTIME_DIR)";
   return {};
@@ -50,8 +51,8 @@ std::string default_directory(std::string& reason) {
 class linux_registry final : public registry {
   class file_lease final : public lease {
   public:
-    file_lease(linux_registry& owner, std::string path, unique_fd fd)
-        : owner_(&owner), path_(std::move(path)), fd_(std::move(fd)) {}
+    file_lease(linux_registry& owner, std::string name, unique_fd fd)
+        : owner_(&owner), name_(std::move(name)), fd_(std::move(fd)) {}
     ~file_lease() override {
       if (owner_) {
         std::error_code ignored;
@@ -62,7 +63,7 @@ class linux_registry final : public registry {
   private:
     friend class linux_registry;
     linux_registry* owner_;
-    std::string path_;
+    std::string name_; // in the registry folder
     unique_fd fd_; // holds the flock that says "alive"
   };
 
@@ -104,9 +105,13 @@ public:
   explicit linux_registry(std::string dir) : dir_(std::move(dir)), placement_(default_placement()) {}
 
   std::error_code open() {
-    if (auto ec = linux_files::ensure_private_dir(dir_)) return ec;
     std::error_code ec;
-    lock_fd_ = linux_files::open_nofollow(dir_ + "/lock", O_RDWR | O_CREAT, ec);
+    if (!dir_fd_) {
+      dir_fd_ = linux_files::open_private_dir(dir_, ec);
+      if (ec) return ec;
+    }
+    lock_fd_ = linux_files::open_at(dir_fd_.get(), "lock", O_RDWR | O_CREAT, ec);
+    if (lock_fd_) ::fchmod(lock_fd_.get(), 0600); // older versions made it 0644
     lock_pid_ = ::getpid();
     return ec;
   }
@@ -119,8 +124,9 @@ public:
     if (ec) return nullptr;
     auto live = scan(ec);
     if (ec) return nullptr;
-    auto stored = linux_store::load(ec);
-    if (ec) return nullptr;
+    // A damaged store must not stop runtime reservations; capabilities()
+    // reports it and nothing rewrites it until it is repaired.
+    auto stored = load_store();
     std::vector<port_range> occupied;
     for (const auto& e : live) {
       if (e.proto == p) occupied.push_back(e.range);
@@ -133,35 +139,36 @@ public:
     const auto ephemeral = platform::ephemeral_range();
     granted = place_block(request, placement_, ephemeral, occupied, held, ec);
     if (ec) return nullptr;
+    if ((ec = check_starvation(live, stored, granted))) return nullptr;
     // Writing the sysctl may wait: leave that to the blocking pool.
     if (b == blocking::forbidden && kernel_needs_update(live, stored, &granted)) {
       ec = std::make_error_code(std::errc::operation_would_block);
       return nullptr;
     }
-    const std::string path = dir_ + "/" + entry_name(p, token);
-    auto fd = linux_files::open_nofollow(path, O_RDWR | O_CREAT | O_EXCL, ec);
+    // The record is written and locked before it gets its name: nobody
+    // ever sees it unlocked (and takes it for abandoned).
+    const std::string name = entry_name(p, token);
+    auto fd = linux_files::create_locked_at(dir_fd_.get(), ec);
     if (!fd) return nullptr;
-    if ((ec = linux_files::lock_exclusive(fd.get(), blocking::allowed))) {
-      ::unlink(path.c_str());
-      return nullptr;
-    }
     const std::string content = linux_registry_format::format({p, granted, platform::process_id()});
     if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
       ec = {errno, std::system_category()};
-      ::unlink(path.c_str());
       return nullptr;
     }
+    if ((ec = linux_files::publish_at(fd.get(), dir_fd_.get(), name))) return nullptr;
     live.push_back({p, granted, token, platform::process_id()});
     sync_kernel(live, stored);
-    return std::make_unique<file_lease>(*this, path, std::move(fd));
+    return std::make_unique<file_lease>(*this, name, std::move(fd));
   }
 
   void release(lease& l, blocking b, std::error_code& ec) override { drop(static_cast<file_lease&>(l), b, ec); }
 
   std::error_code classify_unknown(reservation_token token, blocking) override {
     for (const auto p : {protocol::tcp, protocol::udp}) {
-      const std::string path = dir_ + "/" + entry_name(p, token);
-      if (::access(path.c_str(), F_OK) == 0 && !linux_files::is_abandoned(path)) return error::foreign_token;
+      const std::string name = entry_name(p, token);
+      if (::faccessat(dir_fd_.get(), name.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0 &&
+          !linux_files::is_abandoned_at(dir_fd_.get(), name))
+        return error::foreign_token;
     }
     return error::unknown_token;
   }
@@ -188,7 +195,7 @@ public:
     if (ec) return {};
     auto live = scan(ec);
     if (ec) return {};
-    auto stored = linux_store::load(ec);
+    auto stored = load_store(ec);
     if (ec) return {};
     std::vector<port_range> occupied;
     for (const auto& s : stored) {
@@ -200,6 +207,7 @@ public:
     const auto held = platform::held_ports(e.proto, e.range, ec);
     if (ec) return {};
     if ((ec = check_specific_block(e.range, occupied, held))) return {};
+    if ((ec = check_starvation(live, stored, e.range))) return {};
     stored.push_back(e);
     if ((ec = linux_store::save(stored))) return {};
     sync_kernel(live, stored);
@@ -211,7 +219,7 @@ public:
     if (ec) return;
     auto live = scan(ec);
     if (ec) return;
-    auto stored = linux_store::load(ec);
+    auto stored = load_store(ec);
     if (ec) return;
     if (std::erase(stored, e) == 0) {
       ec = error::unknown_token;
@@ -226,14 +234,16 @@ public:
     if (ec) return;
     const auto live = scan(ec);
     if (ec) return;
-    const auto stored = linux_store::load(ec);
+    const auto stored = load_store(ec);
     if (ec) return;
     if (!sync_kernel(live, stored)) ec = error::privilege_required;
   }
 
+  // Listing takes no lock and removes nothing (a dead holder's record is
+  // skipped; the next locked operation removes it and updates the kernel).
   std::vector<runtime_entry> entries(std::error_code& ec) {
     std::vector<runtime_entry> out;
-    for (const auto& e : scan(ec)) out.push_back({e.proto, e.range, e.pid});
+    for (const auto& e : scan(ec, false)) out.push_back({e.proto, e.range, e.pid});
     return out;
   }
 
@@ -245,22 +255,25 @@ private:
     }
     guard g(*this, b, ec);
     if (ec) return;
-    ::unlink(l.path_.c_str());
+    ::unlinkat(dir_fd_.get(), l.name_.c_str(), 0);
     l.fd_ = unique_fd();
     l.owner_ = nullptr;
     std::error_code scan_ec;
     const auto live = scan(scan_ec);
-    const auto stored = linux_store::load(scan_ec);
+    const auto stored = load_store();
     if (!scan_ec) sync_kernel(live, stored);
   }
 
-  // Live entries; abandoned ones (their holder died) are removed on the way.
-  std::vector<live_entry> scan(std::error_code& ec) {
+  // Live entries; with `remove_abandoned` (only under the registry lock)
+  // the records of dead holders are removed on the way.
+  std::vector<live_entry> scan(std::error_code& ec, bool remove_abandoned = true) {
     ec.clear();
     std::vector<live_entry> live;
-    DIR* dir = ::opendir(dir_.c_str());
+    const int copy = ::openat(dir_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR* dir = copy < 0 ? nullptr : ::fdopendir(copy);
     if (dir == nullptr) {
       ec = {errno, std::system_category()};
+      if (copy >= 0) ::close(copy);
       return live;
     }
     auto close = gsl::finally([dir] { ::closedir(dir); });
@@ -270,13 +283,12 @@ private:
       std::uint64_t value = 0;
       const char* hex = name.data() + 6;
       if (std::from_chars(hex, hex + 16, value, 16).ec != std::errc{}) continue;
-      const std::string path = dir_ + "/" + name;
-      if (linux_files::is_abandoned(path)) {
-        ::unlink(path.c_str());
+      if (linux_files::is_abandoned_at(dir_fd_.get(), name)) {
+        if (remove_abandoned) ::unlinkat(dir_fd_.get(), name.c_str(), 0);
         continue;
       }
       std::error_code read_ec;
-      const auto text = linux_files::read_file(path, read_ec);
+      const auto text = linux_files::read_file_at(dir_fd_.get(), name, read_ec);
       if (!text) continue;
       // A live file we cannot parse is skipped, never trusted.
       if (auto r = linux_registry_format::parse(*text)) live.push_back({r->proto, r->range, reservation_token{value}, r->pid});
@@ -306,9 +318,11 @@ private:
     std::string reason;
     if (!kernel_enforcement_available(reason)) return false;
     std::error_code ec;
-    const auto owned_text = linux_files::read_file(dir_ + "/kernel-owned", ec);
+    const auto owned_text = linux_files::read_file_at(dir_fd_.get(), owned_name(), ec);
     const auto owned = linux_files::parse_port_list(owned_text.value_or("")).value_or(port_bitmap{});
-    return !(owned == wanted_ports(live, stored, extra));
+    auto wanted = wanted_ports(live, stored, extra);
+    if (store_damaged_) wanted |= owned; // persistent blocks unknown: remove nothing
+    return !(owned == wanted);
   }
 
   // Rewrites ip_local_reserved_ports as (entries portres did not add) plus
@@ -317,33 +331,53 @@ private:
     std::string reason;
     if (!kernel_enforcement_available(reason)) return false;
     std::error_code ec;
-    const auto current_text = linux_files::read_file(reserved_ports_sysctl, ec);
-    if (!current_text) return false;
-    const auto current = linux_files::parse_port_list(*current_text);
-    if (!current) return false;
-    const auto owned_text = linux_files::read_file(dir_ + "/kernel-owned", ec);
-    const auto owned = linux_files::parse_port_list(owned_text.value_or("")).value_or(port_bitmap{});
-    const auto wanted = wanted_ports(live, stored, nullptr);
-    port_bitmap foreign = *current;
-    foreign.remove(owned);
-    port_bitmap next = foreign;
-    next |= wanted;
-    port_bitmap now_owned = wanted;
-    now_owned.remove(foreign);
-    if (!(next == *current)) {
-      const auto next_text = linux_files::format_port_list(next);
-      auto fd = linux_files::open_nofollow(reserved_ports_sysctl, O_WRONLY | O_TRUNC, ec);
-      if (!fd) return false;
-      const std::string line = next_text.empty() ? std::string("\n") : next_text + "\n";
-      if (::write(fd.get(), line.data(), line.size()) < 0) return false;
-    }
-    if (!(now_owned == owned)) {
-      linux_files::write_file_atomic(dir_ + "/kernel-owned", linux_files::format_port_list(now_owned) + "\n");
+    const auto owned = kernel_owned();
+    auto wanted = wanted_ports(live, stored, nullptr);
+    if (store_damaged_) wanted |= owned; // persistent blocks unknown: remove nothing
+    const auto now_owned = reserved_ports::write(owned, wanted, ec);
+    if (!now_owned) return false;
+    if (!(*now_owned == owned)) {
+      linux_files::write_file_atomic_at(dir_fd_.get(), owned_name(), linux_files::format_port_list(*now_owned) + "\n");
     }
     return true;
   }
 
+  port_bitmap kernel_owned() {
+    std::error_code ec;
+    const auto text = linux_files::read_file_at(dir_fd_.get(), owned_name(), ec);
+    return linux_files::parse_port_list(text.value_or("")).value_or(port_bitmap{});
+  }
+
+  // Refuses a block that would leave too little of the ephemeral range to
+  // automatic allocation (the sysctl is shared by TCP and UDP).
+  std::error_code check_starvation(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored,
+                                   port_range block) {
+    std::string reason;
+    const auto eph = platform::ephemeral_range();
+    if (!kernel_enforcement_available(reason) || !block.overlaps(eph)) return {};
+    std::error_code ec;
+    auto reserved = reserved_ports::read(ec).value_or(port_bitmap{});
+    reserved.remove(kernel_owned());
+    reserved |= wanted_ports(live, stored, &block);
+    std::uint32_t remaining = 0;
+    return reserved_ports::check_free_share(reserved, eph, reserved_ports::required_free_share(), remaining);
+  }
+
+  std::vector<linux_store::entry> load_store(std::error_code& ec) {
+    auto stored = linux_store::load(ec);
+    store_damaged_ = static_cast<bool>(ec);
+    return stored;
+  }
+  std::vector<linux_store::entry> load_store() {
+    std::error_code ignored; // recorded in store_damaged_
+    return load_store(ignored);
+  }
+
+  static std::string owned_name() { return "kernel-owned." + std::to_string(linux_files::network_namespace_id()); }
+
   std::string dir_;
+  unique_fd dir_fd_; // the folder, opened once
+  bool store_damaged_ = false; // the last load of the persistent store failed
   std::mutex mutex_;
   unique_fd lock_fd_;
   pid_t lock_pid_ = 0; // the process that opened lock_fd_
@@ -386,6 +420,15 @@ void linux_persistent_remove(linux_registry& r, linux_store::entry e, std::error
 void linux_persistent_apply(linux_registry& r, std::error_code& ec) { r.apply(ec); }
 
 std::vector<runtime_entry> linux_runtime_entries(linux_registry& r, std::error_code& ec) { return r.entries(ec); }
+
+std::string linux_registry_scope() {
+  std::string reason;
+  const auto r = linux_registry_instance(reason);
+  if (!r) return "no registry: " + reason;
+  if (::geteuid() == 0) return "root's registry " + r->directory() + " (root's processes)";
+  return "this user's processes only (per-user registry " + r->directory() +
+         "; other users' processes are not excluded)";
+}
 
 bool kernel_enforcement_available(std::string& reason) {
   // Privilege does not change during a process' life: ask once.

@@ -31,6 +31,10 @@ void linux_persistent_apply(linux_registry& r, std::error_code& ec);
 /// Live runtime reservations of every process.
 std::vector<runtime_entry> linux_runtime_entries(linux_registry& r, std::error_code& ec);
 
+/// Whose processes this registry excludes, in words (capabilities, `show`);
+/// names the failure when the registry cannot be used.
+std::string linux_registry_scope();
+
 /// Whether this process may write ip_local_reserved_ports; `reason` when not.
 bool kernel_enforcement_available(std::string& reason);
 

@@ -8,7 +8,9 @@
 #include <charconv>
 #include <cstdio>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -102,37 +104,166 @@ std::optional<std::string> read_file(const std::string& path, std::error_code& e
 }
 
 std::error_code write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  std::error_code ec;
-  {
-    auto fd = open_nofollow(temp, O_WRONLY | O_CREAT | O_TRUNC, ec);
-    if (!fd) return ec;
-    std::size_t done = 0;
-    while (done < content.size()) {
-      const auto n = ::write(fd.get(), content.data() + done, content.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        ec = last_error();
-        ::unlink(temp.c_str());
-        return ec;
-      }
-      done += gsl::narrow_cast<std::size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) {
-      ec = last_error();
-      ::unlink(temp.c_str());
-      return ec;
-    }
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    ec = last_error();
-    ::unlink(temp.c_str());
-    return ec;
-  }
   const auto slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  if (auto dfd = open_nofollow(dir, O_RDONLY | O_DIRECTORY, ec)) ::fsync(dfd.get());
+  std::error_code ec;
+  auto dfd = open_nofollow(dir, O_RDONLY | O_DIRECTORY, ec);
+  if (!dfd) return ec;
+  return write_file_atomic_at(dfd.get(), slash == std::string::npos ? path : path.substr(slash + 1), content);
+}
+
+namespace {
+std::error_code write_all(int fd, const std::string& content) {
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const auto n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return last_error();
+    done += gsl::narrow_cast<std::size_t>(n);
+  }
   return {};
+}
+
+std::error_code link_unnamed(int fd, int dir, const std::string& name) {
+  // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link does not.
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  if (::linkat(AT_FDCWD, self.c_str(), dir, name.c_str(), AT_SYMLINK_FOLLOW) != 0) return last_error();
+  return {};
+}
+
+void remove_stale_temporaries(int dir, const std::string& name) {
+  const int copy = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (copy < 0) return;
+  DIR* d = ::fdopendir(copy);
+  if (d == nullptr) {
+    ::close(copy);
+    return;
+  }
+  auto close = gsl::finally([d] { ::closedir(d); });
+  const std::string prefix = name + ".tmp.";
+  while (const dirent* e = ::readdir(d)) {
+    if (std::string(e->d_name).rfind(prefix, 0) == 0) ::unlinkat(dir, e->d_name, 0);
+  }
+}
+} // namespace
+
+std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content) {
+  remove_stale_temporaries(dir, name);
+  const int raw = ::openat(dir, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (raw < 0) return last_error();
+  unique_fd fd(raw);
+  if (auto ec = write_all(fd.get(), content)) return ec;
+  if (::fsync(fd.get()) != 0) return last_error();
+  // Named only for the instant before the rename (rename cannot take an
+  // unnamed file); a kill in that instant leaves a file the next writer removes.
+  const std::string temp = name + ".tmp." + std::to_string(os_random_u64());
+  if (auto ec = link_unnamed(fd.get(), dir, temp)) return ec;
+  if (::renameat(dir, temp.c_str(), dir, name.c_str()) != 0) {
+    const auto ec = last_error();
+    ::unlinkat(dir, temp.c_str(), 0);
+    return ec;
+  }
+  ::fsync(dir);
+  return {};
+}
+
+unique_fd open_private_dir(const std::string& path, std::error_code& ec) {
+  ec.clear();
+  if (path.empty()) {
+    ec = error::unsafe_path;
+    return {};
+  }
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    ec = last_error();
+    return {};
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    ec = errno == ELOOP || errno == ENOTDIR ? std::error_code(error::unsafe_path) : last_error();
+    return {};
+  }
+  unique_fd dir(fd);
+  struct stat st {};
+  if (::fstat(dir.get(), &st) != 0 || st.st_uid != ::geteuid()) {
+    ec = error::unsafe_path;
+    return {};
+  }
+  // Nobody else may even open what is inside (flock needs only an open file).
+  if ((st.st_mode & 077) != 0 && ::fchmod(dir.get(), 0700) != 0) {
+    ec = error::unsafe_path;
+    return {};
+  }
+  return dir;
+}
+
+unique_fd open_at(int dir, const std::string& name, int flags, std::error_code& ec) {
+  const int fd = ::openat(dir, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    ec = errno == ELOOP ? std::error_code(error::unsafe_path) : last_error();
+    return {};
+  }
+  ec.clear();
+  return unique_fd(fd);
+}
+
+unique_fd create_locked_at(int dir, std::error_code& ec) {
+  const int raw = ::openat(dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (raw < 0) {
+    ec = last_error();
+    return {};
+  }
+  unique_fd fd(raw);
+  if ((ec = lock_exclusive(fd.get(), blocking::allowed))) return {};
+  return fd;
+}
+
+std::error_code publish_at(int fd, int dir, const std::string& name) { return link_unnamed(fd, dir, name); }
+
+bool is_abandoned_at(int dir, const std::string& name) {
+  std::error_code ec;
+  auto fd = open_at(dir, name, O_RDONLY, ec);
+  if (!fd) return false;
+  return ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0;
+}
+
+std::optional<std::string> read_file_at(int dir, const std::string& name, std::error_code& ec) {
+  auto fd = open_at(dir, name, O_RDONLY, ec);
+  if (!fd) {
+    if (ec == std::errc::no_such_file_or_directory) ec.clear();
+    return std::nullopt;
+  }
+  std::string content;
+  char buffer[4096];
+  while (true) {
+    const auto n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ec = last_error();
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    content.append(buffer, gsl::narrow_cast<std::size_t>(n));
+    if (content.size() > (1u << 20)) {
+      ec = error::malformed_state;
+      return std::nullopt;
+    }
+  }
+  return content;
+}
+
+std::uint64_t network_namespace_id() {
+  struct stat st {};
+  if (::stat("/proc/self/ns/net", &st) != 0) return 0;
+  return st.st_ino;
+}
+
+std::uint64_t os_random_u64() {
+  std::uint64_t value = 0;
+  while (value == 0) {
+    const auto n = ::getrandom(&value, sizeof value, 0);
+    if (n != static_cast<ssize_t>(sizeof value)) value = 0; // EINTR or short: draw again
+  }
+  return value;
 }
 
 std::optional<port_bitmap> parse_port_list(const std::string& text) {

@@ -55,6 +55,33 @@ std::optional<std::string> read_file(const std::string& path, std::error_code& e
 /// Replaces `path` atomically: temp file, fsync, rename, fsync of the folder.
 std::error_code write_file_atomic(const std::string& path, const std::string& content);
 
+/// Opens the private folder `path` once (created 0700 if missing) with
+/// O_DIRECTORY|O_NOFOLLOW and checks the descriptor: owned by us, no access
+/// for group or others (a folder of ours with wider modes is narrowed).
+/// Every later access goes through the descriptor (openat/unlinkat/linkat),
+/// so swapping a parent for a symlink cannot redirect it.
+unique_fd open_private_dir(const std::string& path, std::error_code& ec);
+/// openat without following symlinks; new files are 0600.
+unique_fd open_at(int dir, const std::string& name, int flags, std::error_code& ec);
+/// An unnamed file in `dir` (O_TMPFILE), already flocked exclusively, so a
+/// record can be written and then published locked by publish_at: no other
+/// process ever sees it unlocked.
+unique_fd create_locked_at(int dir, std::error_code& ec);
+/// Gives the unnamed file `fd` the name `name` in `dir` (fails if it exists).
+std::error_code publish_at(int fd, int dir, const std::string& name);
+/// True when nobody holds an flock on dir/name (its holder died).
+bool is_abandoned_at(int dir, const std::string& name);
+std::optional<std::string> read_file_at(int dir, const std::string& name, std::error_code& ec);
+/// Replaces dir/name atomically; the content is written to an unnamed file
+/// first, so a kill leaves nothing behind. Callers hold the registry lock:
+/// leftovers "name.tmp.*" of older versions are removed on the way.
+std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content);
+/// The inode of this process' network namespace (/proc/self/ns/net): the
+/// key of everything kept per namespace. 0 when unknown.
+std::uint64_t network_namespace_id();
+/// 64 bits from the OS (getrandom), never zero.
+std::uint64_t os_random_u64();
+
 /// "1000,2000-2010" <-> bitmap (the ip_local_reserved_ports format).
 std::optional<port_bitmap> parse_port_list(const std::string& text);
 std::string format_port_list(const port_bitmap& ports);

@@ -12,6 +12,7 @@
 #include <gsl/gsl>
 
 #include <memory>
+#include <random>
 #include <vector>
 
 #include <winsock2.h>
@@ -147,6 +148,14 @@ std::string name() {
 }
 
 std::uint32_t process_id() noexcept { return ::GetCurrentProcessId(); }
+
+std::uint64_t os_random_u64() {
+  std::random_device os; // rand_s on MinGW: the OS generator
+  while (true) {
+    const std::uint64_t value = (std::uint64_t{os()} << 32) | os();
+    if (value != 0) return value;
+  }
+}
 
 // Create and Lookup share one signature: (StartPort in network order, count, token out).
 static reservation_token call_with_token(protocol p, port_range r, const char* tcp_name, const char* udp_name,
