@@ -446,3 +446,22 @@ TEST_CASE("broker: persistent blocks need root or the policy's group, and the po
   broker->persistent_remove(protocol::tcp, port_range(62000, 4), ec);
   CHECK(ec == error::unknown_token);
 }
+
+TEST_CASE("broker: a block that would starve the ephemeral range is refused") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+  const auto eph = portres::detail::platform::ephemeral_range();
+  test_daemon daemon;
+  auto broker = daemon.client();
+  std::error_code ec;
+  port_range granted;
+  // More than half of the ephemeral range (the default share that must stay free).
+  const port_range greedy(eph.first(), eph.count() / 2 + 1);
+  auto refused = broker->grant(protocol::tcp, greedy, reservation_token{0x5151}, blocking::allowed, granted, ec);
+  CHECK(ec == error::ephemeral_starved);
+  CHECK(!refused);
+  CHECK(!kernel_reserves(greedy.first()));
+  const port_range fair(eph.first(), eph.count() / 2);
+  auto kept = broker->grant(protocol::tcp, fair, reservation_token{0x5252}, blocking::allowed, granted, ec);
+  CHECK_MESSAGE(!ec, ec);
+  CHECK(kernel_reserves(fair.last()));
+}

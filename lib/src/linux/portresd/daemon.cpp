@@ -3,6 +3,7 @@
 #include "core/block_placement.hpp"
 #include "linux/broker_protocol.hpp"
 #include "linux/persistent_store.hpp"
+#include "linux/reserved_ports.hpp"
 #include "linux/state_files.hpp"
 #include "platform.hpp"
 
@@ -37,7 +38,6 @@ namespace wire = broker_wire;
 using linux_files::unique_fd;
 using clock = std::chrono::steady_clock;
 
-constexpr const char* reserved_ports_sysctl = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 // A connection that holds nothing and says nothing for this long is closed
 // (half-open or idle peers cannot pin descriptors).
 constexpr auto idle_limit = std::chrono::seconds(10);
@@ -330,6 +330,7 @@ private:
     held |= reserved;
     const auto granted = place_block(request, placement_, ephemeral(), {}, held, ec);
     if (ec) return ec;
+    if ((ec = check_share(granted))) return ec;
     c.held = grant{q.proto, granted, q.token};
     live_.emplace(q.token, *c.held);
     live_ports_[index(q.proto)].set_range(granted.first(), granted.last());
@@ -412,6 +413,7 @@ private:
       const auto held = platform::held_ports(q.proto, range, ec);
       if (ec) return ec;
       if ((ec = check_specific_block(range, occupied, held))) return ec;
+      if ((ec = check_share(range))) return ec;
       stored.push_back(e);
       r.token = linux_store::token_of(e).value();
     }
@@ -452,9 +454,9 @@ private:
     return r.first() <= eph.last() && r.last() >= eph.first();
   }
 
-  // ip_local_reserved_ports := (entries we did not add) | (live and
-  // persistent blocks inside the ephemeral range), from our own table.
-  bool sync_kernel() {
+  // Live and persistent blocks where they meet the ephemeral range: what the
+  // kernel list must hold for us.
+  port_bitmap wanted_ports() {
     const auto eph = ephemeral();
     port_bitmap wanted = live_ports_[0];
     wanted |= live_ports_[1];
@@ -464,27 +466,34 @@ private:
     if (eph.first() > 0) outside.set_range(0, eph.first() - 1u);
     if (eph.last() < port_range::max_port) outside.set_range(eph.last() + 1u, port_range::max_port);
     wanted.remove(outside);
+    return wanted;
+  }
+
+  // A block that would leave less than the required share of the ephemeral
+  // range to automatic allocation is refused (PORTRES_EPHEMERAL_FREE_SHARE
+  // in the daemon's environment).
+  std::error_code check_share(port_range block) {
+    if (!meets_ephemeral(block)) return {};
     std::error_code ec;
-    const auto text = linux_files::read_file(reserved_ports_sysctl, ec);
-    const auto current = text ? linux_files::parse_port_list(*text) : std::nullopt;
-    if (!current) {
-      log("cannot read %s", reserved_ports_sysctl);
+    auto reserved = reserved_ports::read(ec);
+    if (!reserved) return {}; // no kernel list here: nothing to starve
+    *reserved |= wanted_ports();
+    reserved->set_range(block.first(), block.last());
+    std::uint32_t remaining = 0;
+    ec = reserved_ports::check_free_share(*reserved, ephemeral(), reserved_ports::required_free_share(), remaining);
+    if (ec) log("refused %s: would leave %u ephemeral ports", to_string(block).c_str(), remaining);
+    return ec;
+  }
+
+  // ip_local_reserved_ports := (entries we did not add) | (what we want), from our own table.
+  bool sync_kernel() {
+    std::error_code ec;
+    const auto now_owned = reserved_ports::write(owned_, wanted_ports(), ec);
+    if (!now_owned) {
+      log("cannot update the kernel's reserved ports: %s", ec.message().c_str());
       return false;
     }
-    port_bitmap foreign = *current;
-    foreign.remove(owned_);
-    port_bitmap next = foreign;
-    next |= wanted;
-    if (!(next == *current)) {
-      const auto line = linux_files::format_port_list(next) + "\n";
-      unique_fd fd(::open(reserved_ports_sysctl, O_WRONLY | O_TRUNC | O_CLOEXEC));
-      if (!fd || ::write(fd.get(), line.data(), line.size()) < 0) {
-        log("cannot write %s: %s", reserved_ports_sysctl, std::strerror(errno));
-        return false;
-      }
-    }
-    owned_ = wanted;
-    owned_.remove(foreign);
+    owned_ = *now_owned;
     return true;
   }
 
