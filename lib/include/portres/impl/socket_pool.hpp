@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <type_traits>
@@ -162,6 +163,7 @@ public:
         s->close(ignored); // aborts its pending disconnect (started under this lock)
       }
     }
+    gate_->wait_idle(); // a bind on the blocking pool is short; it hands back before it ends
     for (auto& w : waiting) w.done(error::pool_closed, pooled_socket<Protocol>());
     for (auto& s : stock) {
       std::error_code ignored;
@@ -371,17 +373,43 @@ private:
 
   // The block must be looked up in the registry's files: on the blocking
   // pool, never on an io thread.
+  // The blocking thread hands the state and the socket (I/O objects) back to
+  // the executor before it lets go, so they are never destroyed off the I/O
+  // side, and close() waits for it: a pool destroyed, then its io_context,
+  // never leaves a bind running on the blocking pool.
   void bind_on_blocking_pool(std::unique_ptr<socket_type> socket) {
     auto held = std::make_shared<std::unique_ptr<socket_type>>(std::move(socket));
-    run_blocking([self = this->shared_from_this(), held] {
+    gate_->enter();
+    run_blocking([self = this->shared_from_this(), held, gate = gate_]() mutable {
       std::error_code ec;
       const auto handle = (*held)->native_handle();
       const auto port = pool_bind(self->keep_.get(), handle, proto(), self->token_, self->local_, true, ec);
-      asio::post(self->executor_, [self, held, port, ec] {
+      const auto ex = self->executor_;
+      asio::post(ex, [self = std::move(self), held = std::move(held), port, ec] {
         if (self->created(std::move(*held), port, ec)) self->refill();
       });
+      gate->leave();
     });
   }
+
+  // Counts binds under way on the blocking pool.
+  struct blocking_gate {
+    std::mutex mutex;
+    std::condition_variable idle;
+    int in_flight = 0;
+    void enter() {
+      std::lock_guard lock(mutex);
+      ++in_flight;
+    }
+    void leave() {
+      std::lock_guard lock(mutex);
+      if (--in_flight == 0) idle.notify_all();
+    }
+    void wait_idle() {
+      std::unique_lock lock(mutex);
+      idle.wait(lock, [&] { return in_flight == 0; });
+    }
+  };
 
   static bool transient(const std::error_code& ec) {
     return ec == condition::exhausted || ec == condition::in_use;
@@ -453,6 +481,7 @@ private:
   std::unique_ptr<socket_type> pending_; // a socket whose overlapped associate is under way
   pool_stats counters_;
   asio::steady_timer retry_;
+  std::shared_ptr<blocking_gate> gate_ = std::make_shared<blocking_gate>();
 };
 
 template <class Protocol>
