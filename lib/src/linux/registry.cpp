@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace portres::detail {
@@ -51,8 +52,8 @@ std::string default_directory(std::string& reason) {
 class linux_registry final : public registry {
   class file_lease final : public lease {
   public:
-    file_lease(linux_registry& owner, std::string name, unique_fd fd)
-        : owner_(&owner), name_(std::move(name)), fd_(std::move(fd)) {}
+    file_lease(linux_registry& owner, std::string name, unique_fd fd, pid_t holder)
+        : owner_(&owner), name_(std::move(name)), fd_(std::move(fd)), holder_(holder) {}
     ~file_lease() override {
       if (owner_) {
         std::error_code ignored;
@@ -65,6 +66,7 @@ class linux_registry final : public registry {
     linux_registry* owner_;
     std::string name_; // in the registry folder
     unique_fd fd_; // holds the flock that says "alive"
+    pid_t holder_;  // the process that acquired it (a forked child only lets go of its copy)
   };
 
   // The registry lock: an in-process mutex (flock does not exclude threads
@@ -111,7 +113,13 @@ public:
       if (ec) return ec;
     }
     lock_fd_ = linux_files::open_at(dir_fd_.get(), "lock", O_RDWR | O_CREAT, ec);
-    if (lock_fd_) ::fchmod(lock_fd_.get(), 0600); // older versions made it 0644
+    struct stat st {};
+    if (lock_fd_ && (::fstat(lock_fd_.get(), &st) != 0 || (st.st_mode & 077) != 0)) {
+      // Older versions made it 0644: another user may hold it open, so a
+      // mode change is not enough; a fresh file (new inode) replaces it.
+      ::unlinkat(dir_fd_.get(), "lock", 0);
+      lock_fd_ = linux_files::open_at(dir_fd_.get(), "lock", O_RDWR | O_CREAT, ec);
+    }
     lock_pid_ = ::getpid();
     return ec;
   }
@@ -150,7 +158,8 @@ public:
     const std::string name = entry_name(p, token);
     auto fd = linux_files::create_locked_at(dir_fd_.get(), ec);
     if (!fd) return nullptr;
-    const std::string content = linux_registry_format::format({p, granted, platform::process_id()});
+    const std::string content = linux_registry_format::format(
+        {p, granted, platform::process_id(), linux_files::network_namespace_id()});
     if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
       ec = {errno, std::system_category()};
       return nullptr;
@@ -158,7 +167,7 @@ public:
     if ((ec = linux_files::publish_at(fd.get(), dir_fd_.get(), name))) return nullptr;
     live.push_back({p, granted, token, platform::process_id()});
     sync_kernel(live, stored);
-    return std::make_unique<file_lease>(*this, name, std::move(fd));
+    return std::make_unique<file_lease>(*this, name, std::move(fd), ::getpid());
   }
 
   void release(lease& l, blocking b, std::error_code& ec) override { drop(static_cast<file_lease&>(l), b, ec); }
@@ -253,6 +262,13 @@ private:
       ec = error::already_released;
       return;
     }
+    if (l.holder_ != ::getpid()) {
+      // A forked child's copy: the block stays the acquiring process's (the
+      // flock is shared, so closing this descriptor frees nothing).
+      l.fd_ = unique_fd();
+      l.owner_ = nullptr;
+      return;
+    }
     guard g(*this, b, ec);
     if (ec) return;
     ::unlinkat(dir_fd_.get(), l.name_.c_str(), 0);
@@ -277,6 +293,7 @@ private:
       return live;
     }
     auto close = gsl::finally([dir] { ::closedir(dir); });
+    const auto netns = linux_files::network_namespace_id();
     while (const dirent* d = ::readdir(dir)) {
       const std::string name = d->d_name;
       if (name.rfind("r-", 0) != 0 || name.size() != 2 + 4 + 16) continue;
@@ -291,7 +308,12 @@ private:
       const auto text = linux_files::read_file_at(dir_fd_.get(), name, read_ec);
       if (!text) continue;
       // A live file we cannot parse is skipped, never trusted.
-      if (auto r = linux_registry_format::parse(*text)) live.push_back({r->proto, r->range, reservation_token{value}, r->pid});
+      auto r = linux_registry_format::parse(*text);
+      if (!r) continue;
+      // Ports belong to a network namespace: a folder shared by two
+      // namespaces holds records of both, and each sees only its own.
+      if (r->netns != 0 && netns != 0 && r->netns != netns) continue;
+      live.push_back({r->proto, r->range, reservation_token{value}, r->pid});
     }
     return live;
   }

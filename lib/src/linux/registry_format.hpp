@@ -1,5 +1,6 @@
-// The content of a runtime registry file: "v1 tcp 50000 20 1234\n"
-// (version, protocol, first port, count, owner pid).
+// The content of a runtime registry file: "v2 tcp 50000 20 1234 4026531840\n"
+// (version, protocol, first port, count, owner pid, network namespace inode);
+// "v1" records (no namespace) still parse, with namespace 0 (unknown).
 #ifndef PORTRES_SRC_LINUX_REGISTRY_FORMAT_HPP
 #define PORTRES_SRC_LINUX_REGISTRY_FORMAT_HPP
 
@@ -16,6 +17,7 @@ struct record {
   protocol proto;
   port_range range;
   std::uint32_t pid;
+  std::uint64_t netns = 0; ///< 0: unknown (a v1 record)
 };
 
 /// nullopt for anything but one well-formed record with a valid specific block.

@@ -50,13 +50,21 @@ std::error_code check_private_dir(const std::string& path) {
 }
 
 unique_fd open_nofollow(const std::string& path, int flags, std::error_code& ec) {
-  const int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+  // O_NONBLOCK and the type check: a FIFO under a state name must not hang us.
+  const int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
   if (fd < 0) {
     ec = errno == ELOOP ? std::error_code(error::unsafe_path) : last_error();
     return {};
   }
+  unique_fd file(fd);
+  struct stat st {};
+  const bool want_dir = (flags & O_DIRECTORY) != 0;
+  if (::fstat(fd, &st) != 0 || (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+    ec = error::unsafe_path;
+    return {};
+  }
   ec.clear();
-  return unique_fd(fd);
+  return file;
 }
 
 std::error_code lock_exclusive(int fd, blocking b) {
@@ -188,6 +196,11 @@ unique_fd open_private_dir(const std::string& path, std::error_code& ec) {
     ec = error::unsafe_path;
     return {};
   }
+  // Writable by others: anything in it may have been planted. Refused.
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    ec = error::unsafe_path;
+    return {};
+  }
   // Nobody else may even open what is inside (flock needs only an open file).
   if ((st.st_mode & 077) != 0 && ::fchmod(dir.get(), 0700) != 0) {
     ec = error::unsafe_path;
@@ -197,13 +210,22 @@ unique_fd open_private_dir(const std::string& path, std::error_code& ec) {
 }
 
 unique_fd open_at(int dir, const std::string& name, int flags, std::error_code& ec) {
-  const int fd = ::openat(dir, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+  // O_NONBLOCK: a FIFO planted under a state name must not hang the opener.
+  const int fd = ::openat(dir, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
   if (fd < 0) {
     ec = errno == ELOOP ? std::error_code(error::unsafe_path) : last_error();
     return {};
   }
+  unique_fd file(fd);
+  struct stat st {};
+  const bool want_dir = (flags & O_DIRECTORY) != 0;
+  if (::fstat(fd, &st) != 0 || (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) ||
+      (st.st_uid != ::geteuid() && st.st_uid != 0)) {
+    ec = error::unsafe_path; // not a plain file of ours (or root's)
+    return {};
+  }
   ec.clear();
-  return unique_fd(fd);
+  return file;
 }
 
 unique_fd create_locked_at(int dir, std::error_code& ec) {
