@@ -111,3 +111,21 @@ TEST_CASE("review12b: a FIFO named like a record does not hang acquire or listin
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
   fs::remove(fifo);
 }
+
+// A forked child that lets an inherited reservation go (a pre-forked worker
+// leaving the scope) must not free the parent's block: drop() unlinks the
+// record by name whichever process calls it.
+TEST_CASE("review12b: a forked child's release does not free its parent's block") {
+  asio::io_context io;
+  select_backend(backend_kind::native);
+  auto held = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+  const pid_t child = ::fork();
+  if (child == 0) {
+    { auto inherited = std::move(held); }
+    ::_exit(0);
+  }
+  ::waitpid(child, nullptr, 0);
+  std::error_code ec;
+  auto second = acquire(io.get_executor(), protocol::tcp, held.range(), ec);
+  CHECK(ec); // the parent still holds it: a second grant would be a double grant
+}
