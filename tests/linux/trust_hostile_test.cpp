@@ -29,7 +29,7 @@ std::string first_line(const char* path) {
 
 // Defect 5: a namespace must never reserve (or keep) another namespace's block,
 // even when it does no further registry operation afterwards.
-TEST_CASE("review12b: a namespace keeps no other namespace's block once both are released") {
+TEST_CASE("hostile review: a namespace keeps no other namespace's block once both are released") {
   if (!portres_test::in_private_netns()) {
     PORTRES_SKIP("needs root and a private network namespace");
   }
@@ -75,7 +75,7 @@ TEST_CASE("review12b: a namespace keeps no other namespace's block once both are
 // Defect 2: a folder others can write into may already hold their files (a
 // lock they flock, a FIFO named like a record): it must be refused, not
 // silently narrowed to 0700 (imagine PORTRES_RUNTIME_DIR=/tmp).
-TEST_CASE("review12b: a world-writable registry folder is refused, not narrowed") {
+TEST_CASE("hostile review: a world-writable registry folder is refused, not narrowed") {
   const auto dir = portres_test::scratch_dir() / "shared-run";
   fs::create_directories(dir);
   ::chmod(dir.c_str(), 01777);
@@ -91,7 +91,7 @@ TEST_CASE("review12b: a world-writable registry folder is refused, not narrowed"
 // Records are opened without O_NONBLOCK and without checking the file type or
 // owner: a FIFO named like a record (left by anyone who could ever write into
 // the folder) hangs every acquire and every listing.
-TEST_CASE("review12b: a FIFO named like a record does not hang acquire or listing") {
+TEST_CASE("hostile review: a FIFO named like a record does not hang acquire or listing") {
   asio::io_context io;
   select_backend(backend_kind::native);
   { auto warm = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(1)); } // the folder exists
@@ -115,7 +115,7 @@ TEST_CASE("review12b: a FIFO named like a record does not hang acquire or listin
 // A forked child that lets an inherited reservation go (a pre-forked worker
 // leaving the scope) must not free the parent's block: drop() unlinks the
 // record by name whichever process calls it.
-TEST_CASE("review12b: a forked child's release does not free its parent's block") {
+TEST_CASE("hostile review: a forked child's release does not free its parent's block") {
   asio::io_context io;
   select_backend(backend_kind::native);
   auto held = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
