@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <sched.h>
 #include <sys/stat.h>
@@ -128,4 +129,39 @@ TEST_CASE("hostile review: a forked child's release does not free its parent's b
   std::error_code ec;
   auto second = acquire(io.get_executor(), protocol::tcp, held.range(), ec);
   CHECK(ec); // the parent still holds it: a second grant would be a double grant
+}
+
+// Two root processes with different registry folders (or a registry next to
+// portresd) must not lose each other's persistent blocks: the store has its own lock.
+TEST_CASE("hostile review: concurrent persistent writers under different registry folders lose nothing") {
+  if (!portres_test::in_private_netns()) PORTRES_SKIP("needs root and a private network namespace");
+  constexpr int per_writer = 30;
+  std::vector<pid_t> writers;
+  for (int w = 0; w < 2; ++w) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const auto dir = portres_test::scratch_dir() / ("writer-run-" + std::to_string(w));
+      ::setenv("PORTRES_RUNTIME_DIR", dir.c_str(), 1);
+      int failures = 0;
+      for (int i = 0; i < per_writer; ++i) {
+        std::error_code ec;
+        const auto first = static_cast<std::uint16_t>(20000 + w * 1000 + i * 2);
+        persistent::create(protocol::udp, port_range(first, 1), ec);
+        if (ec) ++failures;
+      }
+      ::_exit(failures == 0 ? 0 : 1);
+    }
+    writers.push_back(pid);
+  }
+  for (const pid_t pid : writers) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  std::error_code ec;
+  const auto stored = persistent::list(protocol::udp, ec);
+  CHECK(!ec);
+  CHECK(stored.size() == std::size_t{2 * per_writer});
+  for (const auto& r : stored) persistent::remove(protocol::udp, r.range, ec);
 }

@@ -5,10 +5,15 @@
 
 #include <gsl/gsl>
 
+#include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace portres::detail::linux_store {
 namespace {
@@ -77,16 +82,62 @@ std::string format(const std::vector<entry>& entries) {
   return out;
 }
 
-std::vector<entry> load(std::error_code& ec) {
-  if ((ec = linux_files::check_private_dir(directory()))) return {};
-  const auto text = linux_files::read_file(directory() + "/persistent", ec);
+namespace {
+
+// The store folder, opened once per operation without following a symlink:
+// owned by us or root, not writable by others (others may read: lookup).
+linux_files::unique_fd open_store_dir(bool create, std::error_code& ec) {
+  const auto path = directory();
+  if (create && ::mkdir(path.c_str(), ::geteuid() == 0 ? 0755 : 0700) != 0 && errno != EEXIST) {
+    ec = {errno, std::system_category()};
+    return {};
+  }
+  auto dir = linux_files::open_nofollow(path, O_RDONLY | O_DIRECTORY, ec);
+  if (!dir) return {};
+  struct stat st {};
+  if (::fstat(dir.get(), &st) != 0 || (st.st_uid != ::geteuid() && st.st_uid != 0) ||
+      (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    ec = error::unsafe_path;
+    return {};
+  }
+  return dir;
+}
+
+std::vector<entry> load_at(int dir, std::error_code& ec) {
+  const auto text = linux_files::read_file_at(dir, "persistent", ec);
   if (ec || !text) return {};
   return parse(*text, ec);
 }
 
+} // namespace
+
+std::vector<entry> load(std::error_code& ec) {
+  auto dir = open_store_dir(false, ec);
+  if (!dir) {
+    if (ec == std::errc::no_such_file_or_directory) ec.clear(); // no store yet
+    return {};
+  }
+  return load_at(dir.get(), ec);
+}
+
 std::error_code save(const std::vector<entry>& entries) {
-  if (auto ec = linux_files::ensure_private_dir(directory())) return ec;
-  return linux_files::write_file_atomic(directory() + "/persistent", format(entries));
+  return update([&](std::vector<entry>& stored) {
+    stored = entries;
+    return std::error_code();
+  });
+}
+
+std::error_code update(const std::function<std::error_code(std::vector<entry>&)>& change) {
+  std::error_code ec;
+  auto dir = open_store_dir(true, ec);
+  if (!dir) return ec;
+  auto lock = linux_files::open_at(dir.get(), "lock", O_RDWR | O_CREAT, ec);
+  if (!lock) return ec;
+  if ((ec = linux_files::lock_exclusive(lock.get(), blocking::allowed))) return ec;
+  auto stored = load_at(dir.get(), ec);
+  if (ec) return ec;
+  if ((ec = change(stored))) return ec;
+  return linux_files::write_file_atomic_at(dir.get(), "persistent", format(stored), 0644);
 }
 
 reservation_token token_of(const entry& e) {

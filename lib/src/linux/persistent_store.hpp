@@ -5,6 +5,7 @@
 
 #include "portres/types.hpp"
 
+#include <functional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -28,6 +29,13 @@ std::string format(const std::vector<entry>& entries);
 std::vector<entry> load(std::error_code& ec);
 /// Replaces the store atomically. The caller holds the store lock.
 std::error_code save(const std::vector<entry>& entries);
+
+/// Read-modify-write of the store under its own lock (a file in the store
+/// folder, so every writer of that folder is serialised whatever registry or
+/// daemon it runs under), through one descriptor of the folder. `change`
+/// edits the entries or returns an error (nothing is written then). A store
+/// that does not parse is never written over: error::malformed_state.
+std::error_code update(const std::function<std::error_code(std::vector<entry>&)>& change);
 
 /// The token of a persistent block for this boot: derived from the kernel's
 /// boot id, so it changes at every reboot as on Windows.

@@ -204,22 +204,26 @@ public:
     if (ec) return {};
     auto live = scan(ec);
     if (ec) return {};
-    auto stored = load_store(ec);
+    std::vector<linux_store::entry> after;
+    ec = linux_store::update([&](std::vector<linux_store::entry>& stored) {
+      std::vector<port_range> occupied;
+      for (const auto& s : stored) {
+        if (s.proto == e.proto) occupied.push_back(s.range);
+      }
+      for (const auto& l : live) {
+        if (l.proto == e.proto) occupied.push_back(l.range);
+      }
+      std::error_code held_ec;
+      const auto held = platform::held_ports(e.proto, e.range, held_ec);
+      if (held_ec) return held_ec;
+      if (auto conflict = check_specific_block(e.range, occupied, held)) return conflict;
+      if (auto starved = check_starvation(live, stored, e.range)) return starved;
+      stored.push_back(e);
+      after = stored;
+      return std::error_code();
+    });
     if (ec) return {};
-    std::vector<port_range> occupied;
-    for (const auto& s : stored) {
-      if (s.proto == e.proto) occupied.push_back(s.range);
-    }
-    for (const auto& l : live) {
-      if (l.proto == e.proto) occupied.push_back(l.range);
-    }
-    const auto held = platform::held_ports(e.proto, e.range, ec);
-    if (ec) return {};
-    if ((ec = check_specific_block(e.range, occupied, held))) return {};
-    if ((ec = check_starvation(live, stored, e.range))) return {};
-    stored.push_back(e);
-    if ((ec = linux_store::save(stored))) return {};
-    sync_kernel(live, stored);
+    sync_kernel(live, after);
     return linux_store::token_of(e);
   }
 
@@ -228,14 +232,14 @@ public:
     if (ec) return;
     auto live = scan(ec);
     if (ec) return;
-    auto stored = load_store(ec);
+    std::vector<linux_store::entry> after;
+    ec = linux_store::update([&](std::vector<linux_store::entry>& stored) {
+      if (std::erase(stored, e) == 0) return std::error_code(error::unknown_token);
+      after = stored;
+      return std::error_code();
+    });
     if (ec) return;
-    if (std::erase(stored, e) == 0) {
-      ec = error::unknown_token;
-      return;
-    }
-    if ((ec = linux_store::save(stored))) return;
-    sync_kernel(live, stored);
+    sync_kernel(live, after);
   }
 
   void apply(std::error_code& ec) {

@@ -53,7 +53,9 @@ unique_fd open_nofollow(const std::string& path, int flags, std::error_code& ec)
   // O_NONBLOCK and the type check: a FIFO under a state name must not hang us.
   const int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
   if (fd < 0) {
-    ec = errno == ELOOP ? std::error_code(error::unsafe_path) : last_error();
+    // A symlink (or, asked for a folder, anything but one) is refused as unsafe.
+    const bool unsafe = errno == ELOOP || (errno == ENOTDIR && (flags & O_DIRECTORY) != 0);
+    ec = unsafe ? std::error_code(error::unsafe_path) : last_error();
     return {};
   }
   unique_fd file(fd);
@@ -155,11 +157,13 @@ void remove_stale_temporaries(int dir, const std::string& name) {
 }
 } // namespace
 
-std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content) {
+std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content,
+                                     unsigned mode) {
   remove_stale_temporaries(dir, name);
   const int raw = ::openat(dir, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
   if (raw < 0) return last_error();
   unique_fd fd(raw);
+  if (mode != 0600 && ::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) return last_error();
   if (auto ec = write_all(fd.get(), content)) return ec;
   if (::fsync(fd.get()) != 0) return last_error();
   // Named only for the instant before the rename (rename cannot take an

@@ -75,7 +75,8 @@ std::optional<std::string> read_file_at(int dir, const std::string& name, std::e
 /// Replaces dir/name atomically; the content is written to an unnamed file
 /// first, so a kill leaves nothing behind. Callers hold the registry lock:
 /// leftovers "name.tmp.*" of older versions are removed on the way.
-std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content);
+std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content,
+                                     unsigned mode = 0600);
 /// The inode of this process' network namespace (/proc/self/ns/net): the
 /// key of everything kept per namespace. 0 when unknown.
 std::uint64_t network_namespace_id();

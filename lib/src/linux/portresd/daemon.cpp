@@ -397,27 +397,31 @@ private:
     }
     const port_range range(q.first, q.count);
     if ((ec = range.validate(false))) return ec;
-    auto stored = linux_store::load(ec);
-    if (ec) return ec;
     const linux_store::entry e{q.proto, range};
-    if (q.kind == wire::op::persistent_remove) {
-      if (std::erase(stored, e) == 0) return error::unknown_token;
-    } else {
-      std::vector<port_range> occupied;
-      for (const auto& s : stored) {
-        if (s.proto == q.proto) occupied.push_back(s.range);
+    std::vector<linux_store::entry> stored;
+    ec = linux_store::update([&](std::vector<linux_store::entry>& entries) {
+      if (q.kind == wire::op::persistent_remove) {
+        if (std::erase(entries, e) == 0) return std::error_code(error::unknown_token);
+      } else {
+        std::vector<port_range> occupied;
+        for (const auto& s : entries) {
+          if (s.proto == q.proto) occupied.push_back(s.range);
+        }
+        for (const auto& [token, g] : live_) {
+          if (g.proto == q.proto) occupied.push_back(g.range);
+        }
+        std::error_code held_ec;
+        const auto held = platform::held_ports(q.proto, range, held_ec);
+        if (held_ec) return held_ec;
+        if (auto conflict = check_specific_block(range, occupied, held)) return conflict;
+        if (auto starved = check_share(range)) return starved;
+        entries.push_back(e);
+        r.token = linux_store::token_of(e).value();
       }
-      for (const auto& [token, g] : live_) {
-        if (g.proto == q.proto) occupied.push_back(g.range);
-      }
-      const auto held = platform::held_ports(q.proto, range, ec);
-      if (ec) return ec;
-      if ((ec = check_specific_block(range, occupied, held))) return ec;
-      if ((ec = check_share(range))) return ec;
-      stored.push_back(e);
-      r.token = linux_store::token_of(e).value();
-    }
-    if ((ec = linux_store::save(stored))) return ec;
+      stored = entries;
+      return std::error_code();
+    });
+    if (ec) return ec;
     set_stored(std::move(stored));
     store_stamp_ = store_mtime();
     sync_kernel();
