@@ -22,6 +22,10 @@
 #include <thread>
 #include <vector>
 
+#if !defined(_WIN32)
+#include <fcntl.h>
+#endif
+
 using namespace portres;
 using portres_test::run_until;
 using namespace std::chrono_literals;
@@ -320,3 +324,23 @@ TEST_CASE("async_acquire, async_release and async_associate never wait on the in
   CHECK(slow->release_thread.load() != caller);
   CHECK(slow->release_thread.load() != std::thread::id{});
 }
+
+#if !defined(_WIN32)
+TEST_CASE("pool: its sockets are not inherited by child processes (close-on-exec)") {
+  asio::io_context io;
+  PORTRES_FOR_EACH_BACKEND(kind) {
+    portres_test::backend_scope scope(kind, io);
+    auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+    socket_pool<asio::ip::tcp> pool(io.get_executor(), r, loopback);
+    std::error_code ec;
+    pooled_socket<asio::ip::tcp> s;
+    REQUIRE(run_until(io, [&] {
+      if (!s) s = pool.try_get(ec);
+      return static_cast<bool>(s);
+    }));
+    const int flags = ::fcntl(s->native_handle(), F_GETFD);
+    CHECK(flags >= 0);
+    CHECK((flags & FD_CLOEXEC) != 0);
+  }
+}
+#endif

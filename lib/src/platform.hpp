@@ -48,6 +48,10 @@ socket_info inspect(native_socket s, std::error_code& ec);
 /// Only the socket's key (one system call): the hot path of bind.
 std::uint64_t socket_key(native_socket s, std::error_code& ec);
 
+/// A new TCP or UDP socket that child processes do not inherit; close_socket closes it.
+native_socket open_socket(bool ipv6, protocol p, std::error_code& ec);
+void close_socket(native_socket s) noexcept;
+
 /// Explicit bind to `address`:`port`.
 std::error_code bind_to(native_socket s, const asio::ip::address& address, std::uint16_t port);
 

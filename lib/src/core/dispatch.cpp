@@ -202,6 +202,12 @@ backend& owner_of(const runtime_state* owner) {
 }
 } // namespace
 
+native_socket open_uninheritable(bool ipv6, protocol p, std::error_code& ec) {
+  return platform::open_socket(ipv6, p, ec);
+}
+
+void close_native(native_socket s) noexcept { platform::close_socket(s); }
+
 std::uint16_t pool_bind(const runtime_state* owner, native_socket s, protocol p, reservation_token t,
                         const asio::ip::address& local, bool may_block, std::error_code& ec) {
   return owner_of(owner).bind_fresh(s, p, t, local, may_block ? blocking::allowed : blocking::forbidden, ec);

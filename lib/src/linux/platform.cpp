@@ -52,6 +52,14 @@ void mark_from_table(const char* path, port_range range, port_bitmap& held) {
 
 bool socket_key_is_unique() noexcept { return true; }
 
+native_socket open_socket(bool ipv6, protocol p, std::error_code& ec) {
+  const int fd = ::socket(ipv6 ? AF_INET6 : AF_INET, (p == protocol::tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+  ec = fd < 0 ? last_error() : std::error_code();
+  return fd;
+}
+
+void close_socket(native_socket s) noexcept { ::close(s); }
+
 socket_info inspect(native_socket s, std::error_code& ec) {
   ec.clear();
   socket_info info;

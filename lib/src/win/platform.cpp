@@ -149,6 +149,16 @@ std::string name() {
 
 std::uint32_t process_id() noexcept { return ::GetCurrentProcessId(); }
 
+native_socket open_socket(bool ipv6, protocol p, std::error_code& ec) {
+  const bool tcp = p == protocol::tcp;
+  const SOCKET s = ::WSASocketW(ipv6 ? AF_INET6 : AF_INET, tcp ? SOCK_STREAM : SOCK_DGRAM, tcp ? IPPROTO_TCP : IPPROTO_UDP,
+                                nullptr, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+  ec = s == INVALID_SOCKET ? std::error_code(::WSAGetLastError(), std::system_category()) : std::error_code();
+  return s;
+}
+
+void close_socket(native_socket s) noexcept { ::closesocket(s); }
+
 std::uint64_t os_random_u64() {
   std::random_device os; // rand_s on MinGW: the OS generator
   while (true) {

@@ -84,6 +84,12 @@ void run_blocking(std::function<void()> work);
 bool socket_reuse_available();
 /// Disconnects a connected TCP socket so that it can connect again from the
 /// same port (Windows DisconnectEx with TF_REUSE_SOCKET).
+/// A socket for the pool, opened so that child processes do not inherit it
+/// (Linux SOCK_CLOEXEC, Windows WSA_FLAG_NO_HANDLE_INHERIT; Asio's own open
+/// sets neither); closed again by close_native on failure.
+native_socket open_uninheritable(bool ipv6, protocol p, std::error_code& ec);
+void close_native(native_socket s) noexcept;
+
 void async_disconnect_for_reuse(const asio::any_io_executor& ex, native_socket s, status_completion done);
 
 /// Throws std::system_error for a non-zero `ec`, naming `what`.

@@ -18,13 +18,14 @@ namespace portres {
 namespace detail {
 
 // EADDRNOTAVAIL as Asio reports it from a connect (it has no enumerator for it).
-inline bool address_not_available(const std::error_code& ec) noexcept {
+// Only Linux reports a busy 4-tuple this way; on Windows WSAEADDRNOTAVAIL
+// means a bad remote address, which another port would not fix.
+inline bool address_not_available([[maybe_unused]] const std::error_code& ec) noexcept {
 #if defined(_WIN32)
-  constexpr int value = WSAEADDRNOTAVAIL;
+  return false;
 #else
-  constexpr int value = EADDRNOTAVAIL;
+  return ec == std::error_code(EADDRNOTAVAIL, asio::error::get_system_category());
 #endif
-  return ec == std::error_code(value, asio::error::get_system_category());
 }
 
 /// The shared state of a socket_pool; it outlives the pool while pooled
@@ -332,8 +333,16 @@ private:
 
   std::unique_ptr<socket_type> open_configured(std::error_code& ec) {
     auto socket = std::make_unique<socket_type>(executor_);
-    socket->open(local_.is_v6() ? Protocol::v6() : Protocol::v4(), ec);
-    if (!ec && options_.configure) options_.configure(*socket, ec);
+    // Opened by the library, not by Asio, so child processes do not inherit
+    // the socket (and with it the block's port); then handed to Asio.
+    const auto handle = open_uninheritable(local_.is_v6(), proto(), ec);
+    if (ec) return socket;
+    socket->assign(local_.is_v6() ? Protocol::v6() : Protocol::v4(), handle, ec);
+    if (ec) {
+      close_native(handle);
+      return socket;
+    }
+    if (options_.configure) options_.configure(*socket, ec);
     return socket;
   }
 
