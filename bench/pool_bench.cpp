@@ -9,18 +9,32 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/udp.hpp>
 
+#include <atomic>
+#include <memory>
+
 namespace {
 
 using namespace portres_bench;
 using udp = asio::ip::udp;
 const auto loopback = asio::ip::address_v4::loopback();
 
+// Runs `io` until `done` or 30 s pass; false (and the case is marked as
+// failed) when a completion never came. Handlers share their state through
+// shared_ptrs, so one arriving after the case ended touches nothing freed.
+bool wait_for(asio::io_context& io, const std::atomic<bool>& done, benchmark::State& state) {
+  const auto deadline = clock_type::now() + std::chrono::seconds(30);
+  while (!done && clock_type::now() < deadline) io.run_one_for(std::chrono::milliseconds(10));
+  if (!done) state.SkipWithError("a completion did not arrive within 30 s");
+  return done;
+}
+
 std::unique_ptr<portres::socket_pool<udp>> make_pool(asio::io_context& io, const portres::runtime_reservation& block) {
   portres::socket_pool<udp>::options o;
   o.low_water = 64;
   o.high_water = 256;
   auto pool = std::make_unique<portres::socket_pool<udp>>(io.get_executor(), block, loopback, o);
-  while (pool->stats().ready < 256) io.run_one_for(std::chrono::milliseconds(100));
+  const auto deadline = clock_type::now() + std::chrono::seconds(30);
+  while (pool->stats().ready < 256 && clock_type::now() < deadline) io.run_one_for(std::chrono::milliseconds(100));
   return pool;
 }
 
@@ -58,20 +72,25 @@ void pool_get_async(benchmark::State& state) {
   latencies lat;
   std::uint64_t errors = 0;
   for (auto _ : state) {
-    bool done = false;
-    clock_type::time_point stop;
-    portres::pooled_socket<udp> got;
+    struct shared {
+      std::atomic<bool> done{false};
+      clock_type::time_point stop;
+      portres::pooled_socket<udp> got;
+      bool failed = false;
+    };
+    auto op = std::make_shared<shared>();
     const auto start = clock_type::now();
-    pool->async_get([&](std::error_code ec, portres::pooled_socket<udp> s) {
-      stop = clock_type::now();
-      if (ec) ++errors;
-      got = std::move(s);
-      done = true;
+    pool->async_get([op](std::error_code ec, portres::pooled_socket<udp> s) {
+      op->stop = clock_type::now();
+      op->failed = static_cast<bool>(ec);
+      op->got = std::move(s);
+      op->done = true;
     });
-    while (!done) io.run_one();
-    lat.add(stop - start);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
-    got = {};
+    if (!wait_for(io, op->done, state)) break;
+    if (op->failed) ++errors;
+    lat.add(op->stop - start);
+    state.SetIterationTime(std::chrono::duration<double>(op->stop - start).count());
+    op->got = {};
     io.poll();
   }
   lat.report(state);
@@ -102,23 +121,29 @@ void lifecycle_async(benchmark::State& state) {
   latencies lat;
   std::uint64_t errors = 0;
   for (auto _ : state) {
-    udp::socket socket(io, udp::v4());
-    bool done = false;
-    portres::runtime_reservation held;
+    struct shared {
+      explicit shared(asio::io_context& context) : socket(context, udp::v4()) {}
+      udp::socket socket;
+      portres::runtime_reservation held;
+      std::atomic<bool> done{false};
+      std::atomic<std::uint64_t> errors{0};
+    };
+    auto op = std::make_shared<shared>(io);
     const auto start = clock_type::now();
     portres::async_acquire(io.get_executor(), portres::protocol::udp, portres::port_range::wildcard(16),
-                           [&](std::error_code ec, portres::runtime_reservation r) {
-                             if (ec) ++errors;
-                             held = std::move(r);
-                             portres::async_associate(socket, held.token(), [&](std::error_code ec2) {
-                               if (ec2) ++errors;
-                               held.async_release([&](std::error_code ec3) {
-                                 if (ec3) ++errors;
-                                 done = true;
+                           [op](std::error_code ec, portres::runtime_reservation r) {
+                             if (ec) ++op->errors;
+                             op->held = std::move(r);
+                             portres::async_associate(op->socket, op->held.token(), [op](std::error_code ec2) {
+                               if (ec2) ++op->errors;
+                               op->held.async_release([op](std::error_code ec3) {
+                                 if (ec3) ++op->errors;
+                                 op->done = true;
                                });
                              });
                            });
-    while (!done) io.run_one();
+    if (!wait_for(io, op->done, state)) break;
+    errors += op->errors;
     const auto stop = clock_type::now();
     lat.add(stop - start);
     state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
@@ -179,18 +204,22 @@ void async_acquire_initiation(benchmark::State& state) {
   latencies lat, whole;
   failure_counts failures;
   for (auto _ : state) {
-    bool done = false;
-    portres::runtime_reservation held;
+    struct shared {
+      std::atomic<bool> done{false};
+      portres::runtime_reservation held;
+      std::error_code ec;
+    };
+    auto op = std::make_shared<shared>();
     const auto start = clock_type::now();
     portres::async_acquire(io.get_executor(), portres::protocol::tcp, portres::port_range::wildcard(16),
-                           [&](std::error_code ec, portres::runtime_reservation r) {
-                             if (ec) failures.add(ec);
-                             held = std::move(r);
-                             done = true;
+                           [op](std::error_code ec, portres::runtime_reservation r) {
+                             op->ec = ec;
+                             op->held = std::move(r);
+                             op->done = true;
                            });
     const auto stop = clock_type::now();
-    const auto deadline = stop + std::chrono::seconds(5);
-    while (!done && clock_type::now() < deadline) io.run_one_for(std::chrono::milliseconds(10));
+    if (!wait_for(io, op->done, state)) break;
+    if (op->ec) failures.add(op->ec);
     whole.add(clock_type::now() - start);
     lat.add(stop - start);
     state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
