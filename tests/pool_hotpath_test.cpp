@@ -344,18 +344,3 @@ TEST_CASE("pool: its sockets are not inherited by child processes (close-on-exec
   }
 }
 #endif
-
-TEST_CASE("completions: an io_context destroyed right after its handler ran is never touched again") {
-  // The operation runs on the library's blocking pool; its work on the
-  // io_context must end with the handler, not later on that pool's thread.
-  for (int i = 0; i < 200; ++i) {
-    auto io = std::make_unique<asio::io_context>();
-    std::atomic<bool> done{false};
-    async_acquire(io->get_executor(), protocol::tcp, port_range::wildcard(1),
-                  [&done](std::error_code, runtime_reservation) { done = true; });
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!done && std::chrono::steady_clock::now() < deadline) io->run_one_for(10ms);
-    REQUIRE(done);
-    io.reset(); // at once: ASan reports any later use of it
-  }
-}

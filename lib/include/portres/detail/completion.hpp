@@ -72,22 +72,20 @@ private:
     }
 
     void post(Args&&... args) override {
-      const auto io_executor = io_work.get_executor();
-      const auto handler_executor = handler_work.get_executor();
-      // The work guards travel with the handler and end after it ran, on the
-      // I/O side: released here instead, on a library thread, they could
-      // reach an io_context its owner destroyed once the handler had run.
-      auto deliver = [h = std::move(handler), results = std::make_tuple(std::move(args)...),
-                      io = std::move(io_work), work = std::move(handler_work)]() mutable {
+      auto deliver = [h = std::move(handler), results = std::make_tuple(std::move(args)...)]() mutable {
         std::apply(std::move(h), std::move(results));
       };
       if constexpr (std::is_same_v<executor_type, IoExecutor>) {
-        if (handler_executor == io_executor) {
-          asio::post(io_executor, std::move(deliver)); // one hop when both are the same
+        if (handler_work.get_executor() == io_work.get_executor()) {
+          asio::post(io_work.get_executor(), std::move(deliver)); // one hop when both are the same
+          handler_work.reset();
+          io_work.reset();
           return;
         }
       }
-      asio::post(io_executor, asio::bind_executor(handler_executor, std::move(deliver)));
+      asio::post(io_work.get_executor(), asio::bind_executor(handler_work.get_executor(), std::move(deliver)));
+      handler_work.reset();
+      io_work.reset();
     }
 
     asio::executor_work_guard<IoExecutor> io_work;
