@@ -18,6 +18,9 @@
 
 #include <gsl/gsl>
 
+#include <optional>
+#include <vector>
+
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <windows.h>
@@ -209,21 +212,109 @@ TEST_CASE("without IPv6 the acquiring socket is IPv4, still not inheritable") {
   CHECK(r.range().contains(portres::bind(v4)));
 }
 
-TEST_CASE("IPv6 and IPv4 sockets associate with one reservation and bind inside it") {
+// What the engine decides: the block is acquired on a dual-mode IPv6 socket
+// (queried from the real socket under Wine), and bind gives each family its
+// own wildcard address. The simulated provider lets a block serve only the
+// families its acquiring socket can bind (its stated assumption: the pages
+// are silent on families), so an engine that acquired on an IPv4 socket, or
+// left IPV6_V6ONLY on, fails here.
+TEST_CASE("IPv6: a block acquired on a dual-mode socket serves IPv6 and IPv4 sockets on distinct ports") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(2));
+  const auto acquiring = static_cast<SOCKET>(provider.last_acquiring_socket());
+  WSAPROTOCOL_INFOW info{};
+  int size = sizeof info;
+  REQUIRE(::getsockopt(acquiring, SOL_SOCKET, SO_PROTOCOL_INFOW, reinterpret_cast<char*>(&info), &size) == 0);
+  CHECK(info.iAddressFamily == AF_INET6);
+  DWORD v6_only = 1;
+  size = sizeof v6_only;
+  CHECK(::getsockopt(acquiring, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<char*>(&v6_only), &size) == 0);
+  CHECK(v6_only == 0);
+
+  asio::ip::tcp::socket v6(io, asio::ip::tcp::v6());
+  std::error_code ec;
+  associate(v6, r.token(), ec);
+  REQUIRE_FALSE(ec);
+  const auto port6 = portres::bind(v6, ec); // no address: the engine picks the family's wildcard
+  REQUIRE_FALSE(ec);
+  CHECK(r.range().contains(port6));
+  CHECK(v6.local_endpoint().address() == asio::ip::address(asio::ip::address_v6::any()));
+
+  asio::ip::tcp::socket v4(io, asio::ip::tcp::v4());
+  associate(v4, r.token(), ec);
+  REQUIRE_FALSE(ec);
+  const auto port4 = portres::bind(v4, ec);
+  REQUIRE_FALSE(ec);
+  CHECK(r.range().contains(port4));
+  CHECK(v4.local_endpoint().address() == asio::ip::address(asio::ip::address_v4::any()));
+  CHECK(port4 != port6); // one block, one port space
+
+  asio::ip::tcp::socket third(io, asio::ip::tcp::v6());
+  associate(third, r.token());
+  portres::bind(third, asio::ip::address_v6::loopback(), ec);
+  CHECK(ec == condition::exhausted);
+}
+
+namespace {
+// Opens sockets until one gets `value` (a freed handle value); null if none
+// of a few does. The others stay open meanwhile so each try gets a new value.
+std::optional<asio::ip::tcp::socket> socket_with_handle(asio::io_context& io, SOCKET value) {
+  std::vector<asio::ip::tcp::socket> others;
+  for (int i = 0; i < 32; ++i) {
+    asio::ip::tcp::socket s(io, asio::ip::tcp::v4());
+    if (static_cast<SOCKET>(s.native_handle()) == value) return std::optional<asio::ip::tcp::socket>(std::move(s));
+    others.push_back(std::move(s));
+  }
+  return std::nullopt;
+}
+
+DWORD receive_timeout(asio::ip::tcp::socket& s) {
+  DWORD value = 0;
+  int size = sizeof value;
+  REQUIRE(::getsockopt(static_cast<SOCKET>(s.native_handle()), SOL_SOCKET, SO_RCVTIMEO, reinterpret_cast<char*>(&value),
+                       &size) == 0);
+  return value;
+}
+} // namespace
+
+TEST_CASE("a reused handle value is not taken for the closed socket's association: nothing is bound") {
   asio::io_context io;
   simulated_provider provider(io);
   native_selected native;
   auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
-  asio::ip::tcp::socket v6(io, asio::ip::tcp::v6());
-  associate(v6, r.token());
-  const auto port6 = portres::bind(v6, asio::ip::address_v6::loopback());
-  CHECK(r.range().contains(port6));
-  CHECK(v6.local_endpoint().address() == asio::ip::address(asio::ip::address_v6::loopback()));
-  asio::ip::tcp::socket v4(io, asio::ip::tcp::v4());
-  associate(v4, r.token());
-  const auto port4 = portres::bind(v4);
-  CHECK(r.range().contains(port4));
-  CHECK(v4.local_endpoint().address().is_v4());
+  asio::ip::tcp::socket first(io, asio::ip::tcp::v4());
+  associate(first, r.token());
+  const auto value = static_cast<SOCKET>(first.native_handle());
+  first.close(); // associated, never bound
+  provider.socket_closed(value); // the OS drops its association with it
+  auto reused = socket_with_handle(io, value);
+  if (!reused) {
+    PORTRES_SKIP("no new socket got the closed socket's handle value in 32 tries");
+  }
+  std::error_code ec;
+  CHECK(portres::bind(*reused, ec) == 0);
+  CHECK(ec == error::not_associated);
+  CHECK(reused->local_endpoint(ec).port() == 0); // not bound to an ephemeral port outside the block
+  // Associated for real, the same socket binds inside the block.
+  associate(*reused, r.token());
+  CHECK(r.range().contains(portres::bind(*reused)));
+}
+
+TEST_CASE("the association's tag leaves the socket's own receive timeout as it was once bound") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+  asio::ip::tcp::socket s(io, asio::ip::tcp::v4());
+  const DWORD own = 1234;
+  REQUIRE(::setsockopt(static_cast<SOCKET>(s.native_handle()), SOL_SOCKET, SO_RCVTIMEO,
+                       reinterpret_cast<const char*>(&own), sizeof own) == 0);
+  associate(s, r.token());
+  associate(s, r.token()); // again: still the socket's own value afterwards
+  CHECK(r.range().contains(portres::bind(s)));
+  CHECK(receive_timeout(s) == own);
 }
 
 TEST_CASE("cancellation: acquire honours every type; release only terminal, and then reports success") {

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include <winsock2.h>
@@ -28,9 +29,15 @@ using portres::protocol;
 using portres::reservation_token;
 
 struct sim_reservation {
-  protocol proto;
+  sim_reservation() = default;
+  sim_reservation(protocol p, port_range r, SOCKET o) : proto(p), range(r), owner(o) {}
+  protocol proto = protocol::tcp;
   port_range range;
   SOCKET owner; // INVALID_SOCKET for persistent reservations
+  // The address families whose sockets may associate (see sim_ioctl).
+  bool serves_v4 = true;
+  bool serves_v6 = true;
+  std::map<std::uint16_t, SOCKET> handed_out; // port -> the socket bound to it
 };
 
 struct held_call {
@@ -49,10 +56,27 @@ struct sim_state {
   std::mt19937_64 rng{std::random_device{}()};
   std::uint16_t next_wildcard_base = 0;
   SOCKET last_acquiring = INVALID_SOCKET;
+  std::vector<simulated_provider::ioctl_call> calls;
 };
 
 std::mutex mutex;
 sim_state* state = nullptr;
+
+int socket_family(SOCKET s) {
+  WSAPROTOCOL_INFOW info{};
+  int size = sizeof info;
+  if (::getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, reinterpret_cast<char*>(&info), &size) != 0) return AF_UNSPEC;
+  return info.iAddressFamily;
+}
+
+// The port `s` is bound to, 0 if none (or closed).
+std::uint16_t bound_port(SOCKET s) {
+  sockaddr_storage local{};
+  int size = sizeof local;
+  if (::getsockname(s, reinterpret_cast<sockaddr*>(&local), &size) != 0) return 0;
+  return ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(local).sin6_port
+                                           : reinterpret_cast<const sockaddr_in&>(local).sin_port);
+}
 
 std::optional<protocol> socket_protocol(SOCKET s) {
   WSAPROTOCOL_INFOW info{};
@@ -132,6 +156,7 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
       code != SIO_RELEASE_PORT_RESERVATION) {
     return ::WSAIoctl(s, code, in, in_size, out, out_size, bytes, overlapped, routine);
   }
+  state->calls.push_back({code, s, overlapped != nullptr, std::this_thread::get_id()});
   // Error tables of the SIO_*_PORT_RESERVATION pages (reference 001, 003):
   // WSAEOPNOTSUPP on a socket other than TCP or UDP.
   const auto proto = socket_protocol(s);
@@ -158,7 +183,22 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
     if (granted.count() == 0 || overlaps_existing(*proto, granted)) return fail(WSAEADDRINUSE, bytes);
     std::uint64_t token = 0;
     while (token == 0 || state->reservations.contains(token)) token = state->rng();
-    state->reservations[token] = {*proto, granted, s};
+    // Which families the block serves. The pages (001, 003) tie a runtime
+    // reservation to its acquiring socket and say nothing of address
+    // families; this simulation assumes, as MsQuic's use of dual-mode
+    // sockets does, that a block serves the families its acquiring socket
+    // can bind: AF_INET only IPv4; AF_INET6 IPv6, and IPv4 too when
+    // IPV6_V6ONLY is off.
+    sim_reservation granted_reservation(*proto, granted, s);
+    if (socket_family(s) == AF_INET6) {
+      DWORD v6_only = 1;
+      int size = sizeof v6_only;
+      ::getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<char*>(&v6_only), &size);
+      granted_reservation.serves_v4 = v6_only == 0;
+    } else {
+      granted_reservation.serves_v6 = false;
+    }
+    state->reservations[token] = granted_reservation;
     INET_PORT_RESERVATION_INSTANCE result{};
     result.Reservation.StartPort = htons(granted.first());
     result.Reservation.NumberOfPorts = static_cast<USHORT>(granted.count());
@@ -188,6 +228,11 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
   // rights is WSAEACCES.
   if (it == state->reservations.end() || it->second.proto != *proto) return fail(WSAEINVAL, bytes);
   if (it->second.owner == INVALID_SOCKET && !state->administrator) return fail(WSAEACCES, bytes);
+  // A family the block does not serve (the assumption above): an unacceptable input.
+  const int family = socket_family(s);
+  if ((family == AF_INET6 && !it->second.serves_v6) || (family == AF_INET && !it->second.serves_v4)) {
+    return fail(WSAEINVAL, bytes);
+  }
   state->associations[s] = token;
   return succeed(s, 0, bytes, overlapped);
 }
@@ -206,11 +251,15 @@ int WSAAPI sim_bind(SOCKET s, const sockaddr* address, int length) {
     state->associations.erase(association);
     return ::bind(s, address, length);
   }
-  // The OS hands out a port of the block that nobody holds; none left: the bind fails.
+  // The OS hands out a port of the block that no socket holds, whatever
+  // its family (one block, one port space); none left: the bind fails.
   sockaddr_storage local{};
   std::memcpy(&local, address, static_cast<std::size_t>(length));
+  auto& handed_out = reservation->second.handed_out;
+  std::erase_if(handed_out, [](const auto& entry) { return bound_port(entry.second) != entry.first; });
   const auto range = reservation->second.range;
   for (std::uint32_t port = range.first(); port <= range.last(); ++port) {
+    if (handed_out.contains(static_cast<std::uint16_t>(port))) continue;
     if (local.ss_family == AF_INET6) {
       reinterpret_cast<sockaddr_in6&>(local).sin6_port = htons(static_cast<std::uint16_t>(port));
     } else {
@@ -218,6 +267,7 @@ int WSAAPI sim_bind(SOCKET s, const sockaddr* address, int length) {
     }
     if (::bind(s, reinterpret_cast<const sockaddr*>(&local), length) == 0) {
       state->associations.erase(s);
+      handed_out[static_cast<std::uint16_t>(port)] = s;
       return 0;
     }
     if (::WSAGetLastError() != WSAEADDRINUSE && ::WSAGetLastError() != WSAEACCES) return SOCKET_ERROR;
@@ -241,7 +291,7 @@ ULONG persistent_create(protocol p, USHORT start_wire, USHORT count, PULONG64 to
   if (overlaps_existing(p, range)) return ERROR_SHARING_VIOLATION;
   std::uint64_t value = 0;
   while (value == 0 || state->reservations.contains(value)) value = state->rng();
-  state->reservations[value] = {p, range, INVALID_SOCKET};
+  state->reservations[value] = sim_reservation(p, range, INVALID_SOCKET);
   *token = value;
   return NO_ERROR;
 }
@@ -339,12 +389,22 @@ std::uintptr_t simulated_provider::last_acquiring_socket() const {
 
 void simulated_provider::add_persistent(protocol p, port_range range, reservation_token token) {
   std::lock_guard lock(mutex);
-  state->reservations[token.value()] = {p, range, INVALID_SOCKET};
+  state->reservations[token.value()] = sim_reservation(p, range, INVALID_SOCKET);
 }
 
 void simulated_provider::set_short_response(bool short_response) {
   std::lock_guard lock(mutex);
   state->short_response = short_response;
+}
+
+std::vector<simulated_provider::ioctl_call> simulated_provider::calls() const {
+  std::lock_guard lock(mutex);
+  return state->calls;
+}
+
+void simulated_provider::socket_closed(std::uintptr_t socket) {
+  std::lock_guard lock(mutex);
+  state->associations.erase(static_cast<SOCKET>(socket));
 }
 
 void simulated_provider::set_administrator(bool admin) {

@@ -16,6 +16,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <thread>
+#include <vector>
 
 namespace portres_test {
 
@@ -43,6 +45,19 @@ public:
   void set_administrator(bool admin);
   /// A faulty provider: acquire reports one byte less than an instance.
   void set_short_response(bool short_response);
+
+  /// One reservation IOCTL as the provider saw it.
+  struct ioctl_call {
+    unsigned long code;
+    std::uintptr_t socket;
+    bool overlapped;        // issued with an OVERLAPPED (may pend), else a blocking call
+    std::thread::id thread; // the thread that issued it
+  };
+  /// Every SIO_*_PORT_RESERVATION call so far, in order.
+  std::vector<ioctl_call> calls() const;
+  /// The socket was closed: the OS drops its association (Asio closes
+  /// sockets without going through the seam, so tests say it).
+  void socket_closed(std::uintptr_t socket);
 };
 
 } // namespace portres_test

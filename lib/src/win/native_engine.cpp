@@ -72,13 +72,24 @@ private:
 // Live runtime tokens of this process and the sockets associated through
 // portres. Associations are remembered so that bind can refuse a socket that
 // was never associated, name the block when the OS has no port left, and
-// fail clearly after the reservation was released. Handle values are reused
-// after close: a new association overwrites.
+// fail clearly after the reservation was released.
+//
+// Handle values are reused: a socket associated and then closed unbound
+// leaves an entry whose value a new, unassociated socket may get. Binding
+// that one with port 0 would put it on an ephemeral port outside the block,
+// which cannot be undone. So each association also leaves a tag in the
+// socket itself: its receive timeout (SO_RCVTIMEO, which nothing reads on a
+// socket that is not bound yet and Asio's overlapped I/O ignores) is set to a
+// value unique to the association, and put back to the socket's own value by
+// the bind that consumes it. A new socket under an old value carries its own
+// timeout, not the tag, and is refused before anything is bound.
 class token_table {
 public:
   struct association {
     reservation_token token;
-    bool runtime; // a runtime token of this process (else persistent)
+    bool runtime;       // a runtime token of this process (else persistent)
+    DWORD tag;          // the receive timeout set as this association's tag
+    DWORD own_timeout;  // the socket's receive timeout before
   };
   struct associated_block {
     port_range range;
@@ -98,30 +109,66 @@ public:
     std::lock_guard lock(mutex_);
     return live_.size();
   }
-  void remember(native_socket s, reservation_token t) {
+  // Records that the OS associated `s` with `t`; fails only when the socket
+  // cannot carry the tag (closed meanwhile: nothing to bind anyway).
+  std::error_code remember(native_socket s, reservation_token t) {
+    const auto handle = static_cast<SOCKET>(s);
+    DWORD own = 0;
+    int size = sizeof own;
     std::lock_guard lock(mutex_);
-    associations_[s] = {t, live_.contains(t)};
+    const auto old = associations_.find(s);
+    if (old != associations_.end() && read_timeout(handle) == old->second.tag) {
+      own = old->second.own_timeout; // associated again through portres: keep the socket's own value
+    } else if (::getsockopt(handle, SOL_SOCKET, SO_RCVTIMEO, reinterpret_cast<char*>(&own), &size) != 0) {
+      return wsa_error();
+    }
+    const DWORD tag = next_tag_++;
+    if (::setsockopt(handle, SOL_SOCKET, SO_RCVTIMEO, reinterpret_cast<const char*>(&tag), sizeof tag) != 0) {
+      return wsa_error();
+    }
+    associations_[s] = {t, live_.contains(t), tag, own};
+    return {};
   }
-  void put_back(native_socket s, association a) {
-    std::lock_guard lock(mutex_);
-    associations_.try_emplace(s, a);
-  }
-  std::optional<std::pair<association, associated_block>> take(native_socket s) {
+  // The association of `s` if it is this socket's (the tag matches), with its
+  // block; stale entries of a reused handle value are dropped.
+  std::optional<std::pair<association, associated_block>> find(native_socket s) {
     std::lock_guard lock(mutex_);
     const auto it = associations_.find(s);
     if (it == associations_.end()) return std::nullopt;
+    if (read_timeout(static_cast<SOCKET>(s)) != it->second.tag) {
+      associations_.erase(it); // another socket under a reused handle value
+      return std::nullopt;
+    }
     const auto entry = it->second;
-    associations_.erase(it);
     if (!entry.runtime) return std::pair{entry, associated_block{{}, false, true}};
     const auto block = live_.find(entry.token);
     if (block == live_.end()) return std::pair{entry, associated_block{{}, false, false}};
     return std::pair{entry, associated_block{block->second, true, true}};
   }
+  // A bind consumed the association: the socket gets its own timeout back.
+  void consumed(native_socket s) {
+    std::lock_guard lock(mutex_);
+    const auto it = associations_.find(s);
+    if (it == associations_.end()) return;
+    const DWORD own = it->second.own_timeout;
+    ::setsockopt(static_cast<SOCKET>(s), SOL_SOCKET, SO_RCVTIMEO, reinterpret_cast<const char*>(&own), sizeof own);
+    associations_.erase(it);
+  }
 
 private:
+  static std::error_code wsa_error() { return {::WSAGetLastError(), std::system_category()}; }
+  static DWORD read_timeout(SOCKET s) {
+    DWORD value = 0;
+    int size = sizeof value;
+    if (::getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, reinterpret_cast<char*>(&value), &size) != 0) return 0;
+    return value;
+  }
+
   std::mutex mutex_;
   std::unordered_map<reservation_token, port_range> live_;
   std::unordered_map<native_socket, association> associations_;
+  // Tags are timeouts of 12 days and more: no socket's own value in practice.
+  DWORD next_tag_ = 0x40000000u + (::GetTickCount() & 0xffffu) * 0x100u;
 };
 
 class win_state final : public owned_state {
@@ -314,7 +361,7 @@ public:
     INET_PORT_RESERVATION_TOKEN in = windows::to_inet_token(t);
     DWORD bytes = 0;
     ec = blocking_ioctl(s, SIO_ASSOCIATE_PORT_RESERVATION, &in, sizeof in, nullptr, 0, bytes);
-    if (!ec) tokens_.remember(s, t);
+    if (!ec) ec = tokens_.remember(s, t);
   }
 
   void async_associate(const asio::any_io_executor& ex, native_socket s, reservation_token t,
@@ -333,7 +380,7 @@ public:
     auto op = std::make_shared<associate_op>(associate_op{s, t, windows::to_inet_token(t), std::move(done)});
     start_ioctl(ex, s, SIO_ASSOCIATE_PORT_RESERVATION, &op->in, sizeof op->in, nullptr, 0,
                 op->done.cancellation_slot(), all_types, [this, op](std::error_code result, std::size_t) {
-                  if (!result) tokens_.remember(op->socket, op->token);
+                  if (!result) result = tokens_.remember(op->socket, op->token);
                   op->done(result);
                 });
   }
@@ -344,9 +391,9 @@ public:
     const asio::ip::address address =
         local ? *local
               : (info.ipv6 ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
-    const auto taken = tokens_.take(s);
+    const auto taken = tokens_.find(s);
     if (!taken) {
-      ec = error::not_associated;
+      ec = error::not_associated; // nothing was bound
       return 0;
     }
     const auto& [entry, block] = *taken;
@@ -359,16 +406,15 @@ public:
     if (ec) {
       // The socket is still unbound and associated: the caller may retry
       // (another address, or once a port of the block is free again).
-      tokens_.put_back(s, entry);
       if (block.known && (ec == condition::in_use || ec == condition::exhausted)) {
         ec = block_exhausted_error(block.range.first(), block.range.count());
       }
       return 0;
     }
+    tokens_.consumed(s);
     const auto port = platform::inspect(s, ec).bound_port;
-    // A handle value reused after an associated socket was closed unbound
-    // looks associated to us but not to the OS: it got an ephemeral port.
-    if (!ec && block.known && !block.range.contains(port)) ec = error::not_associated;
+    // The tag makes this unreachable unless the OS ignored the association.
+    if (!ec && block.known && !block.range.contains(port)) ec = error::bad_response;
     return ec ? 0 : port;
   }
 
