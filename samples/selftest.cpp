@@ -1,7 +1,9 @@
 // `portres selftest [--json]`: runs the conformance sequence against the
 // operating system it runs on, through the native backend, so a user with a
 // real Windows machine can tell us what that machine does. Each check reports
-// pass, fail, not_supported or skipped, with the OS error code it saw.
+// pass, fail, not_supported, skipped or inconclusive (a cancellation check
+// whose operation was no longer pending when cancelled: it proves nothing),
+// with the OS's own error code when the OS gave one.
 #include "selftest.hpp"
 
 #include "common/json.hpp"
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,14 +35,19 @@ namespace {
 using tcp = asio::ip::tcp;
 
 struct check_result {
+  check_result() = default;
+  check_result(std::string res, std::error_code e, std::string d, std::optional<bool> p = {}, std::optional<int> os = {})
+      : result(std::move(res)), ec(e), detail(std::move(d)), pending(p), os_error(os) {}
   std::string name;
-  std::string result; // pass, fail, not_supported, skipped
+  std::string result; // pass, fail, not_supported, skipped, inconclusive
   std::error_code ec; // what the OS (or portres) answered, if anything
   std::string detail;
+  std::optional<bool> pending; // cancellation checks: was the operation pending when cancelled?
+  std::optional<int> os_error; // the OS's own code where it is not in `ec` (else taken from `ec`)
 };
 
-check_result pass(std::string detail) { return {{}, "pass", {}, std::move(detail)}; }
-check_result fail(std::error_code ec, std::string detail) { return {{}, "fail", ec, std::move(detail)}; }
+check_result pass(std::string detail) { return {"pass", {}, std::move(detail)}; }
+check_result fail(std::error_code ec, std::string detail) { return {"fail", ec, std::move(detail)}; }
 
 // The OS message, and the portable meaning (Wine's and MinGW's messages for
 // Winsock codes are often just "Unknown error code").
@@ -53,8 +61,23 @@ std::string describe(const std::error_code& ec) {
 
 // A failure the platform explains (Wine, a system without the API) is not a defect.
 check_result failed_or_unsupported(std::error_code ec, const std::string& what) {
-  if (ec == portres::condition::not_supported) return {{}, "not_supported", ec, what + ": " + describe(ec)};
+  if (ec == portres::condition::not_supported) return {"not_supported", ec, what + ": " + describe(ec)};
   return fail(ec, what + ": " + describe(ec));
+}
+
+// The OS's own code in `ec` (a Winsock / Win32 code or an errno), none when
+// portres detected the failure itself.
+std::optional<int> os_code(const std::error_code& ec) {
+  if (!ec) return std::nullopt;
+  const auto& c = ec.category();
+  if (c == std::system_category() || c == std::generic_category() || c == asio::error::get_system_category()) {
+    return ec.value();
+  }
+  return std::nullopt;
+}
+
+check_result inconclusive(std::error_code ec, std::string detail, bool pending) {
+  return {"inconclusive", ec, std::move(detail), pending};
 }
 
 // Runs `io` until `done` or 5 seconds pass.
@@ -64,6 +87,20 @@ bool run_until(asio::io_context& io, Done done) {
   io.restart();
   while (!done() && std::chrono::steady_clock::now() < deadline) io.run_for(std::chrono::milliseconds(10));
   return done();
+}
+
+// Windows: the code GetProcAddress leaves for the persistent functions
+// (ERROR_PROC_NOT_FOUND where the system lacks them, e.g. Wine).
+std::optional<int> missing_function_code() {
+#if defined(_WIN32)
+  const HMODULE iphlpapi = ::LoadLibraryW(L"iphlpapi.dll");
+  if (!iphlpapi) return static_cast<int>(::GetLastError());
+  ::SetLastError(0);
+  if (::GetProcAddress(iphlpapi, "CreatePersistentTcpPortReservation")) return std::nullopt;
+  return static_cast<int>(::GetLastError());
+#else
+  return std::nullopt;
+#endif
 }
 
 class sequence {
@@ -114,7 +151,7 @@ public:
     std::error_code ec;
     portres::associate(extra, block_.token(), ec);
     if (!ec) portres::bind(extra, ec);
-    if (ec == portres::condition::exhausted) return {{}, "pass", ec, "21st socket: " + ec.message()};
+    if (ec == portres::condition::exhausted) return {"pass", ec, "21st socket: " + ec.message()};
     if (!ec) return fail({}, "a 21st socket was bound to port " + std::to_string(extra.local_endpoint().port()));
     return fail(ec, "21st socket: expected exhausted, got " + ec.message());
   }
@@ -129,7 +166,15 @@ public:
     tcp::socket late(io_, tcp::v4());
     portres::associate(late, token, ec);
     if (!ec) return fail({}, "the released token still associates");
-    return {{}, "pass", ec, "released; the old token is refused: " + ec.message()};
+    return {"pass", ec, "released; the old token is refused: " + ec.message()};
+  }
+
+  // The handler of an operation still not called after the io_context ran
+  // everything ready (poll) waits for the OS: that operation is pending.
+  bool still_pending(const int& calls) {
+    io_.restart();
+    io_.poll();
+    return calls == 0;
   }
 
   check_result cancel_pending() {
@@ -143,13 +188,67 @@ public:
                              result = ec;
                              got = std::move(r);
                            }));
+    const bool pending = still_pending(calls);
     cancel.emit(asio::cancellation_type::terminal);
     if (!run_until(io_, [&] { return calls > 0; })) return fail({}, "the cancelled acquire never completed");
     io_.run_for(std::chrono::milliseconds(50));
     if (calls != 1) return fail({}, "handler called " + std::to_string(calls) + " times");
-    if (result == portres::condition::aborted && !got) return {{}, "pass", result, "aborted: " + result.message()};
-    if (!result && got) return pass("completed before the cancellation reached it (allowed)");
-    return failed_or_unsupported(result, "cancelled acquire");
+    check_result r;
+    if (result == portres::condition::not_supported) {
+      r = failed_or_unsupported(result, "acquire");
+    } else if (!pending) {
+      r = inconclusive(result, "the acquire completed before the cancellation: nothing was pending (" +
+                                   (result ? describe(result) : std::string("granted")) + ")",
+                       false);
+    } else if (result == portres::condition::aborted && !got) {
+      r = {"pass", result, "pending when cancelled; aborted: " + describe(result), true};
+    } else if (!result && got) {
+      r = inconclusive({}, "pending when cancelled, but granted: the cancellation came too late or this backend's "
+                           "acquire does not support it",
+                       true);
+    } else {
+      r = fail(result, "cancelled acquire: " + describe(result));
+    }
+    r.pending = pending;
+    return r;
+  }
+
+  // A pool waiter on a block whose only port is taken stays pending until a
+  // socket comes back: portres' own per-operation cancellation, on any OS.
+  check_result cancel_pool_waiter() {
+    std::error_code ec;
+    auto r = portres::acquire(ex_, portres::protocol::tcp, portres::port_range::wildcard(1), ec);
+    if (ec) return failed_or_unsupported(ec, "acquire tcp wildcard(1)");
+    portres::socket_pool<tcp>::options o;
+    o.low_water = 0;
+    o.high_water = 1;
+    portres::socket_pool<tcp> pool(ex_, r, asio::ip::address_v4::loopback(), o);
+    if (!run_until(io_, [&] { return pool.stats().ready == 1; })) return fail({}, "the pool never stocked a socket");
+    auto held = pool.try_get(ec);
+    if (ec) return fail(ec, "pool: " + ec.message());
+    asio::cancellation_signal cancel;
+    int calls = 0;
+    std::error_code result;
+    pool.async_get(asio::bind_cancellation_slot(cancel.slot(), [&](std::error_code e, portres::pooled_socket<tcp>) {
+      ++calls;
+      result = e;
+    }));
+    run_until(io_, [&] { return pool.stats().waiters == 1 || calls > 0; });
+    const bool pending = still_pending(calls) && pool.stats().waiters == 1;
+    cancel.emit(asio::cancellation_type::terminal);
+    if (!run_until(io_, [&] { return calls > 0; })) return fail({}, "the cancelled waiter never completed");
+    io_.run_for(std::chrono::milliseconds(50));
+    if (calls != 1) return fail({}, "handler called " + std::to_string(calls) + " times");
+    check_result out;
+    if (!pending) {
+      out = inconclusive(result, "the waiter was served before the cancellation: nothing was pending", false);
+    } else if (result == portres::condition::aborted) {
+      out = {"pass", result, "a pending pool waiter, cancelled: " + describe(result), true};
+    } else {
+      out = fail(result, "cancelled pool waiter: " + (result ? describe(result) : std::string("served")));
+    }
+    out.pending = pending;
+    return out;
   }
 
   check_result close_with_pending() {
@@ -163,14 +262,27 @@ public:
       ++calls;
       result = e;
     });
+    const bool pending = still_pending(calls);
     s.close();
     if (!run_until(io_, [&] { return calls > 0; })) return fail({}, "the associate never completed after close");
     io_.run_for(std::chrono::milliseconds(50));
     if (calls != 1) return fail({}, "handler called " + std::to_string(calls) + " times");
-    if (result == portres::condition::aborted) return {{}, "pass", result, "aborted: " + result.message()};
-    if (!result) return pass("completed before the close (allowed)");
-    if (result == portres::error::socket_not_open) return {{}, "pass", result, result.message()};
-    return failed_or_unsupported(result, "associate with the socket closed");
+    check_result out;
+    if (result == portres::condition::not_supported) {
+      out = failed_or_unsupported(result, "associate");
+    } else if (!pending) {
+      out = inconclusive(result, "the associate completed before the close: nothing was pending (" +
+                                     (result ? describe(result) : std::string("associated")) + ")",
+                         false);
+    } else if (result == portres::condition::aborted) {
+      out = {"pass", result, "pending when closed; aborted: " + describe(result), true};
+    } else if (!result) {
+      out = inconclusive({}, "pending when closed, but it completed: the close came too late", true);
+    } else {
+      out = fail(result, "associate with the socket closed: " + describe(result));
+    }
+    out.pending = pending;
+    return out;
   }
 
   check_result ipv6_bind() {
@@ -179,7 +291,7 @@ public:
     if (ec) return failed_or_unsupported(ec, "acquire tcp wildcard(4)");
     tcp::socket s(io_);
     s.open(tcp::v6(), ec);
-    if (ec) return {{}, "not_supported", ec, "no IPv6 socket here: " + ec.message()};
+    if (ec) return {"not_supported", ec, "no IPv6 socket here: " + ec.message()};
     portres::associate(s, r.token(), ec);
     if (ec) return failed_or_unsupported(ec, "associate an IPv6 socket");
     const auto port = portres::bind(s, ec);
@@ -190,7 +302,9 @@ public:
 
   check_result persistent() {
     const auto caps = portres::capabilities();
-    if (!caps.persistent) return {{}, "not_supported", portres::error::os_unsupported, caps.persistent_reason};
+    if (!caps.persistent) {
+      return {"not_supported", portres::error::os_unsupported, caps.persistent_reason, {}, missing_function_code()};
+    }
     std::error_code ec;
     // A block the OS is not using now: found through a runtime reservation, then given back.
     auto probe = portres::acquire(ex_, portres::protocol::tcp, portres::port_range::wildcard(4), ec);
@@ -199,7 +313,7 @@ public:
     probe.release(ec);
     const auto token = portres::persistent::create(portres::protocol::tcp, range, ec);
     if (ec == portres::condition::access_denied) {
-      return {{}, "skipped", ec, "not elevated: create answers access denied, as documented (" + ec.message() + ")"};
+      return {"skipped", ec, "not elevated: create answers access denied, as documented (" + ec.message() + ")"};
     }
     if (ec) return failed_or_unsupported(ec, "persistent create " + portres::to_string(range));
     const auto found = portres::persistent::lookup(portres::protocol::tcp, range, ec);
@@ -215,7 +329,7 @@ public:
 
   check_result socket_reuse() {
     const auto caps = portres::capabilities();
-    if (!caps.socket_reuse) return {{}, "not_supported", portres::error::os_unsupported, caps.socket_reuse_reason};
+    if (!caps.socket_reuse) return {"not_supported", portres::error::os_unsupported, caps.socket_reuse_reason};
     std::error_code ec;
     auto r = portres::acquire(ex_, portres::protocol::tcp, portres::port_range::wildcard(4), ec);
     if (ec) return failed_or_unsupported(ec, "acquire tcp wildcard(4)");
@@ -254,7 +368,7 @@ public:
   }
 
 private:
-  static check_result skipped(std::string why) { return {{}, "skipped", {}, std::move(why)}; }
+  static check_result skipped(std::string why) { return {"skipped", {}, std::move(why)}; }
 
   asio::io_context io_;
   asio::any_io_executor ex_;
@@ -280,9 +394,14 @@ std::string os_build() {
 #endif
 }
 
-std::string error_json(const std::error_code& ec) {
-  return "\"os_error\":" + std::to_string(ec.value()) + ",\"category\":" + json_string(ec ? ec.category().name() : "") +
-         ",\"message\":" + json_string(ec ? ec.message() : "");
+// os_error: the OS's own code (null when the OS gave none: success, or a
+// failure portres detected); error: the code the check saw, in its category.
+std::string error_json(const check_result& r) {
+  const auto os = r.os_error ? r.os_error : os_code(r.ec);
+  return "\"os_error\":" + (os ? std::to_string(*os) : std::string("null")) +
+         ",\"error\":" + std::to_string(r.ec.value()) + ",\"category\":" + json_string(r.ec ? r.ec.category().name() : "") +
+         ",\"message\":" + json_string(r.ec ? r.ec.message() : "") +
+         ",\"pending\":" + (r.pending ? (*r.pending ? "true" : "false") : "null");
 }
 
 } // namespace
@@ -302,6 +421,7 @@ int selftest(bool json) {
       {"exhausted_21st", [&] { return s.twenty_first_exhausted(); }},
       {"release", [&] { return s.release(); }},
       {"cancel_pending", [&] { return s.cancel_pending(); }},
+      {"cancel_pool_waiter", [&] { return s.cancel_pool_waiter(); }},
       {"close_with_pending", [&] { return s.close_with_pending(); }},
       {"ipv6_bind", [&] { return s.ipv6_bind(); }},
       {"persistent", [&] { return s.persistent(); }},
@@ -318,8 +438,11 @@ int selftest(bool json) {
     r.name = name;
     failures += r.result == "fail";
     if (!json) {
-      std::printf("%-14s %-20s %s%s\n", r.result.c_str(), name, r.detail.c_str(),
-                  r.ec ? (" [" + std::string(r.ec.category().name()) + ":" + std::to_string(r.ec.value()) + "]").c_str() : "");
+      const auto os = r.os_error ? r.os_error : os_code(r.ec);
+      std::string codes;
+      if (r.ec) codes += " [" + std::string(r.ec.category().name()) + ":" + std::to_string(r.ec.value()) + "]";
+      if (os) codes += " [os error " + std::to_string(*os) + "]";
+      std::printf("%-14s %-20s %s%s\n", r.result.c_str(), name, r.detail.c_str(), codes.c_str());
     }
     results.push_back(std::move(r));
   }
@@ -333,7 +456,7 @@ int selftest(bool json) {
     for (std::size_t i = 0; i < results.size(); ++i) {
       const auto& r = results[i];
       out += std::string(i ? "," : "") + "{\"name\":" + json_string(r.name) + ",\"result\":" + json_string(r.result) +
-             "," + error_json(r.ec) + ",\"detail\":" + json_string(r.detail) + "}";
+             "," + error_json(r) + ",\"detail\":" + json_string(r.detail) + "}";
     }
     std::printf("%s],\"failed\":%d}\n", out.c_str(), failures);
   } else {
