@@ -80,6 +80,24 @@ asio::thread_pool& blocking_pool() {
   return pool;
 }
 
+namespace {
+// A job on the blocking pool and its hold on the contexts it completes on.
+// Members are destroyed in reverse order: the job (a completion it never
+// invoked, the I/O objects it captured) goes before the hold is let go, also
+// when the pool drops the job without running it.
+template <class Job>
+struct held_job {
+  blocking_work work;
+  Job job;
+  void operator()() { job(); }
+};
+
+template <class Job>
+void post_blocking(blocking_work work, Job job) {
+  asio::post(blocking_pool(), held_job<Job>{std::move(work), std::move(job)});
+}
+} // namespace
+
 void throw_if(const std::error_code& ec, const char* what) {
   if (ec) throw std::system_error(ec, what);
 }
@@ -93,7 +111,9 @@ backend* replace_active(backend* b) {
 // Default asynchronous forms. Acquire and release touch the registry's files:
 // always on the blocking pool, so the initiating call returns at once.
 void backend::async_acquire(const asio::any_io_executor& ex, protocol p, port_range r, acquire_completion done) {
-  asio::post(blocking_pool(), [this, ex, p, r, done = std::move(done)]() mutable {
+  blocking_work work;
+  if (!done.enter(work)) return; // the io_context is being destroyed: nowhere to complete
+  post_blocking(std::move(work), [this, ex, p, r, done = std::move(done)]() mutable {
     std::error_code ec;
     auto state = acquire(ex, p, r, blocking::allowed, ec);
     done(ec, runtime_reservation(std::move(state)));
@@ -101,7 +121,9 @@ void backend::async_acquire(const asio::any_io_executor& ex, protocol p, port_ra
 }
 
 void backend::async_release(std::shared_ptr<owned_state> s, status_completion done) {
-  asio::post(blocking_pool(), [this, s = std::move(s), done = std::move(done)]() mutable {
+  blocking_work work;
+  if (!done.enter(work)) return;
+  post_blocking(std::move(work), [this, s = std::move(s), done = std::move(done)]() mutable {
     std::error_code ec;
     release(*s, blocking::allowed, ec);
     done(ec);
@@ -124,7 +146,9 @@ void backend::async_associate(const asio::any_io_executor&, native_socket s, res
     done(ec);
     return;
   }
-  asio::post(blocking_pool(), [this, s, t, done = std::move(done)]() mutable {
+  blocking_work work;
+  if (!done.enter(work)) return;
+  post_blocking(std::move(work), [this, s, t, done = std::move(done)]() mutable {
     std::error_code ec2;
     associate(s, t, blocking::allowed, ec2);
     done(ec2);
@@ -218,7 +242,12 @@ void pool_port_returned(const runtime_state* owner, reservation_token t, std::ui
   owner_of(owner).port_returned(t, port, ready_at);
 }
 
-void run_blocking(std::function<void()> work) { asio::post(blocking_pool(), std::move(work)); }
+bool run_blocking(const asio::any_io_executor& ex, std::function<void()> job) {
+  blocking_work work;
+  if (!work.enter(context_of(ex), nullptr)) return false;
+  post_blocking(std::move(work), std::move(job));
+  return true;
+}
 
 bool socket_reuse_available() {
   std::string reason;

@@ -18,6 +18,38 @@
 namespace portres::detail::linux_files {
 namespace {
 std::error_code last_error() { return {errno, std::system_category()}; }
+
+// Whether `fd` is what `flags` asked for: a folder with O_DIRECTORY, else a
+// plain file (a FIFO or device planted under a state name is refused); with
+// `ours`, also owned by this user or root.
+bool is_expected_kind(int fd, int flags, bool ours) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return false;
+  const bool want_dir = (flags & O_DIRECTORY) != 0;
+  if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) return false;
+  return !ours || st.st_uid == ::geteuid() || st.st_uid == 0;
+}
+
+// All of `fd`, at most 1 MiB: a state file is small; a huge one is hostile.
+std::optional<std::string> read_all(int fd, std::error_code& ec) {
+  std::string content;
+  char buffer[4096];
+  while (true) {
+    const auto n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ec = last_error();
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    content.append(buffer, gsl::narrow_cast<std::size_t>(n));
+    if (content.size() > (1u << 20)) {
+      ec = error::malformed_state;
+      return std::nullopt;
+    }
+  }
+  return content;
+}
 } // namespace
 
 unique_fd& unique_fd::operator=(unique_fd&& o) noexcept {
@@ -59,9 +91,7 @@ unique_fd open_nofollow(const std::string& path, int flags, std::error_code& ec)
     return {};
   }
   unique_fd file(fd);
-  struct stat st {};
-  const bool want_dir = (flags & O_DIRECTORY) != 0;
-  if (::fstat(fd, &st) != 0 || (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+  if (!is_expected_kind(fd, flags, false)) {
     ec = error::unsafe_path;
     return {};
   }
@@ -94,23 +124,7 @@ std::optional<std::string> read_file(const std::string& path, std::error_code& e
     if (ec == std::errc::no_such_file_or_directory) ec.clear();
     return std::nullopt;
   }
-  std::string content;
-  char buffer[4096];
-  while (true) {
-    const auto n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ec = last_error();
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    content.append(buffer, gsl::narrow_cast<std::size_t>(n));
-    if (content.size() > (1u << 20)) { // a state file is small; a huge one is hostile
-      ec = error::malformed_state;
-      return std::nullopt;
-    }
-  }
-  return content;
+  return read_all(fd.get(), ec);
 }
 
 std::error_code write_file_atomic(const std::string& path, const std::string& content) {
@@ -221,10 +235,7 @@ unique_fd open_at(int dir, const std::string& name, int flags, std::error_code& 
     return {};
   }
   unique_fd file(fd);
-  struct stat st {};
-  const bool want_dir = (flags & O_DIRECTORY) != 0;
-  if (::fstat(fd, &st) != 0 || (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) ||
-      (st.st_uid != ::geteuid() && st.st_uid != 0)) {
+  if (!is_expected_kind(fd, flags, true)) {
     ec = error::unsafe_path; // not a plain file of ours (or root's)
     return {};
   }
@@ -258,23 +269,7 @@ std::optional<std::string> read_file_at(int dir, const std::string& name, std::e
     if (ec == std::errc::no_such_file_or_directory) ec.clear();
     return std::nullopt;
   }
-  std::string content;
-  char buffer[4096];
-  while (true) {
-    const auto n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ec = last_error();
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    content.append(buffer, gsl::narrow_cast<std::size_t>(n));
-    if (content.size() > (1u << 20)) {
-      ec = error::malformed_state;
-      return std::nullopt;
-    }
-  }
-  return content;
+  return read_all(fd.get(), ec);
 }
 
 std::uint64_t network_namespace_id() {

@@ -16,6 +16,8 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 
+#include "portres/detail/blocking_work.hpp"
+
 #include <memory>
 #include <tuple>
 #include <type_traits>
@@ -45,6 +47,12 @@ public:
     return impl_ ? impl_->slot() : asio::cancellation_slot{};
   }
 
+  /// Registers `work`, a job on the library's blocking pool that will invoke
+  /// this, with the contexts the delivery touches (I/O and handler
+  /// executors'): their destruction waits until the job lets `work` go.
+  /// False if one of them is already shutting down (nothing is held).
+  bool enter(blocking_work& work) const { return impl_->enter(work); }
+
   /// Posts the handler with `args` to its executor. Call exactly once.
   void operator()(Args... args) {
     auto self = std::move(impl_);
@@ -58,6 +66,7 @@ private:
     virtual ~base() = default;
     virtual asio::cancellation_slot slot() const noexcept = 0;
     virtual void post(Args&&... args) = 0;
+    virtual bool enter(blocking_work& work) const = 0;
   };
 
   template <class Handler, class IoExecutor>
@@ -69,6 +78,10 @@ private:
 
     asio::cancellation_slot slot() const noexcept override {
       return asio::get_associated_cancellation_slot(handler);
+    }
+
+    bool enter(blocking_work& work) const override {
+      return work.enter(context_of(io_work.get_executor()), context_of(handler_work.get_executor()));
     }
 
     void post(Args&&... args) override {

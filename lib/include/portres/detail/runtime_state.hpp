@@ -77,8 +77,10 @@ std::uint16_t pool_bind(const runtime_state* owner, native_socket s, protocol p,
 /// A pool closed a socket bound to `port`; it rests until `ready_at` when others are free.
 void pool_port_returned(const runtime_state* owner, reservation_token t, std::uint16_t port,
                         std::chrono::steady_clock::time_point ready_at);
-/// Runs `work` on the library's pool for calls that may wait.
-void run_blocking(std::function<void()> work);
+/// Runs `job` on the library's pool for calls that may wait; the job's posts
+/// to `ex` happen before `ex`'s context can be destroyed (its destructor waits
+/// for the job). False (the job is dropped) if that context is shutting down.
+bool run_blocking(const asio::any_io_executor& ex, std::function<void()> job);
 
 /// capabilities().socket_reuse, looked up once.
 bool socket_reuse_available();

@@ -389,7 +389,7 @@ private:
   void bind_on_blocking_pool(std::unique_ptr<socket_type> socket) {
     auto held = std::make_shared<std::unique_ptr<socket_type>>(std::move(socket));
     gate_->enter();
-    run_blocking([self = this->shared_from_this(), held, gate = gate_]() mutable {
+    const bool started = run_blocking(executor_, [self = this->shared_from_this(), held, gate = gate_]() mutable {
       std::error_code ec;
       const auto handle = (*held)->native_handle();
       const auto port = pool_bind(self->keep_.get(), handle, proto(), self->token_, self->local_, true, ec);
@@ -399,6 +399,7 @@ private:
       });
       gate->leave();
     });
+    if (!started) gate_->leave(); // its io_context is being destroyed: no bind
   }
 
   // Counts binds under way on the blocking pool.
