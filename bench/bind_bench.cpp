@@ -173,9 +173,8 @@ void register_all() {
     for (const auto layout : {pattern::random, pattern::clustered}) {
       if (v.how == method::portres_bind_only && layout == pattern::clustered) continue;
       const std::string name = std::string("bind/") + v.name + (layout == pattern::random ? "/random" : "/clustered");
-      auto* b = benchmark::RegisterBenchmark(name.c_str(), [v, layout](benchmark::State& s) { bind_latency(s, v.how, layout); });
-      b->ArgName("occupancy")->UseManualTime()->Unit(benchmark::kMicrosecond);
-      for (const auto level : occupancy_levels) b->Arg(level);
+      register_levels(name, "occupancy", occupancy_levels, benchmark::kMicrosecond,
+                      [v, layout](benchmark::State& s) { bind_latency(s, v.how, layout); });
     }
   }
   struct own_variant {
@@ -188,10 +187,8 @@ void register_all() {
                        own_variant{"portres_sequential", own_method::portres_bind, portres::port_policy::sequential},
                        own_variant{"portres_lru", own_method::portres_bind, portres::port_policy::lru},
                        own_variant{"portres_random", own_method::portres_bind, portres::port_policy::random}}) {
-    auto* b = benchmark::RegisterBenchmark((std::string("own/") + v.name).c_str(),
-                                          [v](benchmark::State& s) { own_fullness(s, v.how, v.policy); });
-    b->ArgName("fullness")->UseManualTime()->Unit(benchmark::kMicrosecond);
-    for (const std::int64_t level : {0, 500, 900, 990, 999}) b->Arg(level);
+    register_levels(std::string("own/") + v.name, "fullness", {0, 500, 900, 990, 999}, benchmark::kMicrosecond,
+                    [v](benchmark::State& s) { own_fullness(s, v.how, v.policy); });
   }
 }
 

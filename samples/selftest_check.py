@@ -8,9 +8,11 @@ report not_supported with the code Wine answers, and none may fail.
 Also checks the text mode prints one line per check.
 """
 import argparse
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +44,7 @@ def main():
     ap.add_argument("emulator", nargs="*")
     a = ap.parse_args()
     scratch = tempfile.mkdtemp(prefix="portres-selftest-")
+    atexit.register(shutil.rmtree, scratch, True)  # nothing left in /tmp
     env = dict(os.environ, PORTRES_RUNTIME_DIR=os.path.join(scratch, "run"),
                PORTRES_STATE_DIR=os.path.join(scratch, "state"))
     for folder in ("run", "state"):
