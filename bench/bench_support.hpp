@@ -6,6 +6,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "portres/types.hpp"
+
 #include <asio/ip/tcp.hpp>
 
 #include <chrono>
@@ -77,6 +79,11 @@ class latencies {
 public:
   explicit latencies(std::size_t reserve = 1 << 16) { samples_.reserve(reserve); }
   void add(clock_type::duration d) { samples_.push_back(std::chrono::duration<double, std::micro>(d).count()); }
+  /// add() and the iteration's manual time: the timed region of a case.
+  void add_timed(benchmark::State& state, clock_type::duration d) {
+    add(d);
+    state.SetIterationTime(std::chrono::duration<double>(d).count());
+  }
   /// Sets <prefix>p50_us, p99_us, p999_us, max_us and mean_us.
   void report(benchmark::State& state, const std::string& prefix = "");
 
@@ -150,6 +157,16 @@ private:
   int pid_ = -1;
   asio::ip::tcp::endpoint endpoint_;
 };
+
+/// The port policies, each with the name its cases carry (own/portres_NAME,
+/// churn/pool_NAME).
+struct named_policy {
+  const char* name;
+  portres::port_policy policy;
+};
+inline constexpr named_policy policies[] = {{"sequential", portres::port_policy::sequential},
+                                            {"lru", portres::port_policy::lru},
+                                            {"random", portres::port_policy::random}};
 
 /// Occupancy levels of the suite, in percent.
 inline const std::vector<std::int64_t> occupancy_levels = {0, 50, 90, 99};

@@ -45,9 +45,8 @@ void connect_cost(benchmark::State& state, client_kind kind) {
     const auto stop = clock_type::now();
     if (e) failures.add(e);
     ++n;
-    whole.add(stop - start);
+    whole.add_timed(state, stop - start);
     use.add(until_connected);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
   }
   const double cpu = process_cpu_seconds() - cpu_before;
   whole.report(state);
@@ -121,23 +120,16 @@ void register_all() {
     register_levels(std::string("connect/") + to_string(kind), "occupancy", occupancy_levels, benchmark::kMicrosecond,
                     [kind](benchmark::State& s) { connect_cost(s, kind); });
   }
-  struct variant {
-    const char* name;
-    client_kind kind;
-    portres::port_policy policy;
-  };
-  for (const auto v : {variant{"autobind", client_kind::autobind, portres::port_policy::sequential},
-                       variant{"explicit", client_kind::explicit_bind, portres::port_policy::sequential},
-                       variant{"pool_sequential", client_kind::pool, portres::port_policy::sequential},
-                       variant{"pool_lru", client_kind::pool, portres::port_policy::lru},
-                       variant{"pool_random", client_kind::pool, portres::port_policy::random}}) {
-    benchmark::RegisterBenchmark((std::string("churn/") + v.name).c_str(),
-                                 [v](benchmark::State& s) { churn(s, v.kind, v.policy); })
+  auto churn_case = [](const std::string& name, client_kind kind, portres::port_policy policy) {
+    benchmark::RegisterBenchmark(("churn/" + name).c_str(), [kind, policy](benchmark::State& s) { churn(s, kind, policy); })
         ->Iterations(1)
         ->Repetitions(1)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
-  }
+  };
+  churn_case("autobind", client_kind::autobind, portres::port_policy::sequential);
+  churn_case("explicit", client_kind::explicit_bind, portres::port_policy::sequential);
+  for (const auto& p : policies) churn_case(std::string("pool_") + p.name, client_kind::pool, p.policy);
 }
 
 const bool registered = (register_all(), true);

@@ -28,22 +28,29 @@ bool wait_for(asio::io_context& io, const std::atomic<bool>& done, benchmark::St
   return done;
 }
 
-std::unique_ptr<portres::socket_pool<udp>> make_pool(asio::io_context& io, const portres::runtime_reservation& block) {
-  portres::socket_pool<udp>::options o;
-  o.low_water = 64;
-  o.high_water = 256;
-  auto pool = std::make_unique<portres::socket_pool<udp>>(io.get_executor(), block, loopback, o);
-  const auto deadline = clock_type::now() + std::chrono::seconds(30);
-  while (pool->stats().ready < 256 && clock_type::now() < deadline) io.run_one_for(std::chrono::milliseconds(100));
-  return pool;
-}
+// A UDP pool over 1,024 ports with ready stock (256 sockets, waited for up to 30 s).
+struct stocked_pool {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> busy = asio::make_work_guard(io);
+  portres::runtime_reservation block =
+      portres::acquire(io.get_executor(), portres::protocol::udp, portres::port_range::wildcard(1024));
+  std::unique_ptr<portres::socket_pool<udp>> pool;
+
+  stocked_pool() {
+    portres::socket_pool<udp>::options o;
+    o.low_water = 64;
+    o.high_water = 256;
+    pool = std::make_unique<portres::socket_pool<udp>>(io.get_executor(), block, loopback, o);
+    const auto deadline = clock_type::now() + std::chrono::seconds(30);
+    while (pool->stats().ready < 256 && clock_type::now() < deadline) io.run_one_for(std::chrono::milliseconds(100));
+  }
+};
 
 void pool_get_sync(benchmark::State& state) {
   prepare_environment();
-  asio::io_context io;
-  auto busy = asio::make_work_guard(io);
-  auto block = portres::acquire(io.get_executor(), portres::protocol::udp, portres::port_range::wildcard(1024));
-  auto pool = make_pool(io, block);
+  stocked_pool stock;
+  auto& io = stock.io;
+  auto& pool = stock.pool;
   latencies lat, cycle;
   std::uint64_t misses = 0;
   for (auto _ : state) {
@@ -52,8 +59,7 @@ void pool_get_sync(benchmark::State& state) {
     auto s = pool->try_get(ec);
     const auto stop = clock_type::now();
     if (ec) ++misses;
-    lat.add(stop - start);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+    lat.add_timed(state, stop - start);
     s = {};       // returned (closed): outside the get's timer
     io.poll();    // refill work, on this thread: in the cycle_* figures
     cycle.add(clock_type::now() - start);
@@ -65,10 +71,9 @@ void pool_get_sync(benchmark::State& state) {
 
 void pool_get_async(benchmark::State& state) {
   prepare_environment();
-  asio::io_context io;
-  auto busy = asio::make_work_guard(io);
-  auto block = portres::acquire(io.get_executor(), portres::protocol::udp, portres::port_range::wildcard(1024));
-  auto pool = make_pool(io, block);
+  stocked_pool stock;
+  auto& io = stock.io;
+  auto& pool = stock.pool;
   latencies lat;
   std::uint64_t errors = 0;
   for (auto _ : state) {
@@ -88,8 +93,7 @@ void pool_get_async(benchmark::State& state) {
     });
     if (!wait_for(io, op->done, state)) break;
     if (op->failed) ++errors;
-    lat.add(op->stop - start);
-    state.SetIterationTime(std::chrono::duration<double>(op->stop - start).count());
+    lat.add_timed(state, op->stop - start);
     op->got = {};
     io.poll();
   }
@@ -108,8 +112,7 @@ void lifecycle_sync(benchmark::State& state) {
     portres::associate(socket, r.token());
     r.release();
     const auto stop = clock_type::now();
-    lat.add(stop - start);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+    lat.add_timed(state, stop - start);
   }
   lat.report(state);
 }
@@ -145,8 +148,7 @@ void lifecycle_async(benchmark::State& state) {
     if (!wait_for(io, op->done, state)) break;
     errors += op->errors;
     const auto stop = clock_type::now();
-    lat.add(stop - start);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+    lat.add_timed(state, stop - start);
   }
   lat.report(state);
   state.counters["errors"] = static_cast<double>(errors);
@@ -164,8 +166,7 @@ void acquire_by_size(benchmark::State& state) {
     auto r = portres::acquire(io.get_executor(), portres::protocol::udp, portres::port_range::wildcard(size), ec);
     const auto stop = clock_type::now();
     if (ec) ++errors;
-    lat.add(stop - start);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+    lat.add_timed(state, stop - start);
   }
   lat.report(state);
   state.counters["errors"] = static_cast<double>(errors);
@@ -195,8 +196,7 @@ void acquire_with_live(benchmark::State& state) {
     auto r = portres::acquire(io.get_executor(), portres::protocol::tcp, portres::port_range::wildcard(16), ec);
     const auto stop = clock_type::now();
     if (ec) failures.add(ec);
-    lat.add(stop - start);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+    lat.add_timed(state, stop - start);
   }
   lat.report(state);
   failures.report(state);
@@ -229,8 +229,7 @@ void async_acquire_initiation(benchmark::State& state) {
     if (!wait_for(io, op->done, state)) break;
     if (op->ec) failures.add(op->ec);
     whole.add(clock_type::now() - start);
-    lat.add(stop - start);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+    lat.add_timed(state, stop - start);
   }
   lat.report(state);
   whole.report(state, "complete_");
