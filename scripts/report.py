@@ -224,7 +224,9 @@ def connect_section(rep):
              "(see 'What each case measures'). Latency columns: the whole timed region; 'until connected': p50 from "
              "the start until connect() returned. CPU: the client process's CPU time (all its threads, the library's blocking pool included; "
              "the server is another process) per connection. "
-             "System calls: strace on a fixed-count run at 0 % occupancy.", "",
+             "System calls: strace on a fixed-count run at 0 % occupancy. Occupancy: other processes hold N % of "
+             "the ephemeral range, which only autobind draws from; the explicit client's ports and the pool's "
+             "block lie outside it by design.", "",
              f"| client | occupancy | {TAIL_HEAD} | until connected p50 | CPU per conn | syscalls per conn | failures |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for lvl in FOREIGN_LEVELS:
