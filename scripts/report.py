@@ -407,7 +407,7 @@ def peers_section(rep):
         cpu = [x[who]["client_cpu_s"] * 1e6 / x[who]["requests"] for x in runs
                if x.get(who, {}).get("requests")]
         lines.append(f"| default | {label} | {rate(med(runs, who, 'rps'))} | "
-                     f"{'-' if r is None and who == 'ab' else x_of(r) + ' ab'} | {fails(runs, who)} | "
+                     f"{'-' if r is None and who == 'ab' else x(r) + ' ab'} | {fails(runs, who)} | "
                      f"{us(sorted(cpu)[len(cpu) // 2] if cpu else None)} (client) |")
     pr = p.get("proxies", {})
     for label in ["default", "narrow_1000"]:
@@ -418,27 +418,23 @@ def peers_section(rep):
                              ("gateway_pool", "gateway (pool)", d.get("pool_vs_nginx")),
                              ("gateway_ephemeral", "gateway (ephemeral)", d.get("ephemeral_vs_nginx"))]:
             lines.append(f"| {label} ({d.get('range')}) | {name} | {rate(med(d['runs'], who, 'rps'))} | "
-                         f"{'-' if who == 'nginx_proxy' else x_of(r) + ' nginx'} | {fails(d['runs'], who)} | "
+                         f"{'-' if who == 'nginx_proxy' else x(r) + ' nginx'} | {fails(d['runs'], who)} | "
                          f"{us(med(d['runs'], who, 'proxy_cpu_us_per_req'))} (proxy) |")
     rep.section("Peers", lines)
     lg = cl.get("loadgen_vs_ab")
     ok = lg is not None and lg >= 1.0
-    parts = [f"loadgen {x_of(lg)} ab"]
+    parts = [f"loadgen {x(lg)} ab"]
     missing = [] if lg is not None else ["loadgen vs ab"]
     for label in ["default", "narrow_1000"]:
         d = pr.get(label, {})
         pv, cv = d.get("pool_vs_nginx"), d.get("pool_cpu_vs_ephemeral_cpu")
         ok &= pv is not None and pv >= 1.0 and cv is not None and cv <= 1.0
         missing += [f"{label}: {what}" for what, v in [("gateway(pool) vs nginx", pv), ("CPU per request", cv)] if v is None]
-        parts.append(f"{label}: gateway(pool) {x_of(pv)} nginx, CPU/req {x_of(cv)} gateway(ephemeral)")
+        parts.append(f"{label}: gateway(pool) {x(pv)} nginx, CPU/req {x(cv)} gateway(ephemeral)")
     if missing and "error" in p:
         missing.append(f"peers stopped: {p['error']}")
     rep.target("P7", "peers: loadgen >= ab req/s; gateway (pool) >= nginx proxy_pass req/s at both ranges, CPU per "
                "request <= gateway in ephemeral mode", "; ".join(parts), ok, extra_missing=missing)
-
-
-def x_of(v):
-    return x(v)
 
 
 MEASURES = """| case | inside the timed region | outside it |
