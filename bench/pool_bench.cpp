@@ -259,10 +259,12 @@ void register_acquire_cases(const std::string& mode) {
 BENCHMARK(pool_get_sync)->Name("pool/get_sync")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(pool_get_async)->Name("pool/get_async")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(lifecycle_sync)->Name("lifecycle/acquire_associate_release/sync")->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(lifecycle_async)->Name("lifecycle/acquire_associate_release/async")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(acquire_by_size)
     ->Name("lifecycle/acquire")
     ->ArgName("ports")
     ->Arg(1)->Arg(16)->Arg(256)->Arg(4096)->Arg(16384)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
+// Last of its group: it has lost completions and crashed the process (a
+// library race, reported as FAILED), which must not take other cases with it.
+BENCHMARK(lifecycle_async)->Name("lifecycle/acquire_associate_release/async")->UseManualTime()->Unit(benchmark::kMicrosecond);

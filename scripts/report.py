@@ -44,16 +44,41 @@ def combine(runs):
     return row
 
 
+def salvage(text):
+    """The context and every complete run of a JSON file whose writer died mid-way."""
+    decoder, data = json.JSONDecoder(), {"context": {}, "benchmarks": []}
+    m = re.search(r'"context":\s*', text)
+    if m:
+        try:
+            data["context"] = decoder.raw_decode(text, m.end())[0]
+        except ValueError:
+            pass
+    m = re.search(r'"benchmarks":\s*\[', text)
+    at = m.end() if m else len(text)
+    while True:
+        at = len(text) - len(text[at:].lstrip(" \t\r\n,"))
+        try:
+            run, at = decoder.raw_decode(text, at)
+        except ValueError:
+            return data
+        data["benchmarks"].append(run)
+
+
 def load_results(paths, problems):
     """name (without /manual_time etc.) -> figures, or {"error": text, "failed": bool}; plus the contexts."""
     contexts, iterations, medians, errors = [], {}, {}, {}
     for path in paths:
         try:
             with open(path) as f:
-                data = json.load(f)
-        except (OSError, ValueError) as e:
+                text = f.read()
+            data = json.loads(text)
+        except OSError as e:
             problems.append(f"results file {os.path.basename(path)} unreadable ({e}): its cases are missing")
             continue
+        except ValueError as e:
+            data = salvage(text)
+            problems.append(f"results file {os.path.basename(path)} cut off ({e}; its run stopped): "
+                            f"{len(data['benchmarks'])} complete runs kept, the cases after them are missing")
         contexts.append(data.get("context", {}))
         for b in data.get("benchmarks", []):
             name = re.sub(r"/(manual_time|iterations:\d+|repeats:\d+|real_time)", "", b.get("run_name", b["name"]))
