@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <cstdio>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,8 @@
 #include <random>
 
 #include "portres/portres.hpp"
+
+#include "common/net.hpp"
 
 #include <asio/io_context.hpp>
 
@@ -23,8 +26,10 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,8 +56,10 @@ void raise_fd_limit() {
   }
 }
 
-// Child body: bind `ports`, report readiness, wait to be killed.
+// Child body: bind `ports`, report readiness, wait to be killed (or for the
+// parent's death: nothing outlives a killed benchmark).
 [[noreturn]] void hold_ports(const std::vector<std::uint16_t>& ports, int ready_fd) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   std::uint32_t bound = 0;
   for (const auto port : ports) {
     const int s = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -66,13 +73,92 @@ void raise_fd_limit() {
   while (true) ::pause();
 }
 
+// What this process created and must undo at exit: its scratch folder and
+// the portresd it started. Forked children (which never return from main)
+// leave both alone.
+struct process_leftovers {
+  pid_t owner = ::getpid();
+  std::filesystem::path scratch;
+  pid_t broker = -1;
+  ~process_leftovers() {
+    if (::getpid() != owner) return;
+    if (broker > 0) {
+      ::kill(broker, SIGTERM);
+      for (int i = 0; i < 200 && ::waitpid(broker, nullptr, WNOHANG) == 0; ++i) ::usleep(10000);
+      ::kill(broker, SIGKILL);
+      ::waitpid(broker, nullptr, 0);
+    }
+    std::error_code ignored;
+    if (!scratch.empty()) std::filesystem::remove_all(scratch, ignored);
+  }
+};
+
+process_leftovers& leftovers() {
+  static process_leftovers l;
+  return l;
+}
+
+// Whether a listener answers on the abstract Unix socket @name.
+bool broker_answers(const std::string& name) {
+  const int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (s < 0) return false;
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path + 1, name.data(), std::min(name.size(), sizeof a.sun_path - 2));
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  const bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), len) == 0;
+  ::close(s);
+  return ok;
+}
+
+// Starts portresd in this (private) namespace and points the library at it.
+// Returns why not, or "" when the library runs in broker mode.
+std::string start_broker(const std::string& path, bool private_netns) {
+  if (!private_netns) return "portresd needs root and a private network namespace for the benchmark";
+  if (path.empty() || ::access(path.c_str(), X_OK) != 0) return "portresd not found at '" + path + "'";
+  const std::string name = "portres-bench-" + std::to_string(::getpid());
+  const pid_t pid = ::fork();
+  if (pid < 0) return std::string("fork: ") + std::strerror(errno);
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::execl(path.c_str(), "portresd", "--foreground", "--socket", name.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  leftovers().broker = pid;
+  const auto deadline = clock_type::now() + std::chrono::seconds(10);
+  while (!broker_answers(name)) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      leftovers().broker = -1;
+      return "portresd exited at start (status " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")";
+    }
+    if (clock_type::now() > deadline) return "portresd did not answer on @" + name + " within 10 s";
+    ::usleep(5000);
+  }
+  // Asked for by name: the library fails rather than fall back silently.
+  ::setenv("PORTRES_BROKER", name.c_str(), 1);
+  const auto caps = portres::capabilities();
+  if (!caps.machine_wide) return "the library is not in broker mode: " + caps.coordination;
+  return "";
+}
+
 } // namespace
+
+registry_choice& requested_registry() {
+  static registry_choice choice;
+  return choice;
+}
 
 const environment& prepare_environment() {
   static const environment env = [] {
     environment e;
     raise_fd_limit();
-    const auto dir = std::filesystem::temp_directory_path() / ("portres-bench-" + std::to_string(::getpid()));
+    // scripts/bench hands every run a scratch folder it removes at the end;
+    // on its own, the binary makes one and removes it at exit.
+    const char* given = std::getenv("PORTRES_BENCH_SCRATCH");
+    const auto base = given && *given ? std::filesystem::path(given) : std::filesystem::temp_directory_path();
+    const auto dir = base / ("portres-bench-" + std::to_string(::getpid()));
+    leftovers().scratch = dir;
     std::filesystem::create_directories(dir / "run");
     std::filesystem::create_directories(dir / "state");
     ::setenv("PORTRES_RUNTIME_DIR", (dir / "run").c_str(), 1);
@@ -92,10 +178,21 @@ const environment& prepare_environment() {
       e.occupancy_method = "host namespace (not root), ephemeral range " + std::to_string(first) + "-" +
                            std::to_string(last) + ", occupancy split across child processes";
     }
+    const auto& asked = requested_registry();
+    e.registry = asked.mode;
+    if (asked.mode == "broker") {
+      e.registry_error = start_broker(asked.portresd_path, e.private_netns);
+    } else {
+      ::setenv("PORTRES_BROKER", "off", 1);
+    }
+    const auto caps = portres::capabilities();
+    benchmark::AddCustomContext("registry_mode", e.registry);
+    benchmark::AddCustomContext("registry", e.registry_error.empty() ? caps.coordination : "not available: " + e.registry_error);
     benchmark::AddCustomContext("occupancy_method", e.occupancy_method);
     benchmark::AddCustomContext("ephemeral_range",
                                 std::to_string(e.ephemeral.first) + "-" + std::to_string(e.ephemeral.last));
-    std::fprintf(stderr, "portres bench: %s\n", e.occupancy_method.c_str());
+    std::fprintf(stderr, "portres bench: %s; registry %s%s\n", e.occupancy_method.c_str(), e.registry.c_str(),
+                 e.registry_error.empty() ? "" : (" NOT AVAILABLE: " + e.registry_error).c_str());
     return e;
   }();
   return env;
@@ -178,26 +275,10 @@ void latencies::report(benchmark::State& state, const std::string& prefix) {
 }
 
 std::string error_name(const std::error_code& ec) {
-  // Asio's system category (named "asio.system") carries errno values too.
-  if (ec.category() == std::system_category() || ec.category() == std::generic_category() ||
-      std::strcmp(ec.category().name(), "asio.system") == 0) {
-    switch (ec.value()) {
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-    case EADDRINUSE: return "EADDRINUSE";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ECONNRESET: return "ECONNRESET";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case EAGAIN: return "EAGAIN";
-    case EPIPE: return "EPIPE";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ENOBUFS: return "ENOBUFS";
-    case EACCES: return "EACCES";
-    case EINPROGRESS: return "EINPROGRESS";
-    default: return "errno" + std::to_string(ec.value());
-    }
-  }
-  std::string tag = std::string(ec.category().name()) + "_" + std::to_string(ec.value());
+  // The samples' classification ("EADDRNOTAVAIL", "errno 99 (...)", "portres: ..."),
+  // cut to a counter-name-safe tag.
+  std::string tag = samples::error_kind(ec);
+  if (const auto paren = tag.find(" ("); paren != std::string::npos) tag.erase(paren);
   for (auto& c : tag) {
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
   }
@@ -214,9 +295,9 @@ void failure_counts::report(benchmark::State& state) const {
   for (const auto& [kind, n] : by_kind_) state.counters["fail_" + kind] = static_cast<double>(n);
 }
 
-double thread_cpu_seconds() {
+double process_cpu_seconds() {
   rusage u{};
-  ::getrusage(RUSAGE_THREAD, &u);
+  ::getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
@@ -283,21 +364,22 @@ int hold_reservations_main(std::uint32_t count) {
 }
 
 sink_server::sink_server() {
-  listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(0);
-  ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::listen(listener_, 4096);
+  ::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::listen(listener, 4096);
   socklen_t len = sizeof a;
-  ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
   endpoint_ = {asio::ip::address_v4::loopback(), ntohs(a.sin_port)};
-  thread_ = std::thread([this] {
-    while (!stop_) {
-      pollfd p{listener_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      const int c = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    // System calls only from here on (the parent may have threads).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    while (true) {
+      const int c = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
       // Wait (bounded) for the client's FIN or RST, then close: the client closed first.
       pollfd q{c, POLLIN, 0};
@@ -305,13 +387,14 @@ sink_server::sink_server() {
       if (::poll(&q, 1, 1000) > 0) (void)!::recv(c, buf, sizeof buf, 0);
       ::close(c);
     }
-  });
+  }
+  ::close(listener);
 }
 
 sink_server::~sink_server() {
-  stop_ = true;
-  thread_.join();
-  ::close(listener_);
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
 }
 
 } // namespace portres_bench

@@ -6,16 +6,16 @@
 
 #include <benchmark/benchmark.h>
 
+#include "portres/types.hpp"
+
 #include <asio/ip/tcp.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <system_error>
 #include <utility>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace portres_bench {
@@ -35,9 +35,21 @@ struct environment {
   bool private_netns = false;
   port_span ephemeral{32768, 60999};
   std::string occupancy_method;
+  std::string registry;       ///< "per_user" or "broker": the registry mode asked for
+  std::string registry_error; ///< why that mode is not in force (empty when it is)
 };
 
-/// Sets up the process (namespace, fd limit, private portres folders).
+/// Which registry the process uses, set by main before prepare_environment:
+/// "per_user" (PORTRES_BROKER=off) or "broker" (portresd at `portresd_path`,
+/// started inside the private namespace and stopped at exit).
+struct registry_choice {
+  std::string mode = "per_user";
+  std::string portresd_path;
+};
+registry_choice& requested_registry();
+
+/// Sets up the process (namespace, fd limit, private portres folders, which
+/// are removed at exit; the registry mode).
 const environment& prepare_environment();
 
 /// Reads/writes a sysctl of this (private) namespace.
@@ -67,6 +79,11 @@ class latencies {
 public:
   explicit latencies(std::size_t reserve = 1 << 16) { samples_.reserve(reserve); }
   void add(clock_type::duration d) { samples_.push_back(std::chrono::duration<double, std::micro>(d).count()); }
+  /// add() and the iteration's manual time: the timed region of a case.
+  void add_timed(benchmark::State& state, clock_type::duration d) {
+    add(d);
+    state.SetIterationTime(std::chrono::duration<double>(d).count());
+  }
   /// Sets <prefix>p50_us, p99_us, p999_us, max_us and mean_us.
   void report(benchmark::State& state, const std::string& prefix = "");
 
@@ -91,9 +108,20 @@ private:
 /// tag naming the category and value.
 std::string error_name(const std::error_code& ec);
 
-/// CPU time (user + system) the calling thread has used, in seconds. The
-/// benchmarks' servers run on other threads, so they are not counted.
-double thread_cpu_seconds();
+/// CPU time (user + system) of the whole process, all threads (the library's
+/// blocking-pool threads included), in seconds.
+double process_cpu_seconds();
+
+/// Registers `name` with one case per level (ArgName `arg`), manual time.
+template <class Body>
+benchmark::internal::Benchmark* register_levels(const std::string& name, const char* arg,
+                                                const std::vector<std::int64_t>& levels, benchmark::TimeUnit unit,
+                                                Body body) {
+  auto* b = benchmark::RegisterBenchmark(name.c_str(), body);
+  b->ArgName(arg)->UseManualTime()->Unit(unit);
+  for (const auto level : levels) b->Arg(level);
+  return b;
+}
 
 /// Child processes of this binary (run with --hold-reservations=N) that each
 /// acquire and hold runtime reservations until destroyed.
@@ -114,20 +142,31 @@ private:
 /// holds, and holds them until its stdin closes. Returns the exit status.
 int hold_reservations_main(std::uint32_t count);
 
-/// A loopback listener that accepts and, per connection, waits for the
-/// client's close before closing (so the client side closes first).
+/// A loopback listener in a child process (so neither its CPU time nor its
+/// system calls count as the client's) that accepts and, per connection,
+/// waits for the client's close before closing (the client closes first).
 class sink_server {
 public:
   sink_server();
   ~sink_server();
+  sink_server(const sink_server&) = delete;
+  sink_server& operator=(const sink_server&) = delete;
   asio::ip::tcp::endpoint endpoint() const { return endpoint_; }
 
 private:
-  int listener_ = -1;
+  int pid_ = -1;
   asio::ip::tcp::endpoint endpoint_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
 };
+
+/// The port policies, each with the name its cases carry (own/portres_NAME,
+/// churn/pool_NAME).
+struct named_policy {
+  const char* name;
+  portres::port_policy policy;
+};
+inline constexpr named_policy policies[] = {{"sequential", portres::port_policy::sequential},
+                                            {"lru", portres::port_policy::lru},
+                                            {"random", portres::port_policy::random}};
 
 /// Occupancy levels of the suite, in percent.
 inline const std::vector<std::int64_t> occupancy_levels = {0, 50, 90, 99};

@@ -62,8 +62,7 @@ void bind_latency(benchmark::State& state, method how, pattern layout) {
     const auto stop = clock_type::now();
     ++i;
     if (ec) failures.add(ec);
-    lat.add(stop - start);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+    lat.add_timed(state, stop - start);
   }
   lat.report(state);
   failures.report(state);
@@ -151,8 +150,7 @@ void own_fullness(benchmark::State& state, own_method how, portres::port_policy 
     }
     const auto stop = clock_type::now();
     if (e) failures.add(e);
-    lat.add(stop - start);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
+    lat.add_timed(state, stop - start);
   }
   lat.report(state);
   failures.report(state);
@@ -173,26 +171,17 @@ void register_all() {
     for (const auto layout : {pattern::random, pattern::clustered}) {
       if (v.how == method::portres_bind_only && layout == pattern::clustered) continue;
       const std::string name = std::string("bind/") + v.name + (layout == pattern::random ? "/random" : "/clustered");
-      auto* b = benchmark::RegisterBenchmark(name.c_str(), [v, layout](benchmark::State& s) { bind_latency(s, v.how, layout); });
-      b->ArgName("occupancy")->UseManualTime()->Unit(benchmark::kMicrosecond);
-      for (const auto level : occupancy_levels) b->Arg(level);
+      register_levels(name, "occupancy", occupancy_levels, benchmark::kMicrosecond,
+                      [v, layout](benchmark::State& s) { bind_latency(s, v.how, layout); });
     }
   }
-  struct own_variant {
-    const char* name;
-    own_method how;
-    portres::port_policy policy;
+  auto own = [](const std::string& name, own_method how, portres::port_policy policy) {
+    register_levels("own/" + name, "fullness", {0, 500, 900, 990, 999}, benchmark::kMicrosecond,
+                    [how, policy](benchmark::State& s) { own_fullness(s, how, policy); });
   };
-  for (const auto v : {own_variant{"explicit", own_method::explicit_port, portres::port_policy::sequential},
-                       own_variant{"ephemeral", own_method::ephemeral, portres::port_policy::sequential},
-                       own_variant{"portres_sequential", own_method::portres_bind, portres::port_policy::sequential},
-                       own_variant{"portres_lru", own_method::portres_bind, portres::port_policy::lru},
-                       own_variant{"portres_random", own_method::portres_bind, portres::port_policy::random}}) {
-    auto* b = benchmark::RegisterBenchmark((std::string("own/") + v.name).c_str(),
-                                          [v](benchmark::State& s) { own_fullness(s, v.how, v.policy); });
-    b->ArgName("fullness")->UseManualTime()->Unit(benchmark::kMicrosecond);
-    for (const std::int64_t level : {0, 500, 900, 990, 999}) b->Arg(level);
-  }
+  own("explicit", own_method::explicit_port, portres::port_policy::sequential);
+  own("ephemeral", own_method::ephemeral, portres::port_policy::sequential);
+  for (const auto& p : policies) own(std::string("portres_") + p.name, own_method::portres_bind, p.policy);
 }
 
 const bool registered = (register_all(), true);

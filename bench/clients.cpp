@@ -6,10 +6,8 @@
 #include <iostream>
 #include <string>
 
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
 
 namespace portres_bench {
 
@@ -103,22 +101,8 @@ int syscalls_main(const std::string& kind, std::uint32_t count) {
   prepare_environment();
   // The sink runs in a child process, so an strace attached to this process
   // counts only the client's system calls.
-  int fds[2];
-  if (::pipe(fds) != 0) return 1;
-  const pid_t sink = ::fork();
-  if (sink == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ::close(fds[0]);
-    sink_server server;
-    const auto port = server.endpoint().port();
-    (void)!::write(fds[1], &port, sizeof port);
-    while (true) ::pause();
-  }
-  ::close(fds[1]);
-  std::uint16_t port = 0;
-  if (::read(fds[0], &port, sizeof port) != sizeof port) return 1;
-  ::close(fds[0]);
-  const tcp::endpoint server{asio::ip::address_v4::loopback(), port};
+  const sink_server sink;
+  const tcp::endpoint server = sink.endpoint();
 
   client_options o;
   if (kind == "autobind") o.kind = client_kind::autobind;
@@ -153,8 +137,6 @@ int syscalls_main(const std::string& kind, std::uint32_t count) {
       std::getline(std::cin, line); // strace detaches before teardown
     }
   }
-  ::kill(sink, SIGKILL);
-  ::waitpid(sink, nullptr, 0);
   return status;
 }
 

@@ -4,7 +4,9 @@
 //   its user pays for it: socket creation (autobind), socket + SO_REUSEADDR +
 //   bind (explicit), pool get (pool); connect; abortive close; and for the pool
 //   the refill work it queued (io.poll()). use_* counters: start until
-//   connected. cpu_us_per_conn: CPU time of the calling thread per connection.
+//   connected. cpu_us_per_conn: CPU time of the whole client process (every
+//   thread, the library's blocking pool included; the server is another
+//   process) per connection.
 // churn/<client>: client closes first (TIME_WAIT on the client's port), a
 //   budget of 1,000 ports, default sysctls, flat out for a fixed time.
 #include "clients.hpp"
@@ -35,7 +37,7 @@ void connect_cost(benchmark::State& state, client_kind kind) {
   latencies whole, use;
   failure_counts failures;
   std::uint64_t n = 0;
-  const double cpu_before = thread_cpu_seconds();
+  const double cpu_before = process_cpu_seconds();
   for (auto _ : state) {
     clock_type::duration until_connected{};
     const auto start = clock_type::now();
@@ -43,11 +45,10 @@ void connect_cost(benchmark::State& state, client_kind kind) {
     const auto stop = clock_type::now();
     if (e) failures.add(e);
     ++n;
-    whole.add(stop - start);
+    whole.add_timed(state, stop - start);
     use.add(until_connected);
-    state.SetIterationTime(std::chrono::duration<double>(stop - start).count());
   }
-  const double cpu = thread_cpu_seconds() - cpu_before;
+  const double cpu = process_cpu_seconds() - cpu_before;
   whole.report(state);
   use.report(state, "use_");
   failures.report(state);
@@ -66,8 +67,8 @@ void churn(benchmark::State& state, client_kind kind, portres::port_policy polic
   // The kernel's defaults, set explicitly: tw_reuse 2 (loopback only), timestamps on.
   write_sysctl("/proc/sys/net/ipv4/tcp_tw_reuse", "2");
   write_sysctl("/proc/sys/net/ipv4/tcp_timestamps", "1");
+  sink_server server; // listens outside the budget below
   set_ephemeral_range({40000, static_cast<std::uint16_t>(40000 + budget - 1)});
-  sink_server server;
   asio::io_context io;
   auto busy = asio::make_work_guard(io);
   client_options o;
@@ -116,28 +117,19 @@ void churn(benchmark::State& state, client_kind kind, portres::port_policy polic
 
 void register_all() {
   for (const auto kind : {client_kind::autobind, client_kind::explicit_bind, client_kind::pool}) {
-    const std::string name = std::string("connect/") + to_string(kind);
-    auto* b = benchmark::RegisterBenchmark(name.c_str(), [kind](benchmark::State& s) { connect_cost(s, kind); });
-    b->ArgName("occupancy")->UseManualTime()->Unit(benchmark::kMicrosecond);
-    for (const auto level : occupancy_levels) b->Arg(level);
+    register_levels(std::string("connect/") + to_string(kind), "occupancy", occupancy_levels, benchmark::kMicrosecond,
+                    [kind](benchmark::State& s) { connect_cost(s, kind); });
   }
-  struct variant {
-    const char* name;
-    client_kind kind;
-    portres::port_policy policy;
-  };
-  for (const auto v : {variant{"autobind", client_kind::autobind, portres::port_policy::sequential},
-                       variant{"explicit", client_kind::explicit_bind, portres::port_policy::sequential},
-                       variant{"pool_sequential", client_kind::pool, portres::port_policy::sequential},
-                       variant{"pool_lru", client_kind::pool, portres::port_policy::lru},
-                       variant{"pool_random", client_kind::pool, portres::port_policy::random}}) {
-    benchmark::RegisterBenchmark((std::string("churn/") + v.name).c_str(),
-                                 [v](benchmark::State& s) { churn(s, v.kind, v.policy); })
+  auto churn_case = [](const std::string& name, client_kind kind, portres::port_policy policy) {
+    benchmark::RegisterBenchmark(("churn/" + name).c_str(), [kind, policy](benchmark::State& s) { churn(s, kind, policy); })
         ->Iterations(1)
         ->Repetitions(1)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
-  }
+  };
+  churn_case("autobind", client_kind::autobind, portres::port_policy::sequential);
+  churn_case("explicit", client_kind::explicit_bind, portres::port_policy::sequential);
+  for (const auto& p : policies) churn_case(std::string("pool_") + p.name, client_kind::pool, p.policy);
 }
 
 const bool registered = (register_all(), true);

@@ -3,16 +3,21 @@
 // modes serve scripts/bench: --syscalls=CLIENT --count=N (a fixed-count
 // connect run for strace) and --hold-reservations=N (a child of the acquire
 // cases). --churn_seconds=S sets the length of each churn run.
+// --registry=per_user|broker picks the registry mode of the run (default
+// per_user, PORTRES_BROKER=off); broker starts --portresd=PATH inside the
+// private namespace. The acquire cases carry the mode in their names.
 #include "bench_support.hpp"
 #include "clients.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 namespace portres_bench {
 extern double churn_seconds;
-}
+void register_acquire_cases(const std::string& mode);
+} // namespace portres_bench
 
 int main(int argc, char** argv) {
   std::string syscalls;
@@ -26,11 +31,19 @@ int main(int argc, char** argv) {
     if (a.rfind("--syscalls=", 0) == 0) syscalls = a.substr(11);
     else if (a.rfind("--count=", 0) == 0) count = static_cast<std::uint32_t>(std::strtoul(a.c_str() + 8, nullptr, 10));
     else if (a.rfind("--churn_seconds=", 0) == 0) portres_bench::churn_seconds = std::strtod(a.c_str() + 16, nullptr);
+    else if (a.rfind("--registry=", 0) == 0) portres_bench::requested_registry().mode = a.substr(11);
+    else if (a.rfind("--portresd=", 0) == 0) portres_bench::requested_registry().portresd_path = a.substr(11);
     else argv[kept++] = argv[i];
   }
   argc = kept;
+  const auto mode = portres_bench::requested_registry().mode;
+  if (mode != "per_user" && mode != "broker") {
+    std::fprintf(stderr, "--registry must be per_user or broker, not '%s'\n", mode.c_str());
+    return 2;
+  }
   if (!syscalls.empty()) return portres_bench::syscalls_main(syscalls, count);
   portres_bench::prepare_environment();
+  portres_bench::register_acquire_cases(mode);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -20,6 +20,7 @@ import ctypes
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -177,17 +178,25 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=3)
     a = ap.parse_args()
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    default_range = open(RANGE_FILE).read().split()
     result = {"rounds": a.rounds, "seconds_per_run": a.seconds, "concurrency": CONCURRENCY,
-              "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
               "clients": {"runs": []}, "proxies": {}}
     procs = []
+    default_range = None
     with tempfile.TemporaryDirectory(prefix="portres-peers-") as tmp:
+        # The samples' registry lives in this run's own folder, never the host's.
+        os.environ["PORTRES_RUNTIME_DIR"] = os.path.join(tmp, "run")
+        os.environ["PORTRES_STATE_DIR"] = os.path.join(tmp, "state")
         os.makedirs(os.path.join(tmp, "www"))
         with open(os.path.join(tmp, "www", "index.html"), "w") as f:
             f.write("<html><body>portres peers: a small page</body></html>\n")
         try:
+            missing = [t for t in ["nginx", "ab", "wrk", "ip"] if not shutil.which(t)] + \
+                      [b for b in [a.loadgen, a.gateway] if not os.access(b, os.X_OK)]
+            if missing:
+                raise RuntimeError("not installed or not built: " + ", ".join(missing))
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+            default_range = open(RANGE_FILE).read().split()
+            result["nginx"] = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
             upstream = start_nginx(tmp, UPSTREAM, f"location / {{ root {tmp}/www; }}")
             procs.append(upstream)
             url = f"http://127.0.0.1:{UPSTREAM}/"
@@ -238,12 +247,13 @@ def main():
                     "pool_vs_nginx": median([ratio(x["gateway_pool"], x["nginx_proxy"]) for x in runs]),
                     "ephemeral_vs_nginx": median([ratio(x["gateway_ephemeral"], x["nginx_proxy"]) for x in runs]),
                     "pool_cpu_vs_ephemeral_cpu": cpu_ratio}
-            with open(RANGE_FILE, "w") as f:
-                f.write(f"{default_range[0]} {default_range[1]}\n")
         except Exception as e:  # reported in the JSON and the report, not hidden
             result["error"] = str(e)
             print("peers:", e, file=sys.stderr)
         finally:
+            if default_range:
+                with open(RANGE_FILE, "w") as f:
+                    f.write(f"{default_range[0]} {default_range[1]}\n")
             for p in procs:
                 if p.poll() is None:
                     p.kill()

@@ -11,6 +11,8 @@ import argparse
 import json
 import os
 import re
+import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,12 +28,22 @@ def parse_summary(text):
     return calls
 
 
+def readline(stream, seconds, what):
+    """One line, or an error after `seconds` (no step waits unbounded)."""
+    ready, _, _ = select.select([stream], [], [], seconds)
+    if not ready:
+        raise RuntimeError(f"no {what} within {seconds} s")
+    return stream.readline()
+
+
 def count(bench, client, n, tmp):
+    if not shutil.which("strace"):
+        return {"error": "strace is not installed"}
     proc = subprocess.Popen([bench, f"--syscalls={client}", f"--count={n}"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     strace = None
     try:
-        line = proc.stdout.readline()
+        line = readline(proc.stdout, 60, "ready line")
         m = re.match(r"ready (\d+)", line)
         if not m:
             return {"error": f"no ready line: {line!r}"}
@@ -39,11 +51,11 @@ def count(bench, client, n, tmp):
         strace = subprocess.Popen(["strace", "-c", "-f", "-p", m.group(1), "-o", out],
                                   stderr=subprocess.PIPE, text=True)
         # strace reports each attached thread on stderr; wait for the first.
-        strace.stderr.readline()
+        readline(strace.stderr, 30, "word from strace")
         time.sleep(0.5)
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        done = proc.stdout.readline()
+        done = readline(proc.stdout, 120, "end of the counted run")
         strace.send_signal(signal.SIGINT)  # detach: the summary is written now
         strace.wait(timeout=30)
         proc.stdin.write("\n")
@@ -52,7 +64,13 @@ def count(bench, client, n, tmp):
         calls = parse_summary(open(out).read())
         total = sum(calls.values())
         m = re.match(r"done (\d+) connections, (\d+) failures", done)
-        return {"connections": n, "failures": int(m.group(2)) if m else None,
+        # A count that missed the run (strace attached to nothing) must not pass as "few calls".
+        if calls.get("connect", 0) < n:
+            return {"error": f"strace counted {calls.get('connect', 0)} connect calls for {n} connections "
+                             f"(not attached?): {done.strip()!r}"}
+        if not m or int(m.group(2)):
+            return {"error": f"the counted run had failures: {done.strip()!r}"}
+        return {"connections": n, "failures": int(m.group(2)),
                 "calls_per_conn": total / n,
                 "by_call": {k: v / n for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}}
     finally:

@@ -5,9 +5,11 @@ As root, commands that may touch kernel settings run in a private network
 namespace (unshare -n); every process gets private portres folders.
 """
 import argparse
+import atexit
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -40,6 +42,7 @@ def main():
         ap.add_argument("--" + name, required=True)
     a = ap.parse_args()
     scratch = tempfile.mkdtemp(prefix="portres-samples-")
+    atexit.register(shutil.rmtree, scratch, True)  # nothing left in /tmp
     env = dict(os.environ, PORTRES_RUNTIME_DIR=os.path.join(scratch, "run"), PORTRES_STATE_DIR=os.path.join(scratch, "state"))
 
     # acquire_release: every completion style, and bad input.

@@ -10,9 +10,11 @@ the OS's own code (null where portres itself detected the failure), and that
 a cancellation check passes only when its operation was really pending.
 """
 import argparse
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,7 @@ def main():
     ap.add_argument("emulator", nargs="*")
     a = ap.parse_args()
     scratch = tempfile.mkdtemp(prefix="portres-selftest-")
+    atexit.register(shutil.rmtree, scratch, True)  # nothing left in /tmp
     env = dict(os.environ, PORTRES_RUNTIME_DIR=os.path.join(scratch, "run"),
                PORTRES_STATE_DIR=os.path.join(scratch, "state"))
     for folder in ("run", "state"):

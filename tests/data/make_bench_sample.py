@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes the canned inputs of tests/report_test.py: bench_sample.json (Google
-Benchmark JSON with median/mean aggregates), bench_syscalls_sample.json and
-bench_peers_sample.json. Figures are invented to hit PASS and FAIL on purpose."""
+Benchmark JSON: per-repetition runs plus median/mean aggregates, as
+scripts/bench writes them; a few cases as aggregates only),
+bench_syscalls_sample.json and bench_peers_sample.json. Figures are invented
+to hit PASS, FAIL and NOT MEASURED on purpose."""
 import json
 import os
 
@@ -9,7 +11,10 @@ here = os.path.dirname(os.path.abspath(__file__))
 bench = []
 
 
-def case(name, p50, extra=None, reps=2, error=None):
+def case(name, p50, extra=None, reps=2, error=None, per_rep=None):
+    """per_rep: {key: [value of repetition 1, value of repetition 2]}: written as
+    per-repetition runs (the aggregates then carry misleading values on purpose:
+    the report must use the runs)."""
     counters = {"p50_us": p50, "p99_us": p50 * 2, "p999_us": p50 * 5, "max_us": p50 * 50, "mean_us": p50 * 1.2,
                 "samples": 1000}
     counters.update(extra or {})
@@ -18,6 +23,13 @@ def case(name, p50, extra=None, reps=2, error=None):
         bench.append({"name": run, "run_name": run, "run_type": "iteration", "error_occurred": True,
                       "error_message": error})
         return
+    if per_rep:
+        for i in range(reps):
+            row = {"name": run, "run_name": run, "run_type": "iteration", "repetitions": reps, "repetition_index": i,
+                   "real_time": p50, "cpu_time": p50, "time_unit": "us"}
+            row.update(counters)
+            row.update({k: v[i] for k, v in per_rep.items()})
+            bench.append(row)
     for agg, scale in [("mean", 1.1), ("median", 1.0), ("stddev", 0.1)]:
         row = {"name": f"{run}_{agg}", "run_name": run, "run_type": "aggregate", "aggregate_name": agg,
                "repetitions": reps, "real_time": p50, "cpu_time": p50, "time_unit": "us"}
@@ -51,20 +63,27 @@ for m, (r, f) in churn.items():
     if f:
         extra["fail_EADDRNOTAVAIL"] = f
     case(f"churn/{m}", 20.0, extra)
-case("pool/get_sync", 0.08, {"cycle_p50_us": 2.7})
+case("pool/get_sync", 0.08, {"cycle_p50_us": 2.7, "misses": 0})
 bench.append(dict(bench[-2], name="pool/get_sync/manual_time_median"))  # harmless duplicate median row
-case("pool/get_async", 0.7, {"p999_us": 4.0, "max_us": 90.0})
-case("acquire/live/reservations:0", 20.0, {"live_reservations": 0, "failures": 0})
-case("acquire/live/reservations:100", 25.0, {"live_reservations": 100, "failures": 0})
-case("acquire/live/reservations:1000", 28.0, {"live_reservations": 1000, "failures": 0})
-case("acquire/async_initiation", 3.0, {"complete_p50_us": 30.0, "failures": 0})
+# Two repetitions: max is the worst one's (90 us), p50 the median, errors summed.
+case("pool/get_async", 0.7, {"p999_us": 4.0, "errors": 0},
+     per_rep={"max_us": [20.0, 90.0], "p50_us": [0.6, 0.8], "errors": [0, 0]})
+# Broker: passes. Per-user registry: slower, shown beside it, not judged.
+case("acquire/broker/live/reservations:0", 20.0, {"live_reservations": 0, "failures": 0})
+case("acquire/broker/live/reservations:100", 25.0, {"live_reservations": 100, "failures": 0})
+case("acquire/broker/live/reservations:1000", 28.0, {"live_reservations": 1000, "failures": 0})
+case("acquire/broker/async_initiation", 1.0, {"p99_us": 3.0, "complete_p50_us": 30.0, "failures": 0})
+case("acquire/per_user/live/reservations:0", 70.0, {"live_reservations": 0, "failures": 0})
+case("acquire/per_user/live/reservations:100", 900.0, {"live_reservations": 100, "failures": 0})
+case("acquire/per_user/live/reservations:1000", 30000.0, {"live_reservations": 1000, "failures": 0})
+case("acquire/per_user/async_initiation", 2.0, {"p99_us": 2700.0, "complete_p50_us": 100.0, "failures": 0})
 for n, v in [(1, 40.0), (16, 41.0), (256, 42.0), (4096, 60.0), (16384, 100.0)]:
-    case(f"lifecycle/acquire/ports:{n}", v)
+    case(f"lifecycle/acquire/ports:{n}", v, {"errors": 0})
 case("lifecycle/acquire_associate_release/sync", 8.0)
-case("lifecycle/acquire_associate_release/async", 8.5)
+case("lifecycle/acquire_associate_release/async", 0, error="FAILED: a completion did not arrive within 5 s")
 
 context = {"date": "2026-11-21T00:00:00", "host_name": "canned", "num_cpus": 2, "mhz_per_cpu": 2000,
-           "occupancy_method": "canned input"}
+           "occupancy_method": "canned input", "registry_mode": "broker", "registry": "broker: canned portresd"}
 with open(os.path.join(here, "bench_sample.json"), "w") as f:
     json.dump({"context": context, "benchmarks": bench}, f, indent=1)
 
