@@ -93,6 +93,14 @@ public:
     return c;
   }
 
+  /// SIGKILL: the daemon gets no chance to clean up (a crash).
+  void kill_hard() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
   void stop() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGTERM);

@@ -79,7 +79,7 @@ void portable_backend::release(owned_state& s, blocking b, std::error_code& ec) 
     return;
   }
   registry_->release(*block.lease_, b, ec);
-  if (ec) return; // would_block: retried on the blocking pool
+  if (ec && ec != error::reservation_lost) return; // would_block: retried on the blocking pool
   block.released = true;
   block.lease_.reset();
   lock.unlock();
@@ -188,6 +188,10 @@ void portable_backend::associate_inspected(native_socket, const platform::socket
     ec = error::unsupported_socket;
     return;
   }
+  {
+    std::lock_guard held(block->mutex);
+    if (block->lease_ && (ec = block->lease_->lost())) return;
+  }
   std::lock_guard lock(mutex_);
   // Entries of sockets closed before bind would pile up; drop dead ones as we go.
   if (associations_.size() > 4096) {
@@ -269,6 +273,7 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
     ec = error::already_released;
     return 0;
   }
+  if (block.lease_ && (ec = block.lease_->lost())) return 0; // never bind from a block the broker forgot
   auto& ports = block.ports_;
   const auto range = ports.range();
   // Bounded: a few binds, then (when the block looks full) one kernel query

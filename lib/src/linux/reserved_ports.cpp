@@ -26,8 +26,9 @@ std::optional<port_bitmap> read(std::error_code& ec) {
   return ports;
 }
 
-std::optional<port_bitmap> write(const port_bitmap& owned, const port_bitmap& wanted, std::error_code& ec) {
-  const auto current = read(ec);
+std::optional<port_bitmap> write(const port_bitmap& owned, const port_bitmap& wanted, std::error_code& ec,
+                                 const port_bitmap* known) {
+  const auto current = known ? std::optional(*known) : read(ec);
   if (!current) return std::nullopt;
   port_bitmap foreign = *current;
   foreign.remove(owned);

@@ -21,7 +21,9 @@ std::optional<port_bitmap> read(std::error_code& ec);
 /// (`owned` = what it added before) survive. Returns what portres owns now
 /// (wanted minus the foreign entries), nullopt with `ec` when the sysctl
 /// cannot be read or written (needs root in this namespace).
-std::optional<port_bitmap> write(const port_bitmap& owned, const port_bitmap& wanted, std::error_code& ec);
+/// `current`: the sysctl as the caller just read it (saves a read).
+std::optional<port_bitmap> write(const port_bitmap& owned, const port_bitmap& wanted, std::error_code& ec,
+                                 const port_bitmap* current = nullptr);
 
 /// The share of the ephemeral range that must stay free for automatic
 /// allocation: PORTRES_EPHEMERAL_FREE_SHARE (0..1), default 0.5.

@@ -59,14 +59,19 @@ struct connection {
 
 class daemon {
 public:
-  explicit daemon(const options& opts) : opts_(opts), placement_(default_placement()) {}
+  explicit daemon(const options& opts)
+      : opts_(opts), placement_(default_placement()), registry_(opts.registry_dir) {}
 
   int run() {
     if (!listen()) return 1;
     std::error_code ec;
+    if ((ec = owned_file_.open(opts_.state_dir))) {
+      log("state folder %s: %s", opts_.state_dir.c_str(), ec.message().c_str());
+      return 1;
+    }
     set_stored(linux_store::load(ec));
     if (ec) log("persistent store unreadable (%s): serving runtime reservations only", ec.message().c_str());
-    sync_kernel();
+    reclaim();
     std::printf("portresd: serving @%s (pid %d)\n", opts_.socket_name.c_str(), static_cast<int>(::getpid()));
     std::fflush(stdout);
     epoll_event events[64];
@@ -90,6 +95,7 @@ public:
     }
     conns_.clear();
     live_.clear();
+    live_ports_[0] = live_ports_[1] = port_bitmap{};
     sync_kernel(); // leave only the persistent blocks and foreign entries
     return 0;
   }
@@ -100,6 +106,24 @@ private:
     std::fprintf(stderr, "portresd: ");
     std::fprintf(stderr, format, args...);
     std::fputc('\n', stderr);
+  }
+
+  // A predecessor killed without cleaning up left its kernel entries (its
+  // clients' connections died with it, so their grants are over): what it
+  // recorded as its own and the kernel still lists is ours to remove now.
+  void reclaim() {
+    std::error_code ec;
+    const auto current = reserved_ports::read(ec);
+    owned_ = owned_file_.load();
+    if (current) {
+      port_bitmap stale = owned_;
+      stale.remove(*current);
+      owned_.remove(stale); // no longer in the kernel list: not ours to remove
+    }
+    if (owned_.next_set(0, port_range::max_port)) {
+      log("reclaiming the kernel entries %s of a previous portresd", linux_files::format_port_list(owned_).c_str());
+    }
+    sync_kernel();
   }
 
   bool listen() {
@@ -118,12 +142,22 @@ private:
     }
     std::memcpy(addr.sun_path + 1, opts_.socket_name.data(), opts_.socket_name.size());
     const auto len = gsl::narrow<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + opts_.socket_name.size());
-    listener_ = unique_fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!listener_ || ::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0 ||
-        ::listen(listener_.get(), 512) != 0) {
-      log("cannot listen on @%s: %s (another portresd in this network namespace?)", opts_.socket_name.c_str(),
-          std::strerror(errno));
+    std::string why;
+    const int inherited = inherited_listener(why);
+    if (inherited == -2) {
+      log("%s", why.c_str());
       return false;
+    }
+    if (inherited >= 0) { // socket activation: systemd took the name at boot, as root
+      listener_ = unique_fd(inherited);
+    } else {
+      listener_ = unique_fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      if (!listener_ || ::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0 ||
+          ::listen(listener_.get(), 512) != 0) {
+        log("cannot listen on @%s: %s (another portresd in this network namespace, or a squatter?)",
+            opts_.socket_name.c_str(), std::strerror(errno));
+        return false;
+      }
     }
     sigset_t stop;
     sigemptyset(&stop);
@@ -320,7 +354,17 @@ private:
     refresh_store();
     // Reserved ports come from our own bitmaps (kept up to date at every
     // change): the cost of a grant does not grow with the number of live ones.
-    const auto& reserved = occupied(q.proto);
+    // Entries others put in the kernel list and the grants of root's per-user
+    // registry (processes that started before us keep it) are reserved too.
+    std::error_code kernel_ec;
+    const auto current = reserved_ports::read(kernel_ec);
+    auto& reserved = occupied(q.proto);
+    if (current) {
+      port_bitmap foreign = *current;
+      foreign.remove(owned_);
+      reserved |= foreign;
+    }
+    reserved |= registry_.occupied(q.proto);
     if (!request.is_wildcard() && reserved.next_set(request.first(), request.last())) {
       return error::overlaps_reservation;
     }
@@ -330,12 +374,12 @@ private:
     held |= reserved;
     const auto granted = place_block(request, placement_, ephemeral(), {}, held, ec);
     if (ec) return ec;
-    if ((ec = check_share(granted))) return ec;
+    if ((ec = check_share(granted, current ? &*current : nullptr))) return ec;
     c.held = grant{q.proto, granted, q.token};
     live_.emplace(q.token, *c.held);
     live_ports_[index(q.proto)].set_range(granted.first(), granted.last());
     ports_by_uid_[c.peer.uid] += granted.count();
-    if (meets_ephemeral(granted)) sync_kernel();
+    if (meets_ephemeral(granted)) sync_kernel(current ? &*current : nullptr);
     r.first = granted.first();
     r.count = granted.count();
     r.token = q.token;
@@ -345,7 +389,7 @@ private:
   static std::size_t index(protocol p) { return p == protocol::tcp ? 0 : 1; }
 
   // Live blocks (disjoint by construction) and persistent blocks of `p`.
-  const port_bitmap& occupied(protocol p) {
+  port_bitmap& occupied(protocol p) {
     auto& out = occupied_scratch_;
     out = live_ports_[index(p)];
     out |= stored_ports_[index(p)];
@@ -414,7 +458,10 @@ private:
         const auto held = platform::held_ports(q.proto, range, held_ec);
         if (held_ec) return held_ec;
         if (auto conflict = check_specific_block(range, occupied, held)) return conflict;
-        if (auto starved = check_share(range)) return starved;
+        // `portres add --force` (flag_force): the caller already proved its rights.
+        if ((q.flags & wire::flag_force) == 0) {
+          if (auto starved = check_share(range)) return starved;
+        }
         entries.push_back(e);
         r.token = linux_store::token_of(e).value();
       }
@@ -476,10 +523,10 @@ private:
   // A block that would leave less than the required share of the ephemeral
   // range to automatic allocation is refused (PORTRES_EPHEMERAL_FREE_SHARE
   // in the daemon's environment).
-  std::error_code check_share(port_range block) {
+  std::error_code check_share(port_range block, const port_bitmap* current = nullptr) {
     if (!meets_ephemeral(block)) return {};
     std::error_code ec;
-    auto reserved = reserved_ports::read(ec);
+    auto reserved = current ? std::optional(*current) : reserved_ports::read(ec);
     if (!reserved) return {}; // no kernel list here: nothing to starve
     *reserved |= wanted_ports();
     reserved->set_range(block.first(), block.last());
@@ -490,19 +537,38 @@ private:
   }
 
   // ip_local_reserved_ports := (entries we did not add) | (what we want), from our own table.
-  bool sync_kernel() {
+  // What we own is recorded before the kernel changes (as a superset) and
+  // after (exactly), so a daemon killed at any point leaves a record of
+  // every entry it may have added. `current`: the list as just read.
+  bool sync_kernel(const port_bitmap* current = nullptr) {
     std::error_code ec;
-    const auto now_owned = reserved_ports::write(owned_, wanted_ports(), ec);
+    std::optional<port_bitmap> read;
+    if (!current) {
+      read = reserved_ports::read(ec);
+      if (!read) {
+        log("cannot read the kernel's reserved ports: %s", ec.message().c_str());
+        return false;
+      }
+      current = &*read;
+    }
+    const auto wanted = wanted_ports();
+    port_bitmap may_own = owned_;
+    may_own |= wanted;
+    if ((ec = owned_file_.save(may_own))) log("cannot record the kernel entries we own: %s", ec.message().c_str());
+    const auto now_owned = reserved_ports::write(owned_, wanted, ec, current);
     if (!now_owned) {
       log("cannot update the kernel's reserved ports: %s", ec.message().c_str());
       return false;
     }
     owned_ = *now_owned;
+    owned_file_.save(owned_);
     return true;
   }
 
   const options& opts_;
   port_range placement_;
+  owned_ports_file owned_file_;
+  registry_watch registry_;
   unique_fd listener_, signals_, epoll_;
   std::size_t max_connections_ = 1024;
   bool stopping_ = false;
