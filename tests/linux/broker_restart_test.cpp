@@ -30,7 +30,7 @@ using portres::detail::broker_registry;
 namespace {
 
 bool kernel_lists(std::uint32_t port) {
-  const auto list = portres::detail::linux_files::parse_port_list(read_line(reserved_ports_path));
+  const auto list = portres::detail::linux_files::parse_port_list(read_sysctl(reserved_ports_path));
   return list && list->test(port);
 }
 
@@ -98,7 +98,7 @@ TEST_CASE("broker restart: a SIGKILLed daemon's successor leaks no kernel entry,
   first->kill_hard();
   test_daemon second("restart");
   // The predecessor's kernel entries are gone (its grants ended with it).
-  CHECK_MESSAGE(!kernel_lists(inside.first()), read_line(reserved_ports_path));
+  CHECK_MESSAGE(!kernel_lists(inside.first()), read_sysctl(reserved_ports_path));
   CHECK(!kernel_lists(inside.last()));
 
   // The old client is told, at bind and association, never binds silently.

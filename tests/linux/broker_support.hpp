@@ -18,18 +18,6 @@
 
 namespace portres_test {
 
-inline std::string read_line(const char* path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-inline void write_line(const char* path, const std::string& value) {
-  std::ofstream out(path);
-  out << value << '\n';
-}
-
 inline constexpr const char* reserved_ports_path = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 inline constexpr const char* port_range_path = "/proc/sys/net/ipv4/ip_local_port_range";
 

@@ -129,17 +129,17 @@ public:
       ec = error::already_released;
       return;
     }
-    if (lost()) {
-      fd_ = linux_files::unique_fd(); // nothing to free: the broker ended the grant
-      ec = error::reservation_lost;
-      return;
-    }
+
     // An explicit release so the block is free when this returns (closing
     // alone frees it too, but only once the daemon sees the hang-up).
     broker_wire::request r;
     r.kind = broker_wire::op::release;
     const auto reply = broker_link::exchange(fd_.get(), r, ec);
-    if (!ec) ec = reply.result;
+    if (!ec) {
+      ec = reply.result;
+    } else if (ec == std::errc::connection_reset || ec == std::errc::broken_pipe || lost()) {
+      ec = error::reservation_lost; // the broker had gone: nothing left to free
+    }
     fd_ = linux_files::unique_fd();
   }
 

@@ -113,7 +113,7 @@ private:
   // recorded as its own and the kernel still lists is ours to remove now.
   void reclaim() {
     std::error_code ec;
-    const auto current = reserved_ports::read(ec);
+    const auto current = kernel_list_.read(ec);
     owned_ = owned_file_.load();
     if (current) {
       port_bitmap stale = owned_;
@@ -210,8 +210,7 @@ private:
     std::optional<grant> freed = it->second.held;
     if (had_grant) forget(it->second);
     --connections_by_uid_[it->second.peer.uid];
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, key, nullptr);
-    conns_.erase(it);
+    conns_.erase(it); // closing the descriptor also takes it out of the epoll set
     if (freed && meets_ephemeral(freed->range)) sync_kernel();
   }
 
@@ -295,7 +294,7 @@ private:
     case wire::op::list:
       break; // answered by send_listing
     case wire::op::persistent_block:
-      refresh_store();
+      refresh_store(true);
       for (const auto& e : stored_) {
         if (e.proto == q.proto && linux_store::token_of(e).value() == q.token) {
           r.first = e.range.first();
@@ -352,38 +351,63 @@ private:
       return std::error_code(EDQUOT, std::system_category()); // over the policy's cap for this uid
     }
     refresh_store();
-    // Reserved ports come from our own bitmaps (kept up to date at every
-    // change): the cost of a grant does not grow with the number of live ones.
-    // Entries others put in the kernel list and the grants of root's per-user
-    // registry (processes that started before us keep it) are reserved too.
-    std::error_code kernel_ec;
-    const auto current = reserved_ports::read(kernel_ec);
-    auto& reserved = occupied(q.proto);
-    if (current) {
-      port_bitmap foreign = *current;
-      foreign.remove(owned_);
-      reserved |= foreign;
-    }
-    reserved |= registry_.occupied(q.proto);
-    if (!request.is_wildcard() && reserved.next_set(request.first(), request.last())) {
-      return error::overlaps_reservation;
-    }
+    // A specific block, or a wildcard that lands in the ephemeral range (where
+    // the kernel acts on the list), is placed against the list as it is now;
+    // a wildcard outside it against a copy at most 100 ms old.
     std::error_code ec;
-    auto held = held_ports_for(q.proto, request, ec);
+    bool fresh = !request.is_wildcard();
+    const port_bitmap* current = kernel_view(fresh);
+    auto granted = place(q.proto, request, current, ec);
+    if (!ec && !fresh && meets_ephemeral(granted)) {
+      fresh = true;
+      current = kernel_view(true);
+      granted = place(q.proto, request, current, ec);
+    }
     if (ec) return ec;
-    held |= reserved;
-    const auto granted = place_block(request, placement_, ephemeral(), {}, held, ec);
-    if (ec) return ec;
-    if ((ec = check_share(granted, current ? &*current : nullptr))) return ec;
+    if ((ec = check_share(granted, current))) return ec;
     c.held = grant{q.proto, granted, q.token};
     live_.emplace(q.token, *c.held);
     live_ports_[index(q.proto)].set_range(granted.first(), granted.last());
     ports_by_uid_[c.peer.uid] += granted.count();
-    if (meets_ephemeral(granted)) sync_kernel(current ? &*current : nullptr);
+    if (meets_ephemeral(granted)) sync_kernel(current);
     r.first = granted.first();
     r.count = granted.count();
     r.token = q.token;
     return {};
+  }
+
+  // Reserved ports come from our own bitmaps (kept up to date at every
+  // change): the cost of a grant does not grow with the number of live ones.
+  // Entries others put in the kernel list and the grants of root's per-user
+  // registry (processes that started before us keep it) are reserved too.
+  port_range place(protocol p, port_range request, const port_bitmap* kernel, std::error_code& ec) {
+    auto& reserved = occupied(p);
+    if (kernel) {
+      port_bitmap foreign = *kernel;
+      foreign.remove(owned_);
+      reserved |= foreign;
+    }
+    reserved |= registry_.occupied(p);
+    if (!request.is_wildcard() && reserved.next_set(request.first(), request.last())) {
+      ec = error::overlaps_reservation;
+      return {};
+    }
+    auto held = held_ports_for(p, request, ec);
+    if (ec) return {};
+    held |= reserved;
+    return place_block(request, placement_, ephemeral(), {}, held, ec);
+  }
+
+  // The kernel list: read now, or (not `fresh`) a copy at most 100 ms old;
+  // null when it cannot be read (no such sysctl here).
+  const port_bitmap* kernel_view(bool fresh) {
+    const auto now = clock::now();
+    if (fresh || !kernel_copy_ || now - kernel_read_ > std::chrono::milliseconds(100)) {
+      std::error_code ec;
+      kernel_copy_ = kernel_list_.read(ec);
+      kernel_read_ = now;
+    }
+    return kernel_copy_ ? &*kernel_copy_ : nullptr;
   }
 
   static std::size_t index(protocol p) { return p == protocol::tcp ? 0 : 1; }
@@ -436,7 +460,7 @@ private:
     if (!may_persist(c.peer)) return error::privilege_required;
     std::error_code ec;
     if (q.kind == wire::op::persistent_apply) {
-      refresh_store();
+      refresh_store(true);
       return sync_kernel() ? std::error_code() : std::error_code(error::privilege_required);
     }
     const port_range range(q.first, q.count);
@@ -481,8 +505,12 @@ private:
     return std::int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
   }
 
-  // The store is ours in broker mode; a stat notices an edit by hand.
-  void refresh_store() {
+  // The store is ours in broker mode; a stat (at most every 100 ms) notices
+  // an edit by hand.
+  void refresh_store(bool now_please = false) {
+    const auto now = clock::now();
+    if (!now_please && now - store_checked_ < std::chrono::milliseconds(100)) return;
+    store_checked_ = now;
     const auto stamp = store_mtime();
     if (stamp == store_stamp_) return;
     std::error_code ec;
@@ -526,7 +554,7 @@ private:
   std::error_code check_share(port_range block, const port_bitmap* current = nullptr) {
     if (!meets_ephemeral(block)) return {};
     std::error_code ec;
-    auto reserved = current ? std::optional(*current) : reserved_ports::read(ec);
+    auto reserved = current ? std::optional(*current) : kernel_list_.read(ec);
     if (!reserved) return {}; // no kernel list here: nothing to starve
     *reserved |= wanted_ports();
     reserved->set_range(block.first(), block.last());
@@ -544,7 +572,7 @@ private:
     std::error_code ec;
     std::optional<port_bitmap> read;
     if (!current) {
-      read = reserved_ports::read(ec);
+      read = kernel_list_.read(ec);
       if (!read) {
         log("cannot read the kernel's reserved ports: %s", ec.message().c_str());
         return false;
@@ -555,11 +583,17 @@ private:
     port_bitmap may_own = owned_;
     may_own |= wanted;
     if ((ec = owned_file_.save(may_own))) log("cannot record the kernel entries we own: %s", ec.message().c_str());
+    port_bitmap next = *current; // what the list holds after the write
+    next.remove(owned_);
+    next |= wanted;
     const auto now_owned = reserved_ports::write(owned_, wanted, ec, current);
     if (!now_owned) {
       log("cannot update the kernel's reserved ports: %s", ec.message().c_str());
+      kernel_copy_.reset();
       return false;
     }
+    kernel_copy_ = next;
+    kernel_read_ = clock::now();
     owned_ = *now_owned;
     owned_file_.save(owned_);
     return true;
@@ -568,6 +602,9 @@ private:
   const options& opts_;
   port_range placement_;
   owned_ports_file owned_file_;
+  reserved_ports::reader kernel_list_;
+  std::optional<port_bitmap> kernel_copy_;
+  clock::time_point kernel_read_{}, store_checked_{};
   registry_watch registry_;
   unique_fd listener_, signals_, epoll_;
   std::size_t max_connections_ = 1024;
