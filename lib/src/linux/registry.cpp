@@ -323,9 +323,16 @@ private:
     const auto owned = kernel_owned();
     auto wanted = wanted_ports(live, stored, nullptr);
     if (store_damaged_) wanted |= owned; // persistent blocks unknown: remove nothing
+    // Recorded before the kernel changes (as a superset), so a process killed
+    // in between leaves no entry the next one would take for someone else's.
+    port_bitmap may_own = owned;
+    may_own |= wanted;
+    if (!(may_own == owned)) {
+      linux_files::write_file_atomic_at(dir_fd_.get(), owned_name(), linux_files::format_port_list(may_own) + "\n");
+    }
     const auto now_owned = reserved_ports::write(owned, wanted, ec);
     if (!now_owned) return false;
-    if (!(*now_owned == owned)) {
+    if (!(*now_owned == may_own)) {
       linux_files::write_file_atomic_at(dir_fd_.get(), owned_name(), linux_files::format_port_list(*now_owned) + "\n");
     }
     return true;
