@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <ostream>
 #include <string>
 #include <system_error>
@@ -40,6 +41,20 @@ namespace portres_test {
 bool in_private_netns();
 /// A per-process scratch folder, removed at exit.
 const std::filesystem::path& scratch_dir();
+
+/// The first line of a sysctl (or any small file); empty when unreadable.
+inline std::string read_sysctl(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+/// Writes a sysctl: only ever inside a test's private network namespace.
+inline void write_sysctl(const char* path, const std::string& value) {
+  std::ofstream out(path);
+  out << value << '\n';
+}
 
 /// Runs `io` until `done()` or `limit` passes; returns done().
 template <class Predicate>

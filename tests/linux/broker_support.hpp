@@ -18,18 +18,6 @@
 
 namespace portres_test {
 
-inline std::string read_line(const char* path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-inline void write_line(const char* path, const std::string& value) {
-  std::ofstream out(path);
-  out << value << '\n';
-}
-
 inline constexpr const char* reserved_ports_path = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 inline constexpr const char* port_range_path = "/proc/sys/net/ipv4/ip_local_port_range";
 
@@ -91,6 +79,14 @@ public:
     INFO(reason);
     REQUIRE(c);
     return c;
+  }
+
+  /// SIGKILL: the daemon gets no chance to clean up (a crash).
+  void kill_hard() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
   }
 
   void stop() {

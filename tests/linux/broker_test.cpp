@@ -33,7 +33,7 @@ using portres::detail::broker_registry;
 namespace {
 
 bool kernel_reserves(std::uint32_t port) {
-  const auto list = portres::detail::linux_files::parse_port_list(read_line(reserved_ports_path));
+  const auto list = portres::detail::linux_files::parse_port_list(read_sysctl(reserved_ports_path));
   return list && list->test(port);
 }
 
@@ -99,8 +99,8 @@ TEST_CASE("broker: grants, refuses overlaps, lists owners, keeps the kernel list
   // An entry someone else put in the kernel list survives every change.
   const auto eph = portres::detail::platform::ephemeral_range();
   const auto foreign_port = eph.first() + 7u;
-  write_line(reserved_ports_path, std::to_string(foreign_port));
-  const auto clear = gsl::finally([] { write_line(reserved_ports_path, ""); });
+  write_sysctl(reserved_ports_path, std::to_string(foreign_port));
+  const auto clear = gsl::finally([] { write_sysctl(reserved_ports_path, ""); });
   test_daemon daemon;
   auto broker = daemon.client();
   const port_range inside(static_cast<std::uint16_t>(eph.first() + 100), 10);
@@ -193,9 +193,9 @@ TEST_CASE("broker: the library uses it when asked, says so, and classifies forei
 TEST_CASE("broker: an unprivileged user gets a kernel-enforced block that frees when it is killed") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
   // A narrow ephemeral range (this namespace only) that contains the block.
-  const auto saved_range = read_line(port_range_path);
-  write_line(port_range_path, "40000 40199");
-  const auto restore = gsl::finally([&] { write_line(port_range_path, saved_range); });
+  const auto saved_range = read_sysctl(port_range_path);
+  write_sysctl(port_range_path, "40000 40199");
+  const auto restore = gsl::finally([&] { write_sysctl(port_range_path, saved_range); });
   test_daemon daemon;
   const port_range block(40000, 100);
 
@@ -410,7 +410,7 @@ TEST_CASE("broker: hostile clients get errors and cannot crash or hang the daemo
 TEST_CASE("broker: persistent blocks need root or the policy's group, and the policy caps ports per uid") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
   const auto policy = scratch_dir() / "portresd.policy";
-  write_line(policy.c_str(), "# test policy\nmax-ports 65534 10\nmax-connections * 64");
+  write_sysctl(policy.c_str(), "# test policy\nmax-ports 65534 10\nmax-connections * 64");
   test_daemon daemon("policy", policy.string());
 
   child user([&] {

@@ -18,22 +18,12 @@
 #include <unistd.h>
 
 using namespace portres;
+using portres_test::read_sysctl;
+using portres_test::write_sysctl;
 
 namespace {
 
 constexpr const char* reserved_ports = "/proc/sys/net/ipv4/ip_local_reserved_ports";
-
-std::string read_sysctl(const char* path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-void write_sysctl(const char* path, const std::string& value) {
-  std::ofstream out(path);
-  out << value << '\n';
-}
 
 // A child process that acquires `request` with the native backend, reports
 // "first count token" on a pipe, then waits to be killed.

@@ -40,7 +40,7 @@ int count_records(const fs::path& dir) {
   return n;
 }
 
-std::string read_line(const std::string& path) {
+std::string read_sysctl(const std::string& path) {
   std::ifstream in(path);
   std::string line;
   std::getline(in, line);
@@ -145,7 +145,7 @@ TEST_CASE("defect 7: a damaged store does not stop runtime reservations and is r
   const auto caps = capabilities();
   CHECK(caps.state_damage.find("persistent store") != std::string::npos);
   r.release();
-  CHECK(read_line(store.string()) == "tcp 50000 twenty"); // the bad copy is kept as it is
+  CHECK(read_sysctl(store.string()) == "tcp 50000 twenty"); // the bad copy is kept as it is
   fs::remove(store);
   CHECK(capabilities().state_damage.empty());
 }
@@ -206,7 +206,7 @@ TEST_CASE("defect 5: two network namespaces sharing one folder keep their own ke
   native_selected native;
   const char* range_sysctl = "/proc/sys/net/ipv4/ip_local_port_range";
   const char* reserved = "/proc/sys/net/ipv4/ip_local_reserved_ports";
-  const auto original_range = read_line(range_sysctl);
+  const auto original_range = read_sysctl(range_sysctl);
   std::ofstream(range_sysctl) << "40000 40009\n";
   std::ofstream(reserved) << "\n";
   auto block = acquire(io.get_executor(), protocol::tcp, port_range{40000, 5});
@@ -223,12 +223,12 @@ TEST_CASE("defect 5: two network namespaces sharing one folder keep their own ke
     char c;
     (void)!::read(go[0], &c, 1); // the parent released its block meanwhile
     { auto one = acquire(child_io.get_executor(), protocol::udp, port_range::wildcard(1)); }
-    ::_exit(read_line(reserved).empty() ? 0 : 1);
+    ::_exit(read_sysctl(reserved).empty() ? 0 : 1);
   }
   char c;
   (void)!::read(done[0], &c, 1);
   block.release();
-  CHECK(read_line(reserved).empty());
+  CHECK(read_sysctl(reserved).empty());
   (void)!::write(go[1], "1", 1);
   int status = 0;
   ::waitpid(child, &status, 0);
@@ -245,13 +245,13 @@ TEST_CASE("defect 9: a block leaving less than half of the ephemeral range free 
   native_selected native;
   const char* range_sysctl = "/proc/sys/net/ipv4/ip_local_port_range";
   const char* reserved = "/proc/sys/net/ipv4/ip_local_reserved_ports";
-  const auto original_range = read_line(range_sysctl);
+  const auto original_range = read_sysctl(range_sysctl);
   std::ofstream(range_sysctl) << "40000 40009\n";
   std::ofstream(reserved) << "40009\n"; // someone else's entry counts too
   std::error_code ec;
   acquire(io.get_executor(), protocol::tcp, port_range{40000, 5}, ec);
   CHECK(ec == error::ephemeral_starved); // 4 of 10 would remain
-  CHECK(read_line(reserved) == "40009");
+  CHECK(read_sysctl(reserved) == "40009");
   auto four = acquire(io.get_executor(), protocol::tcp, port_range{40000, 4}, ec);
   CHECK_FALSE(ec); // 5 of 10 remain
   persistent::create(protocol::udp, {40004, 2}, ec);

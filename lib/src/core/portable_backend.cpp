@@ -7,6 +7,7 @@
 #include <asio/ip/address_v6.hpp>
 #include <asio/detail/socket_ops.hpp>
 
+#include <algorithm>
 #include <atomic>
 
 namespace portres::detail {
@@ -66,7 +67,13 @@ state_ptr portable_backend::acquire(const asio::any_io_executor& ex, protocol p,
   if (ec) return nullptr;
   auto state = std::make_shared<block_state>(*this, p, reservation{granted, token}, ex, std::move(lease));
   std::lock_guard lock(mutex_);
-  std::erase_if(runtime_, [](const auto& entry) { return entry.second.expired(); });
+  // Dead entries (reservations destroyed without release) are dropped when
+  // the table has doubled since the last sweep: amortized O(1) per acquire,
+  // so acquiring costs the same with 1,000 live reservations as with none.
+  if (runtime_.size() >= runtime_sweep_at_) {
+    std::erase_if(runtime_, [](const auto& entry) { return entry.second.expired(); });
+    runtime_sweep_at_ = std::max<std::size_t>(64, 2 * runtime_.size());
+  }
   runtime_.emplace(token, state);
   return state;
 }
@@ -79,7 +86,7 @@ void portable_backend::release(owned_state& s, blocking b, std::error_code& ec) 
     return;
   }
   registry_->release(*block.lease_, b, ec);
-  if (ec) return; // would_block: retried on the blocking pool
+  if (ec && ec != error::reservation_lost) return; // would_block: retried on the blocking pool
   block.released = true;
   block.lease_.reset();
   lock.unlock();
@@ -188,6 +195,10 @@ void portable_backend::associate_inspected(native_socket, const platform::socket
     ec = error::unsupported_socket;
     return;
   }
+  {
+    std::lock_guard held(block->mutex);
+    if (block->lease_ && (ec = block->lease_->lost())) return;
+  }
   std::lock_guard lock(mutex_);
   // Entries of sockets closed before bind would pile up; drop dead ones as we go.
   if (associations_.size() > 4096) {
@@ -269,6 +280,7 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
     ec = error::already_released;
     return 0;
   }
+  if (block.lease_ && (ec = block.lease_->lost())) return 0; // never bind from a block the broker forgot
   auto& ports = block.ports_;
   const auto range = ports.range();
   // Bounded: a few binds, then (when the block looks full) one kernel query

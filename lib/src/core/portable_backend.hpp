@@ -51,6 +51,7 @@ private:
   std::shared_ptr<registry> registry_;
   std::mutex mutex_;
   std::unordered_map<reservation_token, std::weak_ptr<block_state>> runtime_;    // live, this process
+  std::size_t runtime_sweep_at_ = 64; // runtime_'s size at which dead entries are dropped next
   std::unordered_map<reservation_token, block_ptr> persistent_;                  // used by this process
   struct association {
     std::weak_ptr<block_state> block;

@@ -19,6 +19,9 @@ public:
   class lease {
   public:
     virtual ~lease() = default;
+    /// error::reservation_lost once the grant ended without a release (the
+    /// broker went away); checked before each association and bind.
+    virtual std::error_code lost() { return {}; }
   };
 
   virtual ~registry() = default;

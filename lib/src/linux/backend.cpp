@@ -40,6 +40,13 @@ capability_report os_capabilities() {
     }
     return report;
   }
+  if (mode.refusing) {
+    // The broker is required: the native backend stays selected (so nothing
+    // falls back to a weaker mode) and refuses every grant.
+    report.native_runtime = true;
+    report.kernel_enforcement_reason = report.persistent_reason = mode.unavailable;
+    return report;
+  }
   std::string reason;
   report.native_runtime = linux_registry_instance(reason) != nullptr;
   report.native_runtime_reason = reason;

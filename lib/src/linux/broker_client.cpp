@@ -1,5 +1,6 @@
 #include "linux/broker_client.hpp"
 
+#include "linux/reserved_ports.hpp"
 #include "linux/state_files.hpp"
 #include "portres/error.hpp"
 
@@ -55,8 +56,8 @@ int connect(const std::string& name, std::error_code& ec, std::string* why) {
   if (peer.uid != 0) {
     // Anyone can bind an abstract name; only root's listener is the broker.
     ec = error::backend_unavailable;
-    if (why) *why = "@" + name + " is held by uid " + std::to_string(peer.uid) + " (pid " + std::to_string(peer.pid) +
-                    "), not root: refused as a possible impostor";
+    if (why) *why = "portresd name @" + name + " held by non-root uid " + std::to_string(peer.uid) + " (pid " +
+                    std::to_string(peer.pid) + ", impostor): not root, refused";
     return -1;
   }
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &reply_timeout, sizeof reply_timeout);
@@ -112,22 +113,39 @@ public:
     std::error_code ignored;
     release(ignored);
   }
+  // The grant lives exactly as long as this connection: a broker that died
+  // (or restarted) has hung up, and the block may already be someone else's.
+  std::error_code lost() override {
+    if (!lost_ && fd_) {
+      std::uint8_t byte;
+      const auto n = ::recv(fd_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      lost_ = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+    }
+    return lost_ ? std::error_code(error::reservation_lost) : std::error_code();
+  }
+
   void release(std::error_code& ec) {
     if (!fd_) {
       ec = error::already_released;
       return;
     }
+
     // An explicit release so the block is free when this returns (closing
     // alone frees it too, but only once the daemon sees the hang-up).
     broker_wire::request r;
     r.kind = broker_wire::op::release;
     const auto reply = broker_link::exchange(fd_.get(), r, ec);
-    if (!ec) ec = reply.result;
+    if (!ec) {
+      ec = reply.result;
+    } else if (ec == std::errc::connection_reset || ec == std::errc::broken_pipe || lost()) {
+      ec = error::reservation_lost; // the broker had gone: nothing left to free
+    }
     fd_ = linux_files::unique_fd();
   }
 
 private:
   linux_files::unique_fd fd_;
+  bool lost_ = false;
 };
 
 } // namespace
@@ -236,6 +254,9 @@ reservation_token broker_registry::persistent_create(protocol p, port_range rang
   r.proto = p;
   r.first = range.first();
   r.count = range.count();
+  // `portres add --force` sets the required share to 0 in its environment;
+  // the daemon decides whether this caller may override.
+  if (reserved_ports::required_free_share() <= 0.0) r.flags = broker_wire::flag_force;
   const auto reply = call(r, ec);
   return ec ? reservation_token{} : reservation_token{reply.token};
 }

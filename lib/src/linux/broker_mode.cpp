@@ -1,49 +1,78 @@
 #include "linux/broker_mode.hpp"
 
+#include "portres/error.hpp"
+
 #include <cstdlib>
 
 namespace portres::detail {
+namespace {
+
+// PORTRES_BROKER=required without a genuine broker: every grant fails with a
+// clear error instead of a quiet switch to a weaker mode.
+class refusing_registry final : public registry {
+public:
+  std::unique_ptr<lease> grant(protocol, port_range, reservation_token, blocking, port_range&,
+                               std::error_code& ec) override {
+    ec = error::broker_required;
+    return nullptr;
+  }
+  void release(lease&, blocking, std::error_code& ec) override { ec = error::already_released; }
+  std::error_code classify_unknown(reservation_token, blocking) override { return error::broker_required; }
+  std::optional<port_range> persistent_block(protocol, reservation_token, blocking, std::error_code& ec) override {
+    ec = error::broker_required;
+    return std::nullopt;
+  }
+  std::error_code persistent_access() const override { return error::broker_required; }
+};
+
+} // namespace
 
 std::shared_ptr<registry> registry_mode::active() const {
   if (broker) return broker;
   if (files) return as_registry(files);
-  return nullptr;
+  return refusing;
+}
+
+registry_mode choose_registry_mode(const std::string& asked, const std::string& default_name) {
+  registry_mode m;
+  std::string why_not;
+  if (asked != "off") {
+    const bool named = !asked.empty() && asked != "required";
+    const std::string name = named ? asked : default_name;
+    m.broker = broker_registry::connect(name, why_not);
+    if (m.broker) {
+      m.description = "broker: portresd (@" + name +
+                      ") grants every runtime reservation of this network namespace; blocks are machine-wide "
+                      "(all users' processes) and kernel-enforced, and end with their holder's process";
+      return m;
+    }
+    if (!asked.empty()) {
+      // Required, or asked for by name: no quiet switch to a weaker mode.
+      m.unavailable = "PORTRES_BROKER=" + asked + ": " + why_not;
+      m.description = "none: " + m.unavailable + "; every acquire fails with error::broker_required";
+      m.refusing = std::make_shared<refusing_registry>();
+      return m;
+    }
+  } else {
+    why_not = "PORTRES_BROKER=off";
+  }
+  std::string reason;
+  m.files = linux_registry_instance(reason);
+  if (!m.files) {
+    m.unavailable = reason;
+    m.description = "none: no broker (" + why_not + ") and " + reason;
+    return m;
+  }
+  m.description = "per-user registry (no broker: " + why_not + "; using per-user registry): runtime reservations exclude " +
+                  linux_registry_scope() +
+                  "; start portresd for machine-wide reservations (PORTRES_BROKER=required refuses to fall back)";
+  return m;
 }
 
 const registry_mode& linux_registry_mode() {
   static const registry_mode mode = [] {
-    registry_mode m;
     const char* env = std::getenv("PORTRES_BROKER");
-    const std::string asked = env ? env : "";
-    std::string why_not;
-    if (asked != "off") {
-      const std::string name = asked.empty() ? broker_wire::default_socket_name : asked;
-      m.broker = broker_registry::connect(name, why_not);
-      if (m.broker) {
-        m.description = "broker: portresd (@" + name +
-                        ") grants every runtime reservation of this network namespace; blocks are machine-wide "
-                        "(all users' processes) and kernel-enforced, and end with their holder's process";
-        return m;
-      }
-      if (!asked.empty()) {
-        // Asked for by name: no quiet switch to a weaker mode.
-        m.unavailable = "PORTRES_BROKER=" + asked + ": " + why_not;
-        m.description = "none: " + m.unavailable;
-        return m;
-      }
-    } else {
-      why_not = "PORTRES_BROKER=off";
-    }
-    std::string reason;
-    m.files = linux_registry_instance(reason);
-    if (!m.files) {
-      m.unavailable = reason;
-      m.description = "none: no broker (" + why_not + ") and " + reason;
-      return m;
-    }
-    m.description = "per-user registry (no broker: " + why_not + "): runtime reservations exclude " +
-                    linux_registry_scope() + "; start portresd for machine-wide reservations";
-    return m;
+    return choose_registry_mode(env ? env : "", broker_wire::default_socket_name);
   }();
   return mode;
 }

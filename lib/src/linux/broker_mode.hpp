@@ -1,7 +1,10 @@
 // Which Linux registry is in force, chosen once per process: the portresd
 // broker when it answers, else the per-user registry; said in words for
 // capabilities() and `portres show` (never a silent fallback).
-// PORTRES_BROKER: the broker's abstract socket name, or "off".
+// PORTRES_BROKER: unset (the broker if a genuine one answers, else the
+// per-user registry, saying why), "off" (per-user registry), "required"
+// (the broker or nothing: acquire fails with error::broker_required), or a
+// socket name (that broker or nothing).
 #ifndef PORTRES_SRC_LINUX_BROKER_MODE_HPP
 #define PORTRES_SRC_LINUX_BROKER_MODE_HPP
 
@@ -17,12 +20,17 @@ namespace portres::detail {
 struct registry_mode {
   std::shared_ptr<broker_registry> broker; ///< set in broker mode
   std::shared_ptr<linux_registry> files;   ///< set in per-user mode
+  std::shared_ptr<registry> refusing;      ///< set when the broker is required and absent
   std::string unavailable;                 ///< why neither can serve
   std::string description;                 ///< the mode and what it means
   std::shared_ptr<registry> active() const;
 };
 
+/// The process' mode, from PORTRES_BROKER (decided once).
 const registry_mode& linux_registry_mode();
+/// The decision itself: `asked` is PORTRES_BROKER's value ("" when unset),
+/// `default_name` the broker's socket name when none is given.
+registry_mode choose_registry_mode(const std::string& asked, const std::string& default_name);
 
 } // namespace portres::detail
 

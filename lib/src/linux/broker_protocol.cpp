@@ -92,7 +92,7 @@ std::vector<std::uint8_t> encode(const request& r) {
   w.put(r.first);
   w.put(r.count);
   w.put(r.token);
-  w.put(std::uint32_t{0});
+  w.put(r.flags);
   return out;
 }
 
@@ -109,7 +109,8 @@ std::optional<request> parse_request(std::span<const std::uint8_t> bytes) {
   r.first = in.get<std::uint16_t>();
   r.count = in.get<std::uint32_t>();
   r.token = in.get<std::uint64_t>();
-  if (in.get<std::uint32_t>() != 0) return std::nullopt; // reserved
+  r.flags = in.get<std::uint32_t>();
+  if ((r.flags & ~flag_force) != 0) return std::nullopt; // unknown flags
   return r;
 }
 

@@ -39,8 +39,12 @@ struct request {
   std::uint16_t first = 0;
   std::uint32_t count = 0;
   std::uint64_t token = 0;
+  std::uint32_t flags = 0; ///< persistent_create: flag_force (0 or flag_force only)
 };
 inline constexpr std::size_t request_size = 24;
+/// persistent_create even if it leaves less than the ephemeral share free
+/// (`portres add --force`; the daemon still requires root or its group).
+inline constexpr std::uint32_t flag_force = 1;
 
 /// One live reservation in a listing. token 0 when hidden from the caller.
 struct listed {

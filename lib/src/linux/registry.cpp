@@ -2,6 +2,7 @@
 
 #include "core/block_placement.hpp"
 #include "linux/registry_format.hpp"
+#include "linux/registry_scan.hpp"
 #include "linux/reserved_ports.hpp"
 #include "linux/state_files.hpp"
 #include "platform.hpp"
@@ -26,12 +27,7 @@ using linux_files::unique_fd;
 
 constexpr const char* reserved_ports_sysctl = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 
-struct live_entry {
-  protocol proto;
-  port_range range;
-  reservation_token token;
-  std::uint32_t pid;
-};
+using live_entry = live_record;
 
 std::string token_hex(reservation_token t) { return to_string(t).substr(2); }
 
@@ -142,6 +138,7 @@ public:
     for (const auto& e : stored) {
       if (e.proto == p) occupied.push_back(e.range);
     }
+    add_foreign_kernel_entries(occupied);
     const auto held = held_ports_for(p, request, ec);
     if (ec) return nullptr;
     const auto ephemeral = platform::ephemeral_range();
@@ -284,42 +281,8 @@ private:
     if (!scan_ec) sync_kernel(live, stored);
   }
 
-  // Live entries; with `remove_abandoned` (only under the registry lock)
-  // the records of dead holders are removed on the way.
   std::vector<live_entry> scan(std::error_code& ec, bool remove_abandoned = true) {
-    ec.clear();
-    std::vector<live_entry> live;
-    const int copy = ::openat(dir_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR* dir = copy < 0 ? nullptr : ::fdopendir(copy);
-    if (dir == nullptr) {
-      ec = {errno, std::system_category()};
-      if (copy >= 0) ::close(copy);
-      return live;
-    }
-    auto close = gsl::finally([dir] { ::closedir(dir); });
-    const auto netns = linux_files::network_namespace_id();
-    while (const dirent* d = ::readdir(dir)) {
-      const std::string name = d->d_name;
-      if (name.rfind("r-", 0) != 0 || name.size() != 2 + 4 + 16) continue;
-      std::uint64_t value = 0;
-      const char* hex = name.data() + 6;
-      if (std::from_chars(hex, hex + 16, value, 16).ec != std::errc{}) continue;
-      if (linux_files::is_abandoned_at(dir_fd_.get(), name)) {
-        if (remove_abandoned) ::unlinkat(dir_fd_.get(), name.c_str(), 0);
-        continue;
-      }
-      std::error_code read_ec;
-      const auto text = linux_files::read_file_at(dir_fd_.get(), name, read_ec);
-      if (!text) continue;
-      // A live file we cannot parse is skipped, never trusted.
-      auto r = linux_registry_format::parse(*text);
-      if (!r) continue;
-      // Ports belong to a network namespace: a folder shared by two
-      // namespaces holds records of both, and each sees only its own.
-      if (r->netns != 0 && netns != 0 && r->netns != netns) continue;
-      live.push_back({r->proto, r->range, reservation_token{value}, r->pid});
-    }
-    return live;
+    return scan_registry(dir_fd_.get(), remove_abandoned, ec);
   }
 
   // The ports portres wants the kernel to keep from automatic allocation:
@@ -360,12 +323,37 @@ private:
     const auto owned = kernel_owned();
     auto wanted = wanted_ports(live, stored, nullptr);
     if (store_damaged_) wanted |= owned; // persistent blocks unknown: remove nothing
+    // Recorded before the kernel changes (as a superset), so a process killed
+    // in between leaves no entry the next one would take for someone else's.
+    port_bitmap may_own = owned;
+    may_own |= wanted;
+    if (!(may_own == owned)) {
+      linux_files::write_file_atomic_at(dir_fd_.get(), owned_name(), linux_files::format_port_list(may_own) + "\n");
+    }
     const auto now_owned = reserved_ports::write(owned, wanted, ec);
     if (!now_owned) return false;
-    if (!(*now_owned == owned)) {
+    if (!(*now_owned == may_own)) {
       linux_files::write_file_atomic_at(dir_fd_.get(), owned_name(), linux_files::format_port_list(*now_owned) + "\n");
     }
     return true;
+  }
+
+  // Entries of ip_local_reserved_ports this registry did not add (portresd's
+  // grants, an administrator's): reserved for someone else, never granted.
+  void add_foreign_kernel_entries(std::vector<port_range>& occupied) {
+    std::error_code ec;
+    auto foreign = reserved_ports::read(ec);
+    if (!foreign) return;
+    std::string reason;
+    if (kernel_enforcement_available(reason)) foreign->remove(kernel_owned());
+    std::uint32_t from = 0;
+    while (const auto first = foreign->next_set(from, port_range::max_port)) {
+      const auto after = foreign->next_clear(*first, port_range::max_port);
+      const std::uint32_t last = after ? *after - 1 : port_range::max_port;
+      occupied.emplace_back(gsl::narrow_cast<std::uint16_t>(*first), last - *first + 1);
+      if (!after) break;
+      from = *after;
+    }
   }
 
   port_bitmap kernel_owned() {

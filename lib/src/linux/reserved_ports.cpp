@@ -3,6 +3,7 @@
 #include "linux/state_files.hpp"
 #include "portres/error.hpp"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -26,8 +27,36 @@ std::optional<port_bitmap> read(std::error_code& ec) {
   return ports;
 }
 
-std::optional<port_bitmap> write(const port_bitmap& owned, const port_bitmap& wanted, std::error_code& ec) {
-  const auto current = read(ec);
+std::optional<port_bitmap> reader::read(std::error_code& ec) {
+  if (!fd_) {
+    fd_ = linux_files::open_nofollow(sysctl_path, O_RDONLY, ec);
+    if (!fd_) return std::nullopt;
+  }
+  // A /proc/sys file is generated afresh at each read from offset 0.
+  text_.resize(64 * 1024);
+  std::size_t size = 0;
+  while (true) {
+    const auto n = ::pread(fd_.get(), text_.data() + size, text_.size() - size, static_cast<off_t>(size));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ec = {errno, std::system_category()};
+      return std::nullopt;
+    }
+    size += static_cast<std::size_t>(n);
+    if (n == 0 || size < text_.size()) break;
+    if (text_.size() >= (1u << 20)) break; // the longest possible list is far shorter
+    text_.resize(text_.size() * 2);
+  }
+  text_.resize(size);
+  auto ports = linux_files::parse_port_list(text_);
+  if (!ports) ec = error::bad_response;
+  else ec.clear();
+  return ports;
+}
+
+std::optional<port_bitmap> write(const port_bitmap& owned, const port_bitmap& wanted, std::error_code& ec,
+                                 const port_bitmap* known) {
+  const auto current = known ? std::optional(*known) : read(ec);
   if (!current) return std::nullopt;
   port_bitmap foreign = *current;
   foreign.remove(owned);

@@ -59,14 +59,19 @@ struct connection {
 
 class daemon {
 public:
-  explicit daemon(const options& opts) : opts_(opts), placement_(default_placement()) {}
+  explicit daemon(const options& opts)
+      : opts_(opts), placement_(default_placement()), registry_(opts.registry_dir) {}
 
   int run() {
     if (!listen()) return 1;
     std::error_code ec;
+    if ((ec = owned_file_.open(opts_.state_dir))) {
+      log("state folder %s: %s", opts_.state_dir.c_str(), ec.message().c_str());
+      return 1;
+    }
     set_stored(linux_store::load(ec));
     if (ec) log("persistent store unreadable (%s): serving runtime reservations only", ec.message().c_str());
-    sync_kernel();
+    reclaim();
     std::printf("portresd: serving @%s (pid %d)\n", opts_.socket_name.c_str(), static_cast<int>(::getpid()));
     std::fflush(stdout);
     epoll_event events[64];
@@ -90,6 +95,7 @@ public:
     }
     conns_.clear();
     live_.clear();
+    live_ports_[0] = live_ports_[1] = port_bitmap{};
     sync_kernel(); // leave only the persistent blocks and foreign entries
     return 0;
   }
@@ -100,6 +106,24 @@ private:
     std::fprintf(stderr, "portresd: ");
     std::fprintf(stderr, format, args...);
     std::fputc('\n', stderr);
+  }
+
+  // A predecessor killed without cleaning up left its kernel entries (its
+  // clients' connections died with it, so their grants are over): what it
+  // recorded as its own and the kernel still lists is ours to remove now.
+  void reclaim() {
+    std::error_code ec;
+    const auto current = kernel_list_.read(ec);
+    owned_ = owned_file_.load();
+    if (current) {
+      port_bitmap stale = owned_;
+      stale.remove(*current);
+      owned_.remove(stale); // no longer in the kernel list: not ours to remove
+    }
+    if (owned_.next_set(0, port_range::max_port)) {
+      log("reclaiming the kernel entries %s of a previous portresd", linux_files::format_port_list(owned_).c_str());
+    }
+    sync_kernel();
   }
 
   bool listen() {
@@ -118,12 +142,22 @@ private:
     }
     std::memcpy(addr.sun_path + 1, opts_.socket_name.data(), opts_.socket_name.size());
     const auto len = gsl::narrow<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + opts_.socket_name.size());
-    listener_ = unique_fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!listener_ || ::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0 ||
-        ::listen(listener_.get(), 512) != 0) {
-      log("cannot listen on @%s: %s (another portresd in this network namespace?)", opts_.socket_name.c_str(),
-          std::strerror(errno));
+    std::string why;
+    const int inherited = inherited_listener(why);
+    if (inherited == -2) {
+      log("%s", why.c_str());
       return false;
+    }
+    if (inherited >= 0) { // socket activation: systemd took the name at boot, as root
+      listener_ = unique_fd(inherited);
+    } else {
+      listener_ = unique_fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      if (!listener_ || ::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0 ||
+          ::listen(listener_.get(), 512) != 0) {
+        log("cannot listen on @%s: %s (another portresd in this network namespace, or a squatter?)",
+            opts_.socket_name.c_str(), std::strerror(errno));
+        return false;
+      }
     }
     sigset_t stop;
     sigemptyset(&stop);
@@ -176,8 +210,7 @@ private:
     std::optional<grant> freed = it->second.held;
     if (had_grant) forget(it->second);
     --connections_by_uid_[it->second.peer.uid];
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, key, nullptr);
-    conns_.erase(it);
+    conns_.erase(it); // closing the descriptor also takes it out of the epoll set
     if (freed && meets_ephemeral(freed->range)) sync_kernel();
   }
 
@@ -261,7 +294,7 @@ private:
     case wire::op::list:
       break; // answered by send_listing
     case wire::op::persistent_block:
-      refresh_store();
+      refresh_store(true);
       for (const auto& e : stored_) {
         if (e.proto == q.proto && linux_store::token_of(e).value() == q.token) {
           r.first = e.range.first();
@@ -318,34 +351,69 @@ private:
       return std::error_code(EDQUOT, std::system_category()); // over the policy's cap for this uid
     }
     refresh_store();
-    // Reserved ports come from our own bitmaps (kept up to date at every
-    // change): the cost of a grant does not grow with the number of live ones.
-    const auto& reserved = occupied(q.proto);
-    if (!request.is_wildcard() && reserved.next_set(request.first(), request.last())) {
-      return error::overlaps_reservation;
-    }
+    // A specific block, or a wildcard that lands in the ephemeral range (where
+    // the kernel acts on the list), is placed against the list as it is now;
+    // a wildcard outside it against a copy at most 100 ms old.
     std::error_code ec;
-    auto held = held_ports_for(q.proto, request, ec);
+    bool fresh = !request.is_wildcard();
+    const port_bitmap* current = kernel_view(fresh);
+    auto granted = place(q.proto, request, current, ec);
+    if (!ec && !fresh && meets_ephemeral(granted)) {
+      fresh = true;
+      current = kernel_view(true);
+      granted = place(q.proto, request, current, ec);
+    }
     if (ec) return ec;
-    held |= reserved;
-    const auto granted = place_block(request, placement_, ephemeral(), {}, held, ec);
-    if (ec) return ec;
-    if ((ec = check_share(granted))) return ec;
+    if ((ec = check_share(granted, current))) return ec;
     c.held = grant{q.proto, granted, q.token};
     live_.emplace(q.token, *c.held);
     live_ports_[index(q.proto)].set_range(granted.first(), granted.last());
     ports_by_uid_[c.peer.uid] += granted.count();
-    if (meets_ephemeral(granted)) sync_kernel();
+    if (meets_ephemeral(granted)) sync_kernel(current);
     r.first = granted.first();
     r.count = granted.count();
     r.token = q.token;
     return {};
   }
 
+  // Reserved ports come from our own bitmaps (kept up to date at every
+  // change): the cost of a grant does not grow with the number of live ones.
+  // Entries others put in the kernel list and the grants of root's per-user
+  // registry (processes that started before us keep it) are reserved too.
+  port_range place(protocol p, port_range request, const port_bitmap* kernel, std::error_code& ec) {
+    auto& reserved = occupied(p);
+    if (kernel) {
+      port_bitmap foreign = *kernel;
+      foreign.remove(owned_);
+      reserved |= foreign;
+    }
+    reserved |= registry_.occupied(p);
+    if (!request.is_wildcard() && reserved.next_set(request.first(), request.last())) {
+      ec = error::overlaps_reservation;
+      return {};
+    }
+    auto held = held_ports_for(p, request, ec);
+    if (ec) return {};
+    held |= reserved;
+    return place_block(request, placement_, ephemeral(), {}, held, ec);
+  }
+
+  // The kernel list: read now, or (not `fresh`) a copy at most 100 ms old;
+  // null when it cannot be read (no such sysctl here).
+  const port_bitmap* kernel_view(bool fresh) {
+    const auto now = clock::now();
+    if (fresh || !kernel_copy_ || now - kernel_read_ > std::chrono::milliseconds(100)) {
+      std::error_code ec;
+      kernel_copy_ = kernel_list_.read(ec);
+      kernel_read_ = now;
+    }
+    return kernel_copy_ ? &*kernel_copy_ : nullptr;
+  }
+
   static std::size_t index(protocol p) { return p == protocol::tcp ? 0 : 1; }
 
   // Live blocks (disjoint by construction) and persistent blocks of `p`.
-  const port_bitmap& occupied(protocol p) {
+  port_bitmap& occupied(protocol p) {
     auto& out = occupied_scratch_;
     out = live_ports_[index(p)];
     out |= stored_ports_[index(p)];
@@ -392,7 +460,7 @@ private:
     if (!may_persist(c.peer)) return error::privilege_required;
     std::error_code ec;
     if (q.kind == wire::op::persistent_apply) {
-      refresh_store();
+      refresh_store(true);
       return sync_kernel() ? std::error_code() : std::error_code(error::privilege_required);
     }
     const port_range range(q.first, q.count);
@@ -414,7 +482,10 @@ private:
         const auto held = platform::held_ports(q.proto, range, held_ec);
         if (held_ec) return held_ec;
         if (auto conflict = check_specific_block(range, occupied, held)) return conflict;
-        if (auto starved = check_share(range)) return starved;
+        // `portres add --force` (flag_force): the caller already proved its rights.
+        if ((q.flags & wire::flag_force) == 0) {
+          if (auto starved = check_share(range)) return starved;
+        }
         entries.push_back(e);
         r.token = linux_store::token_of(e).value();
       }
@@ -434,8 +505,12 @@ private:
     return std::int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
   }
 
-  // The store is ours in broker mode; a stat notices an edit by hand.
-  void refresh_store() {
+  // The store is ours in broker mode; a stat (at most every 100 ms) notices
+  // an edit by hand.
+  void refresh_store(bool now_please = false) {
+    const auto now = clock::now();
+    if (!now_please && now - store_checked_ < std::chrono::milliseconds(100)) return;
+    store_checked_ = now;
     const auto stamp = store_mtime();
     if (stamp == store_stamp_) return;
     std::error_code ec;
@@ -476,10 +551,10 @@ private:
   // A block that would leave less than the required share of the ephemeral
   // range to automatic allocation is refused (PORTRES_EPHEMERAL_FREE_SHARE
   // in the daemon's environment).
-  std::error_code check_share(port_range block) {
+  std::error_code check_share(port_range block, const port_bitmap* current = nullptr) {
     if (!meets_ephemeral(block)) return {};
     std::error_code ec;
-    auto reserved = reserved_ports::read(ec);
+    auto reserved = current ? std::optional(*current) : kernel_list_.read(ec);
     if (!reserved) return {}; // no kernel list here: nothing to starve
     *reserved |= wanted_ports();
     reserved->set_range(block.first(), block.last());
@@ -490,19 +565,47 @@ private:
   }
 
   // ip_local_reserved_ports := (entries we did not add) | (what we want), from our own table.
-  bool sync_kernel() {
+  // What we own is recorded before the kernel changes (as a superset) and
+  // after (exactly), so a daemon killed at any point leaves a record of
+  // every entry it may have added. `current`: the list as just read.
+  bool sync_kernel(const port_bitmap* current = nullptr) {
     std::error_code ec;
-    const auto now_owned = reserved_ports::write(owned_, wanted_ports(), ec);
+    std::optional<port_bitmap> read;
+    if (!current) {
+      read = kernel_list_.read(ec);
+      if (!read) {
+        log("cannot read the kernel's reserved ports: %s", ec.message().c_str());
+        return false;
+      }
+      current = &*read;
+    }
+    const auto wanted = wanted_ports();
+    port_bitmap may_own = owned_;
+    may_own |= wanted;
+    if ((ec = owned_file_.save(may_own))) log("cannot record the kernel entries we own: %s", ec.message().c_str());
+    port_bitmap next = *current; // what the list holds after the write
+    next.remove(owned_);
+    next |= wanted;
+    const auto now_owned = reserved_ports::write(owned_, wanted, ec, current);
     if (!now_owned) {
       log("cannot update the kernel's reserved ports: %s", ec.message().c_str());
+      kernel_copy_.reset();
       return false;
     }
+    kernel_copy_ = next;
+    kernel_read_ = clock::now();
     owned_ = *now_owned;
+    owned_file_.save(owned_);
     return true;
   }
 
   const options& opts_;
   port_range placement_;
+  owned_ports_file owned_file_;
+  reserved_ports::reader kernel_list_;
+  std::optional<port_bitmap> kernel_copy_;
+  clock::time_point kernel_read_{}, store_checked_{};
+  registry_watch registry_;
   unique_fd listener_, signals_, epoll_;
   std::size_t max_connections_ = 1024;
   bool stopping_ = false;

@@ -3,6 +3,7 @@
 #ifndef PORTRES_SRC_LINUX_PORTRESD_DAEMON_HPP
 #define PORTRES_SRC_LINUX_PORTRESD_DAEMON_HPP
 
+#include "linux/portresd/daemon_state.hpp"
 #include "linux/portresd/policy.hpp"
 
 #include <string>
@@ -11,6 +12,8 @@ namespace portres::portresd {
 
 struct options {
   std::string socket_name;
+  std::string state_dir;    ///< root-only folder for what survives a restart (daemon_state.hpp)
+  std::string registry_dir; ///< root's per-user registry, whose live grants are respected
   policy rules;
   bool verbose = false;
 };

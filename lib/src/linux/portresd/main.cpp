@@ -1,6 +1,9 @@
 // portresd: the machine-wide portres reservation broker (one per network
 // namespace). See docs/security.md, "Broker mode".
-//   portresd --foreground [--socket NAME] [--policy FILE] [--verbose]
+//   portresd --foreground [--socket NAME] [--policy FILE] [--state-dir DIR]
+//            [--registry-dir DIR] [--verbose]
+// With systemd socket activation (portresd.socket) the listening socket is
+// inherited (LISTEN_FDS) and --socket only names it in messages.
 #include "linux/broker_protocol.hpp"
 #include "linux/portresd/daemon.hpp"
 
@@ -16,6 +19,8 @@ int main(int argc, char** argv) {
   using namespace portres;
   portresd::options opts;
   opts.socket_name = detail::broker_wire::default_socket_name;
+  opts.state_dir = portresd::default_state_dir();
+  opts.registry_dir = portresd::default_registry_dir();
   bool foreground = false;
   std::string policy_path;
   for (int i = 1; i < argc; ++i) {
@@ -27,11 +32,16 @@ int main(int argc, char** argv) {
       opts.verbose = true;
     } else if (arg == "--socket" && has_value) {
       opts.socket_name = argv[++i];
+    } else if (arg == "--state-dir" && has_value) {
+      opts.state_dir = argv[++i];
+    } else if (arg == "--registry-dir" && has_value) {
+      opts.registry_dir = argv[++i];
     } else if (arg == "--policy" && has_value) {
       policy_path = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: portresd --foreground [--socket NAME] [--policy FILE] [--verbose]\n"
+                   "usage: portresd --foreground [--socket NAME] [--policy FILE] [--state-dir DIR]\n"
+                   "                [--registry-dir DIR] [--verbose]\n"
                    "portresd: unknown or incomplete argument '%s'\n",
                    arg.c_str());
       return 2;

@@ -1,0 +1,293 @@
+// portresd against the world it shares: a crash and restart, grants of the
+// per-user registry made before it started, a squatter on its socket name,
+// socket activation, and `portres add --force`. Private daemons in the
+// test's private network namespace (root only; skipped visibly otherwise).
+#include "linux/broker_support.hpp"
+
+#include "core/portable_backend.hpp"
+#include "linux/broker_mode.hpp"
+#include "linux/registry.hpp"
+#include "linux/state_files.hpp"
+#include "platform.hpp"
+#include "portres/portres.hpp"
+
+#include <asio/io_context.hpp>
+
+#include <gsl/gsl>
+
+#include <cstring>
+
+#include <grp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+using namespace portres;
+using namespace portres_test;
+using portres::detail::blocking;
+using portres::detail::broker_registry;
+
+namespace {
+
+bool kernel_lists(std::uint32_t port) {
+  const auto list = portres::detail::linux_files::parse_port_list(read_sysctl(reserved_ports_path));
+  return list && list->test(port);
+}
+
+bool become_nobody() { return ::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0; }
+
+// A forked child that holds an abstract SEQPACKET listener as nobody until killed.
+struct squatter {
+  pid_t pid = -1;
+  explicit squatter(const std::string& name) {
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(ready[0]);
+      char ok = 'n';
+      if (become_nobody()) {
+        const int s = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::memcpy(a.sun_path + 1, name.data(), name.size());
+        const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+        if (::bind(s, reinterpret_cast<sockaddr*>(&a), len) == 0 && ::listen(s, 16) == 0) ok = 'y';
+      }
+      (void)!::write(ready[1], &ok, 1);
+      ::pause();
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    char ok = 'n';
+    (void)!::read(ready[0], &ok, 1);
+    ::close(ready[0]);
+    REQUIRE(ok == 'y');
+  }
+  ~squatter() {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+};
+
+} // namespace
+
+TEST_CASE("broker restart: a SIGKILLed daemon's successor leaks no kernel entry, grants no block twice, and old "
+          "clients learn their reservation is lost") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+  const auto eph = portres::detail::platform::ephemeral_range();
+  const port_range inside(static_cast<std::uint16_t>(eph.first() + 300), 10);
+  asio::io_context io;
+  auto first = std::make_unique<test_daemon>("restart");
+  // The old client: the library's backend over the first daemon.
+  portres::detail::portable_backend old_client(backend_kind::native, first->client());
+  std::error_code ec;
+  auto held = old_client.acquire(io.get_executor(), protocol::tcp, inside, blocking::allowed, ec);
+  REQUIRE_MESSAGE(!ec, ec);
+  auto wildcard = old_client.acquire(io.get_executor(), protocol::tcp, port_range(0, 4), blocking::allowed, ec);
+  REQUIRE_MESSAGE(!ec, ec);
+  // One socket bound from the block before the crash keeps its port.
+  const int early = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const auto early_port = old_client.bind_fresh(early, protocol::tcp, held->granted().token,
+                                                asio::ip::make_address("127.0.0.1"), blocking::allowed, ec);
+  REQUIRE_MESSAGE(!ec, ec);
+  const auto close_early = gsl::finally([early] { ::close(early); });
+  REQUIRE(kernel_lists(inside.first()));
+
+  first->kill_hard();
+  test_daemon second("restart");
+  // The predecessor's kernel entries are gone (its grants ended with it).
+  CHECK_MESSAGE(!kernel_lists(inside.first()), read_sysctl(reserved_ports_path));
+  CHECK(!kernel_lists(inside.last()));
+
+  // The old client is told, at bind and association, never binds silently.
+  const int late = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const auto close_late = gsl::finally([late] { ::close(late); });
+  old_client.bind_fresh(late, protocol::tcp, held->granted().token, asio::ip::make_address("127.0.0.1"),
+                        blocking::allowed, ec);
+  CHECK(ec == error::reservation_lost);
+  CHECK(ec == condition::aborted);
+  old_client.associate(late, wildcard->granted().token, blocking::allowed, ec);
+  CHECK(ec == error::reservation_lost);
+  CHECK(std::string(ec.message()).find("portresd") != std::string::npos);
+  old_client.release(static_cast<portres::detail::owned_state&>(*held), blocking::allowed, ec);
+  CHECK(ec == error::reservation_lost);
+  old_client.release(static_cast<portres::detail::owned_state&>(*held), blocking::allowed, ec);
+  CHECK(ec == error::already_released);
+
+  // The new daemon never hands out a port an old socket still holds...
+  auto broker = second.client();
+  port_range granted;
+  auto refused = broker->grant(protocol::tcp, inside, reservation_token{0x7a1}, blocking::allowed, granted, ec);
+  CHECK(ec == condition::in_use);
+  CHECK(!refused);
+  // ...and grants the rest at once, in the kernel list again.
+  const auto after = static_cast<std::uint16_t>(early_port + 1);
+  const port_range rest(after, inside.last() - after + 1);
+  auto regranted = broker->grant(protocol::tcp, rest, reservation_token{0x7a2}, blocking::allowed, granted, ec);
+  CHECK_MESSAGE(!ec, ec);
+  CHECK(kernel_lists(rest.first()));
+  second.stop();
+  CHECK(!kernel_lists(rest.first())); // a clean stop leaves nothing either
+}
+
+TEST_CASE("broker and per-user registry: a grant of root's registry made before the daemon started is never granted "
+          "again, and the registry respects the daemon's kernel entries") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+  std::string reason;
+  auto files = portres::detail::linux_registry_instance(reason);
+  REQUIRE_MESSAGE(files, reason);
+  auto registry = portres::detail::as_registry(files);
+  const auto eph = portres::detail::platform::ephemeral_range();
+  const port_range inside(static_cast<std::uint16_t>(eph.first() + 500), 10);
+  std::error_code ec;
+  port_range by_registry, by_registry_wild, granted;
+  auto r1 = registry->grant(protocol::tcp, inside, reservation_token{0xa1}, blocking::allowed, by_registry, ec);
+  REQUIRE_MESSAGE(!ec, ec);
+  auto r2 = registry->grant(protocol::tcp, port_range(0, 16), reservation_token{0xa2}, blocking::allowed,
+                            by_registry_wild, ec);
+  REQUIRE_MESSAGE(!ec, ec);
+
+  test_daemon daemon("modes");
+  auto broker = daemon.client();
+  // Specific blocks over either registry grant: the registry's conflict error.
+  auto d1 = broker->grant(protocol::tcp, inside, reservation_token{0xb1}, blocking::allowed, granted, ec);
+  CHECK(ec == error::overlaps_reservation);
+  CHECK(!d1);
+  auto d2 = broker->grant(protocol::tcp, by_registry_wild, reservation_token{0xb2}, blocking::allowed, granted, ec);
+  CHECK(ec == error::overlaps_reservation);
+  CHECK(!d2);
+  // A wildcard goes around them.
+  auto d3 = broker->grant(protocol::tcp, port_range(0, 16), reservation_token{0xb3}, blocking::allowed, granted, ec);
+  REQUIRE_MESSAGE(!ec, ec);
+  CHECK(!granted.overlaps(by_registry_wild));
+  CHECK(!granted.overlaps(inside));
+
+  // The other way round: the registry does not grant what the daemon put in the kernel list.
+  const port_range daemon_block(static_cast<std::uint16_t>(eph.first() + 700), 10);
+  auto d4 = broker->grant(protocol::udp, daemon_block, reservation_token{0xb4}, blocking::allowed, granted, ec);
+  REQUIRE_MESSAGE(!ec, ec);
+  port_range other;
+  auto r3 = registry->grant(protocol::udp, daemon_block, reservation_token{0xa3}, blocking::allowed, other, ec);
+  CHECK(ec == error::overlaps_reservation);
+  CHECK(!r3);
+  // Once the registry's holder lets go, the daemon grants the block.
+  ec.clear();
+  registry->release(*r1, blocking::allowed, ec);
+  CHECK_MESSAGE(!ec, ec.message());
+  auto d5 = broker->grant(protocol::tcp, inside, reservation_token{0xb5}, blocking::allowed, granted, ec);
+  CHECK_MESSAGE(!ec, ec);
+  registry->release(*r2, blocking::allowed, ec);
+}
+
+TEST_CASE("broker: a squatter on the socket name is named as an impostor, and PORTRES_BROKER=required refuses to "
+          "fall back") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+  const std::string name = "portres-test-impostor-" + std::to_string(::getpid());
+  squatter nobody(name);
+  const auto fallback = portres::detail::choose_registry_mode("", name);
+  INFO(fallback.description);
+  CHECK(fallback.files);
+  CHECK(!fallback.broker);
+  CHECK(fallback.description.find("held by non-root uid 65534") != std::string::npos);
+  CHECK(fallback.description.find("impostor") != std::string::npos);
+  CHECK(fallback.description.find("using per-user registry") != std::string::npos);
+
+  const auto required = portres::detail::choose_registry_mode("required", name);
+  INFO(required.description);
+  CHECK(!required.files);
+  CHECK(!required.broker);
+  REQUIRE(required.active());
+  CHECK(required.description.find("impostor") != std::string::npos);
+  std::error_code ec;
+  port_range granted;
+  auto none = required.active()->grant(protocol::tcp, port_range(0, 1), reservation_token{1}, blocking::allowed,
+                                       granted, ec);
+  CHECK(!none);
+  CHECK(ec == error::broker_required);
+  CHECK(ec == condition::not_supported);
+}
+
+TEST_CASE("broker: socket activation (LISTEN_FDS) serves on the inherited socket, taken by root before anyone") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+#if defined(PORTRES_PORTRESD)
+  const std::string name = "portres-test-activated-" + std::to_string(::getpid());
+  const int listener = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path + 1, name.data(), name.size());
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), len) == 0);
+  REQUIRE(::listen(listener, 16) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(listener, 3);
+    ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+    ::setenv("LISTEN_FDS", "1", 1);
+    ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(listener);
+  const auto stop = gsl::finally([pid] {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  });
+  std::string reason;
+  const bool answered = eventually([&] { return broker_registry::connect(name, reason) != nullptr; });
+  INFO(reason);
+  REQUIRE(answered);
+  auto broker = broker_registry::connect(name, reason);
+  std::error_code ec;
+  port_range granted;
+  auto lease = broker->grant(protocol::tcp, port_range(0, 2), reservation_token{0x5a}, blocking::allowed, granted, ec);
+  CHECK_MESSAGE(!ec, ec);
+  CHECK(granted.count() == 2);
+#endif
+}
+
+TEST_CASE("broker: portres add --force reaches the daemon (persistent rights still required)") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+  const auto eph = portres::detail::platform::ephemeral_range();
+  test_daemon daemon("force");
+  auto broker = daemon.client();
+  const port_range greedy(eph.first(), eph.count() / 2 + 1);
+  std::error_code ec;
+  broker->persistent_create(protocol::tcp, greedy, ec);
+  CHECK(ec == error::ephemeral_starved);
+  CHECK(!kernel_lists(greedy.first()));
+  // What `portres add --force` does: the required share is 0 in its environment.
+  ::setenv("PORTRES_EPHEMERAL_FREE_SHARE", "0", 1);
+  const auto restore = gsl::finally([] { ::unsetenv("PORTRES_EPHEMERAL_FREE_SHARE"); });
+  const auto token = broker->persistent_create(protocol::tcp, greedy, ec);
+  CHECK_MESSAGE(!ec, ec);
+  CHECK(token);
+  CHECK(kernel_lists(greedy.first()));
+  // An unprivileged caller's force flag does not get it through.
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::string said = "error setuid";
+    if (become_nobody()) {
+      std::string why;
+      auto mine = broker_registry::connect(daemon.name(), why);
+      std::error_code child_ec;
+      if (mine) mine->persistent_create(protocol::udp, port_range(static_cast<std::uint16_t>(eph.last() - 5), 5), child_ec);
+      said = mine ? child_ec.message() : why;
+    }
+    (void)!::write(out[1], said.data(), said.size());
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  char buf[256] = {};
+  (void)!::read(out[0], buf, sizeof buf - 1);
+  ::close(out[0]);
+  ::waitpid(pid, nullptr, 0);
+  CHECK(std::string(buf) == make_error_code(error::privilege_required).message());
+  broker->persistent_remove(protocol::tcp, greedy, ec);
+  CHECK(!ec);
+  CHECK(!kernel_lists(greedy.first()));
+}
