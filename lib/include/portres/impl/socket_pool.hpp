@@ -5,6 +5,8 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "portres/detail/pool_support.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -16,17 +18,6 @@
 
 namespace portres {
 namespace detail {
-
-// EADDRNOTAVAIL as Asio reports it from a connect (it has no enumerator for it).
-// Only Linux reports a busy 4-tuple this way; on Windows WSAEADDRNOTAVAIL
-// means a bad remote address, which another port would not fix.
-inline bool address_not_available([[maybe_unused]] const std::error_code& ec) noexcept {
-#if defined(_WIN32)
-  return false;
-#else
-  return ec == std::error_code(EADDRNOTAVAIL, asio::error::get_system_category());
-#endif
-}
 
 /// The shared state of a socket_pool; it outlives the pool while pooled
 /// sockets are out. Every member is guarded by `mutex_`; system calls
@@ -402,25 +393,6 @@ private:
     if (!started) gate_->leave(); // its io_context is being destroyed: no bind
   }
 
-  // Counts binds under way on the blocking pool.
-  struct blocking_gate {
-    std::mutex mutex;
-    std::condition_variable idle;
-    int in_flight = 0;
-    void enter() {
-      std::lock_guard lock(mutex);
-      ++in_flight;
-    }
-    void leave() {
-      std::lock_guard lock(mutex);
-      if (--in_flight == 0) idle.notify_all();
-    }
-    void wait_idle() {
-      std::unique_lock lock(mutex);
-      idle.wait(lock, [&] { return in_flight == 0; });
-    }
-  };
-
   static bool transient(const std::error_code& ec) {
     return ec == condition::exhausted || ec == condition::in_use;
   }
@@ -491,30 +463,7 @@ private:
   std::unique_ptr<socket_type> pending_; // a socket whose overlapped associate is under way
   pool_stats counters_;
   asio::steady_timer retry_;
-  std::shared_ptr<blocking_gate> gate_ = std::make_shared<blocking_gate>();
-};
-
-template <class Protocol>
-struct initiate_pool_get {
-  std::shared_ptr<pool_state<Protocol>> state;
-  asio::any_io_executor executor;
-
-  template <class Handler>
-  void operator()(Handler&& handler) const {
-    state->get(completion<std::error_code, pooled_socket<Protocol>>(std::forward<Handler>(handler), executor));
-  }
-};
-
-template <class Protocol>
-struct initiate_pool_connect {
-  std::shared_ptr<pool_state<Protocol>> state;
-  asio::any_io_executor executor;
-
-  template <class Handler>
-  void operator()(Handler&& handler, const typename Protocol::endpoint& peer) const {
-    state->connect(peer, socket_pool<Protocol>::connect_retries,
-                   completion<std::error_code, pooled_socket<Protocol>>(std::forward<Handler>(handler), executor));
-  }
+  std::shared_ptr<pool_blocking_gate> gate_ = std::make_shared<pool_blocking_gate>();
 };
 
 } // namespace detail
