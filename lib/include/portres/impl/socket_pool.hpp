@@ -297,7 +297,7 @@ private:
   // must wait (Windows' overlapped associate, a registry read) continues
   // from its completion; refill_scheduled_ stays set meanwhile.
   void refill() {
-    for (int made = 0; made < sockets_per_run; ++made) {
+    for (int made = 0;; ++made) {
       {
         std::lock_guard lock(mutex_);
         if (!wanted_locked()) {
@@ -305,6 +305,9 @@ private:
           return;
         }
       }
+      // Bounded work per handler run; asked only once more is wanted, so a
+      // pool topped up by this run costs no extra run (and reactor poll).
+      if (made == sockets_per_run) break;
       std::error_code ec;
       std::uint16_t port = 0;
       auto socket = open_configured(ec);
