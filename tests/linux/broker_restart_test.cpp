@@ -181,6 +181,33 @@ TEST_CASE("broker and per-user registry: a grant of root's registry made before 
   registry->release(*r2, blocking::allowed, ec);
 }
 
+// review12c: a process that chose the per-user registry before the daemon
+// started (the mode is chosen once per process), or runs with
+// PORTRES_BROKER=off, sees the daemon's grants only through the kernel list,
+// which holds only blocks that meet the ephemeral range. A daemon grant below
+// the ephemeral range is granted again by the registry: two live holders.
+TEST_CASE("broker and per-user registry: a daemon grant outside the ephemeral range is not granted again by the "
+          "registry (review12c)") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+  std::string reason;
+  auto files = portres::detail::linux_registry_instance(reason);
+  REQUIRE_MESSAGE(files, reason);
+  auto registry = portres::detail::as_registry(files);
+  const auto eph = portres::detail::platform::ephemeral_range();
+  REQUIRE(eph.first() > 3000);
+  const port_range outside(static_cast<std::uint16_t>(eph.first() - 2000), 10);
+  test_daemon daemon("outside");
+  auto broker = daemon.client();
+  std::error_code ec;
+  port_range granted, again;
+  auto d1 = broker->grant(protocol::tcp, outside, reservation_token{0xc1}, blocking::allowed, granted, ec);
+  REQUIRE_MESSAGE(!ec, ec);
+  auto r1 = registry->grant(protocol::tcp, outside, reservation_token{0xc2}, blocking::allowed, again, ec);
+  CHECK_MESSAGE(ec == error::overlaps_reservation, "registry granted " << portres::to_string(again)
+                                                                       << " while the daemon holds it");
+  if (r1) registry->release(*r1, blocking::allowed, ec);
+}
+
 TEST_CASE("broker: a squatter on the socket name is named as an impostor, and PORTRES_BROKER=required refuses to "
           "fall back") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
