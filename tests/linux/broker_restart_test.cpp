@@ -208,6 +208,51 @@ TEST_CASE("broker and per-user registry: a daemon grant outside the ephemeral ra
   if (r1) registry->release(*r1, blocking::allowed, ec);
 }
 
+// review12c: "one daemon per namespace (the socket name is taken)" holds only
+// for one name; --socket takes any. A second portresd on another name in the
+// same namespace shares owned.<netns> (each overwrites the other's record, so
+// a crash of both leaks kernel entries) and grants blocks outside the
+// ephemeral range that the first holds. Either the second must refuse to
+// start, or it must not grant the first's block.
+TEST_CASE("broker: a second portresd in the same namespace (another socket name) neither starts nor double-grants "
+          "(review12c)") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+#if defined(PORTRES_PORTRESD)
+  const auto eph = portres::detail::platform::ephemeral_range();
+  REQUIRE(eph.first() > 3000);
+  const port_range outside(static_cast<std::uint16_t>(eph.first() - 2100), 10);
+  test_daemon first("first");
+  auto a = first.client();
+  std::error_code ec;
+  port_range granted;
+  auto d1 = a->grant(protocol::tcp, outside, reservation_token{0xd1}, blocking::allowed, granted, ec);
+  REQUIRE_MESSAGE(!ec, ec);
+  const std::string name2 = "portres-test-" + std::to_string(::getpid()) + "-second";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name2.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const auto stop = gsl::finally([pid] {
+    ::kill(pid, SIGTERM);
+    ::waitpid(pid, nullptr, 0);
+  });
+  std::shared_ptr<broker_registry> b;
+  std::string reason;
+  for (int i = 0; i < 200 && !b; ++i) {
+    if (::waitpid(pid, nullptr, WNOHANG) == pid) return; // refused to start: fine
+    b = broker_registry::connect(name2, reason);
+    if (!b) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE_MESSAGE(b, reason);
+  port_range again;
+  auto d2 = b->grant(protocol::tcp, outside, reservation_token{0xd2}, blocking::allowed, again, ec);
+  CHECK_MESSAGE(ec == error::overlaps_reservation,
+                "second portresd granted " << portres::to_string(again) << " held through the first");
+#endif
+}
+
 TEST_CASE("broker: a squatter on the socket name is named as an impostor, and PORTRES_BROKER=required refuses to "
           "fall back") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
