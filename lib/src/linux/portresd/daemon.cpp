@@ -66,7 +66,9 @@ public:
     if (!listen()) return 1;
     std::error_code ec;
     if ((ec = owned_file_.open(opts_.state_dir))) {
-      log("state folder %s: %s", opts_.state_dir.c_str(), ec.message().c_str());
+      log("state folder %s: %s", opts_.state_dir.c_str(),
+          ec == std::errc::device_or_resource_busy ? "another portresd serves this network namespace"
+                                                   : ec.message().c_str());
       return 1;
     }
     set_stored(linux_store::load(ec));
@@ -211,7 +213,7 @@ private:
     if (had_grant) forget(it->second);
     --connections_by_uid_[it->second.peer.uid];
     conns_.erase(it); // closing the descriptor also takes it out of the epoll set
-    if (freed && meets_ephemeral(freed->range)) sync_kernel();
+    if (freed) sync_kernel();
   }
 
   void close_idle() {
@@ -280,9 +282,8 @@ private:
       if (!c.held) {
         r.result = error::already_released;
       } else {
-        const auto range = c.held->range;
         forget(c);
-        if (meets_ephemeral(range)) sync_kernel();
+        sync_kernel();
       }
       keep = false;
       break;
@@ -351,25 +352,20 @@ private:
       return std::error_code(EDQUOT, std::system_category()); // over the policy's cap for this uid
     }
     refresh_store();
-    // A specific block, or a wildcard that lands in the ephemeral range (where
-    // the kernel acts on the list), is placed against the list as it is now;
-    // a wildcard outside it against a copy at most 100 ms old.
+    // Placed against the list as it is now: every grant goes into it (below).
     std::error_code ec;
-    bool fresh = !request.is_wildcard();
-    const port_bitmap* current = kernel_view(fresh);
+    const port_bitmap* current = kernel_view(true);
     auto granted = place(q.proto, request, current, ec);
-    if (!ec && !fresh && meets_ephemeral(granted)) {
-      fresh = true;
-      current = kernel_view(true);
-      granted = place(q.proto, request, current, ec);
-    }
     if (ec) return ec;
     if ((ec = check_share(granted, current))) return ec;
     c.held = grant{q.proto, granted, q.token};
     live_.emplace(q.token, *c.held);
     live_ports_[index(q.proto)].set_range(granted.first(), granted.last());
     ports_by_uid_[c.peer.uid] += granted.count();
-    if (meets_ephemeral(granted)) sync_kernel(current);
+    // Every grant goes into the kernel list, outside the ephemeral range too:
+    // there the kernel ignores it, but a process that chose the per-user
+    // registry before the daemon started sees the block only through it.
+    sync_kernel(current);
     r.first = granted.first();
     r.count = granted.count();
     r.token = q.token;
@@ -533,18 +529,12 @@ private:
     return r.first() <= eph.last() && r.last() >= eph.first();
   }
 
-  // Live and persistent blocks where they meet the ephemeral range: what the
-  // kernel list must hold for us.
+  // Live and persistent blocks: what the kernel list must hold for us.
   port_bitmap wanted_ports() {
-    const auto eph = ephemeral();
     port_bitmap wanted = live_ports_[0];
     wanted |= live_ports_[1];
     wanted |= stored_ports_[0];
     wanted |= stored_ports_[1];
-    port_bitmap outside; // the kernel list only matters inside the ephemeral range
-    if (eph.first() > 0) outside.set_range(0, eph.first() - 1u);
-    if (eph.last() < port_range::max_port) outside.set_range(eph.last() + 1u, port_range::max_port);
-    wanted.remove(outside);
     return wanted;
   }
 
@@ -582,7 +572,11 @@ private:
     const auto wanted = wanted_ports();
     port_bitmap may_own = owned_;
     may_own |= wanted;
-    if ((ec = owned_file_.save(may_own))) log("cannot record the kernel entries we own: %s", ec.message().c_str());
+    if ((ec = owned_file_.save(may_own))) {
+      // Unrecorded entries would leak if we were killed: leave the list alone.
+      log("cannot record the kernel entries we own (%s): kernel list not changed", ec.message().c_str());
+      return false;
+    }
     port_bitmap next = *current; // what the list holds after the write
     next.remove(owned_);
     next |= wanted;

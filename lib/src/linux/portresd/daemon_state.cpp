@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,8 +34,19 @@ std::error_code owned_ports_file::open(const std::string& dir) {
   }
   std::error_code ec;
   dir_ = linux_files::open_private_dir(dir, ec);
-  name_ = "owned." + std::to_string(linux_files::network_namespace_id());
-  return ec;
+  if (ec) return ec;
+  const auto ns = std::to_string(linux_files::network_namespace_id());
+  name_ = "owned." + ns;
+  // One daemon per namespace and state folder, whatever socket name it
+  // serves: a second one would grant the same blocks and overwrite the record.
+  lock_ = linux_files::unique_fd(
+      ::openat(dir_.get(), ("lock." + ns).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
+  if (!lock_) return {errno, std::system_category()};
+  if (::flock(lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return std::make_error_code(std::errc::device_or_resource_busy);
+    return {errno, std::system_category()};
+  }
+  return {};
 }
 
 port_bitmap owned_ports_file::load() {
@@ -47,7 +59,7 @@ port_bitmap owned_ports_file::load() {
 
 std::error_code owned_ports_file::save(const port_bitmap& owned) {
   if (known_ && owned == saved_) return {};
-  // One daemon per namespace (the socket name is taken): a fixed temporary
+  // One daemon per namespace (it holds the lock file): a fixed temporary
   // name is enough. /run is memory: no fsync (the kernel list does not
   // survive a reboot either).
   const std::string temp = name_ + ".tmp";

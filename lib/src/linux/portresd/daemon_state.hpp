@@ -27,7 +27,9 @@ std::string default_registry_dir();
 
 class owned_ports_file {
 public:
-  /// Opens (creating, 0700, root-owned) the folder; the file is per network namespace.
+  /// Opens (creating, 0700, root-owned) the folder; the file is per network
+  /// namespace. Holds the namespace's lock file there: a second daemon of the
+  /// same namespace gets std::errc::device_or_resource_busy.
   std::error_code open(const std::string& dir);
   /// What the last daemon of this namespace said it owned (empty if nothing).
   detail::port_bitmap load();
@@ -37,6 +39,7 @@ public:
 
 private:
   detail::linux_files::unique_fd dir_;
+  detail::linux_files::unique_fd lock_;
   std::string name_;
   detail::port_bitmap saved_;
   bool known_ = false;
