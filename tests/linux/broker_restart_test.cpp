@@ -17,9 +17,11 @@
 
 #include <cstring>
 
+#include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 using namespace portres;
@@ -362,4 +364,50 @@ TEST_CASE("broker: portres add --force reaches the daemon (persistent rights sti
   broker->persistent_remove(protocol::tcp, greedy, ec);
   CHECK(!ec);
   CHECK(!kernel_lists(greedy.first()));
+}
+
+TEST_CASE("broker: a damaged record of a predecessor's kernel entries is reported, and nothing is reclaimed (review12c)") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+#if defined(PORTRES_PORTRESD)
+  const char* runtime = std::getenv("PORTRES_RUNTIME_DIR");
+  REQUIRE(runtime != nullptr);
+  const std::string dir = std::string(runtime) + "/portresd-damaged";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  const auto ns = std::to_string(portres::detail::linux_files::network_namespace_id());
+  {
+    std::FILE* f = std::fopen((dir + "/owned." + ns).c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs("50000-50004,garbage\n", f);
+    std::fclose(f);
+  }
+  const std::string before = read_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports");
+  const auto restore = gsl::finally([before] { write_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports", before); });
+  write_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports", "50000-50004"); // someone's entries
+  const std::string log = dir + ".log";
+  const std::string name = "portres-test-" + std::to_string(::getpid()) + "-damaged";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out >= 0) ::dup2(out, STDERR_FILENO);
+    ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name.c_str(), "--state-dir", dir.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const auto stop = gsl::finally([pid] {
+    ::kill(pid, SIGTERM);
+    ::waitpid(pid, nullptr, 0);
+  });
+  std::string reason;
+  std::shared_ptr<broker_registry> client;
+  for (int i = 0; i < 400 && !client; ++i) { // bounded: 2 s
+    client = broker_registry::connect(name, reason);
+    if (!client) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE_MESSAGE(client, reason);
+  std::error_code ec;
+  const auto text = portres::detail::linux_files::read_file(log, ec).value_or("");
+  CHECK_MESSAGE(text.find("unusable") != std::string::npos, "daemon log: " << text);
+  CHECK(kernel_lists(50000)); // left in place, as foreign
+#endif
 }

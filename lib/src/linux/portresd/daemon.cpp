@@ -116,7 +116,12 @@ private:
   void reclaim() {
     std::error_code ec;
     const auto current = kernel_list_.read(ec);
-    owned_ = owned_file_.load();
+    std::string problem;
+    owned_ = owned_file_.load(problem);
+    if (!problem.empty()) {
+      // Safe direction: whatever a predecessor added stays, as if foreign.
+      log("record of the previous daemon's kernel entries unusable (%s): none reclaimed", problem.c_str());
+    }
     if (current) {
       port_bitmap stale = owned_;
       stale.remove(*current);

@@ -49,10 +49,14 @@ std::error_code owned_ports_file::open(const std::string& dir) {
   return {};
 }
 
-port_bitmap owned_ports_file::load() {
+port_bitmap owned_ports_file::load(std::string& problem) {
+  problem.clear();
   std::error_code ec;
   const auto text = linux_files::read_file_at(dir_.get(), name_, ec);
-  saved_ = linux_files::parse_port_list(text.value_or("")).value_or(port_bitmap{});
+  if (ec && ec != std::errc::no_such_file_or_directory) problem = name_ + ": " + ec.message();
+  const auto parsed = linux_files::parse_port_list(text.value_or(""));
+  if (!parsed && problem.empty()) problem = name_ + ": not a port list";
+  saved_ = parsed.value_or(port_bitmap{});
   known_ = true;
   return saved_;
 }

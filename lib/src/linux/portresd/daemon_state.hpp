@@ -31,8 +31,9 @@ public:
   /// namespace. Holds the namespace's lock file there: a second daemon of the
   /// same namespace gets std::errc::device_or_resource_busy.
   std::error_code open(const std::string& dir);
-  /// What the last daemon of this namespace said it owned (empty if nothing).
-  detail::port_bitmap load();
+  /// What the last daemon of this namespace said it owned (empty if nothing);
+  /// `problem` names an unreadable or damaged record (then: empty).
+  detail::port_bitmap load(std::string& problem);
   /// Replaces the record atomically (written to a temporary name, renamed);
   /// nothing is written when `owned` is what the file already says.
   std::error_code save(const detail::port_bitmap& owned);
