@@ -36,6 +36,7 @@ enum class error {
   ephemeral_starved,       ///< Linux: the block would leave too little of the ephemeral range free
   reservation_lost,        ///< Linux broker mode: portresd went away, so the reservation ended (acquire again)
   broker_required,         ///< Linux: PORTRES_BROKER=required and no genuine portresd answers
+  broker_started,          ///< Linux: portresd started after this process chose the per-user registry
 };
 
 /// Portable meanings that OS codes of either platform compare equal to.

@@ -1,6 +1,8 @@
 #include "linux/registry.hpp"
 
 #include "core/block_placement.hpp"
+#include "linux/broker_client.hpp"
+#include "linux/broker_protocol.hpp"
 #include "linux/registry_format.hpp"
 #include "linux/registry_scan.hpp"
 #include "linux/reserved_ports.hpp"
@@ -21,6 +23,16 @@
 #include <unistd.h>
 
 namespace portres::detail {
+
+namespace {
+bool genuine_broker_answers() {
+  std::error_code ec;
+  const int fd = broker_link::connect(broker_wire::default_socket_name, ec);
+  if (fd < 0) return false; // none, or an impostor (not root): nothing it grants is a reservation
+  ::close(fd);
+  return true;
+}
+} // namespace
 namespace {
 
 using linux_files::unique_fd;
@@ -124,6 +136,14 @@ public:
 
   std::unique_ptr<lease> grant(protocol p, port_range request, reservation_token token, blocking b,
                                port_range& granted, std::error_code& ec) override {
+    // A portresd that started after this process chose the registry grants
+    // blocks the registry cannot see (outside the ephemeral range they are in
+    // no kernel list): grant nothing rather than grant twice. One failed
+    // connect() per grant when no daemon runs.
+    if (genuine_broker_answers()) {
+      ec = error::broker_started;
+      return nullptr;
+    }
     guard g(*this, b, ec);
     if (ec) return nullptr;
     auto live = scan(ec);

@@ -218,7 +218,7 @@ private:
     if (had_grant) forget(it->second);
     --connections_by_uid_[it->second.peer.uid];
     conns_.erase(it); // closing the descriptor also takes it out of the epoll set
-    if (freed) sync_kernel();
+    if (freed && meets_ephemeral(freed->range)) sync_kernel();
   }
 
   void close_idle() {
@@ -287,8 +287,9 @@ private:
       if (!c.held) {
         r.result = error::already_released;
       } else {
+        const auto range = c.held->range;
         forget(c);
-        sync_kernel();
+        if (meets_ephemeral(range)) sync_kernel();
       }
       keep = false;
       break;
@@ -357,20 +358,25 @@ private:
       return std::error_code(EDQUOT, std::system_category()); // over the policy's cap for this uid
     }
     refresh_store();
-    // Placed against the list as it is now: every grant goes into it (below).
+    // A specific block, or a wildcard that lands in the ephemeral range (where
+    // the kernel acts on the list), is placed against the list as it is now;
+    // a wildcard outside it against a copy at most 100 ms old.
     std::error_code ec;
-    const port_bitmap* current = kernel_view(true);
+    bool fresh = !request.is_wildcard();
+    const port_bitmap* current = kernel_view(fresh);
     auto granted = place(q.proto, request, current, ec);
+    if (!ec && !fresh && meets_ephemeral(granted)) {
+      fresh = true;
+      current = kernel_view(true);
+      granted = place(q.proto, request, current, ec);
+    }
     if (ec) return ec;
     if ((ec = check_share(granted, current))) return ec;
     c.held = grant{q.proto, granted, q.token};
     live_.emplace(q.token, *c.held);
     live_ports_[index(q.proto)].set_range(granted.first(), granted.last());
     ports_by_uid_[c.peer.uid] += granted.count();
-    // Every grant goes into the kernel list, outside the ephemeral range too:
-    // there the kernel ignores it, but a process that chose the per-user
-    // registry before the daemon started sees the block only through it.
-    sync_kernel(current);
+    if (meets_ephemeral(granted)) sync_kernel(current);
     r.first = granted.first();
     r.count = granted.count();
     r.token = q.token;
@@ -534,12 +540,18 @@ private:
     return r.first() <= eph.last() && r.last() >= eph.first();
   }
 
-  // Live and persistent blocks: what the kernel list must hold for us.
+  // Live and persistent blocks where they meet the ephemeral range: what the
+  // kernel list must hold for us.
   port_bitmap wanted_ports() {
+    const auto eph = ephemeral();
     port_bitmap wanted = live_ports_[0];
     wanted |= live_ports_[1];
     wanted |= stored_ports_[0];
     wanted |= stored_ports_[1];
+    port_bitmap outside; // the kernel list only matters inside the ephemeral range
+    if (eph.first() > 0) outside.set_range(0, eph.first() - 1u);
+    if (eph.last() < port_range::max_port) outside.set_range(eph.last() + 1u, port_range::max_port);
+    wanted.remove(outside);
     return wanted;
   }
 
