@@ -3,7 +3,7 @@
 // per run: --style callback | future | coroutine.
 //
 //   acquire_release --protocol tcp --start 0 --count 20 --style coroutine
-#include "common/options.hpp"
+#include "cli/options.hpp"
 
 #include <portres/portres.hpp>
 
@@ -90,7 +90,7 @@ int with_coroutine(asio::io_context& io, portres::protocol p, portres::port_rang
 
 int main(int argc, char** argv) {
   try {
-    const samples::options opts(argc, argv, {"protocol", "start", "count", "style"}, {"help"});
+    const cli::options opts(argc, argv, {"protocol", "start", "count", "style"}, {"help"});
     if (opts.flag("help")) {
       std::printf("usage: acquire_release --protocol tcp|udp --start N --count N [--style callback|future|coroutine]\n"
                   "  --start 0 asks for any free block of --count ports (a wildcard block)\n");
@@ -104,8 +104,8 @@ int main(int argc, char** argv) {
     if (style == "callback") return with_callbacks(io, p, range);
     if (style == "future") return with_futures(io, p, range);
     if (style == "coroutine") return with_coroutine(io, p, range);
-    throw samples::usage_error("--style must be callback, future or coroutine, not '" + style + "'");
-  } catch (const samples::usage_error& e) {
+    throw cli::usage_error("--style must be callback, future or coroutine, not '" + style + "'");
+  } catch (const cli::usage_error& e) {
     std::fprintf(stderr, "acquire_release: %s\n", e.what());
     return 2;
   }

@@ -5,7 +5,7 @@
 //   gateway --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000
 //   gateway --listen 127.0.0.1:0 --builtin-upstream --duration 10
 //   --ports pool|ephemeral, --policy sequential|lru|random, --block N
-#include "common/json.hpp"
+#include "cli/json.hpp"
 #include "common/net.hpp"
 
 #include <portres/portres.hpp>
@@ -113,7 +113,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& listener, tcp::endpoint upstrea
 
 int main(int argc, char** argv) {
   try {
-    const samples::options o(argc, argv, {"listen", "upstream", "ports", "policy", "block", "duration"},
+    const cli::options o(argc, argv, {"listen", "upstream", "ports", "policy", "block", "duration"},
                              {"builtin-upstream", "json", "help"});
     if (o.flag("help")) {
       std::printf("usage: gateway --listen HOST:PORT (--upstream HOST:PORT | --builtin-upstream)\n"
@@ -123,15 +123,15 @@ int main(int argc, char** argv) {
     }
     const auto listen_at = samples::parse_endpoint(o.text("listen", "127.0.0.1:8080"), "--listen");
     const auto ports = o.text("ports", "pool");
-    if (ports != "pool" && ports != "ephemeral") throw samples::usage_error("--ports must be pool or ephemeral");
+    if (ports != "pool" && ports != "ephemeral") throw cli::usage_error("--ports must be pool or ephemeral");
     if (!o.has("upstream") && !o.flag("builtin-upstream")) {
-      throw samples::usage_error("name an upstream: --upstream HOST:PORT or --builtin-upstream");
+      throw cli::usage_error("name an upstream: --upstream HOST:PORT or --builtin-upstream");
     }
     const auto policy_text = o.text("policy", "lru");
     const auto policy = policy_text == "sequential" ? portres::port_policy::sequential
                         : policy_text == "random"   ? portres::port_policy::random
                         : policy_text == "lru"      ? portres::port_policy::lru
-                                                    : throw samples::usage_error("--policy must be sequential, lru or random");
+                                                    : throw cli::usage_error("--policy must be sequential, lru or random");
     const auto block_size = static_cast<std::uint32_t>(o.number("block", 4096, 1, 16384));
     const auto duration = o.number("duration", 0, 0, 86400);
 
@@ -181,7 +181,7 @@ int main(int argc, char** argv) {
     std::string kinds, json_kinds;
     for (const auto& [kind, n] : c.upstream_by_kind) {
       kinds += (kinds.empty() ? " (" : ", ") + kind + "=" + std::to_string(n);
-      json_kinds += std::string(json_kinds.empty() ? "" : ",") + samples::json_string(kind) + ":" + std::to_string(n);
+      json_kinds += std::string(json_kinds.empty() ? "" : ",") + cli::json_string(kind) + ":" + std::to_string(n);
     }
     if (!kinds.empty()) kinds += ")";
     if (o.flag("json")) {
@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
     }
     std::printf("\n");
     return 0;
-  } catch (const samples::usage_error& e) {
+  } catch (const cli::usage_error& e) {
     std::fprintf(stderr, "gateway: %s\n", e.what());
     return 2;
   } catch (const std::system_error& e) {

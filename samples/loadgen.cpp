@@ -8,7 +8,7 @@
 //   --json                   the final summary as JSON
 // Failures are counted by errno name (EADDRNOTAVAIL: no usable local port or
 // 4-tuple; ECONNREFUSED; ECONNRESET; ETIMEDOUT; ...), in the text and --json.
-#include "common/json.hpp"
+#include "cli/json.hpp"
 #include "common/net.hpp"
 
 #include <portres/portres.hpp>
@@ -140,7 +140,7 @@ asio::awaitable<void> progress(totals& t, clock_type::time_point end, bool quiet
 }
 
 settings parse(int argc, char** argv) {
-  const samples::options o(argc, argv, {"target", "concurrency", "rate", "duration", "ports", "policy", "close", "block"},
+  const cli::options o(argc, argv, {"target", "concurrency", "rate", "duration", "ports", "policy", "close", "block"},
                            {"http", "json", "help"});
   if (o.flag("help")) {
     std::printf("usage: loadgen --target HOST:PORT [--concurrency N] [--rate N] [--duration S]\n"
@@ -149,23 +149,23 @@ settings parse(int argc, char** argv) {
     std::exit(0);
   }
   settings s;
-  if (!o.has("target")) throw samples::usage_error("--target HOST:PORT is required");
+  if (!o.has("target")) throw cli::usage_error("--target HOST:PORT is required");
   s.target = samples::parse_endpoint(o.text("target", ""), "--target");
   s.concurrency = o.number("concurrency", 8, 1, 10000);
   s.rate = static_cast<double>(o.number("rate", 0, 0, 10000000));
   s.duration = std::chrono::seconds(o.number("duration", 5, 1, 3600));
   s.block = static_cast<std::uint32_t>(o.number("block", 4096, 1, 16384));
   const auto ports = o.text("ports", "pool");
-  if (ports != "pool" && ports != "ephemeral") throw samples::usage_error("--ports must be pool or ephemeral");
+  if (ports != "pool" && ports != "ephemeral") throw cli::usage_error("--ports must be pool or ephemeral");
   s.pool = ports == "pool";
   const auto policy = o.text("policy", "lru");
   if (policy == "sequential") s.policy = portres::port_policy::sequential;
   else if (policy == "lru") s.policy = portres::port_policy::lru;
   else if (policy == "random") s.policy = portres::port_policy::random;
-  else throw samples::usage_error("--policy must be sequential, lru or random");
+  else throw cli::usage_error("--policy must be sequential, lru or random");
   s.close = o.text("close", "client");
   if (s.close != "client" && s.close != "server" && s.close != "rst") {
-    throw samples::usage_error("--close must be client, server or rst");
+    throw cli::usage_error("--close must be client, server or rst");
   }
   s.http = o.flag("http");
   s.json = o.flag("json");
@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
   settings s;
   try {
     s = parse(argc, argv);
-  } catch (const samples::usage_error& e) {
+  } catch (const cli::usage_error& e) {
     std::fprintf(stderr, "loadgen: %s\n", e.what());
     return 2;
   }
@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
   for (const auto& [kind, n] : t.errors) {
     errors += n;
     kinds += " " + kind + "=" + std::to_string(n);
-    json_kinds += std::string(json_kinds.empty() ? "" : ",") + samples::json_string(kind) + ":" + std::to_string(n);
+    json_kinds += std::string(json_kinds.empty() ? "" : ",") + cli::json_string(kind) + ":" + std::to_string(n);
   }
   const double rate = static_cast<double>(t.connections) / seconds;
   if (s.json) {

@@ -3,7 +3,7 @@
 #ifndef PORTRES_SAMPLES_NET_HPP
 #define PORTRES_SAMPLES_NET_HPP
 
-#include "common/options.hpp"
+#include "cli/options.hpp"
 
 #include <asio/ip/tcp.hpp>
 
@@ -46,14 +46,14 @@ inline void configure_client_socket([[maybe_unused]] asio::ip::tcp::socket& sock
 
 inline asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const char* option) {
   const auto colon = text.rfind(':');
-  if (colon == std::string::npos) throw usage_error(std::string(option) + " must be HOST:PORT, not '" + text + "'");
+  if (colon == std::string::npos) throw cli::usage_error(std::string(option) + " must be HOST:PORT, not '" + text + "'");
   std::error_code ec;
   const auto address = asio::ip::make_address(text.substr(0, colon), ec);
   unsigned port = 0;
   const auto port_text = text.substr(colon + 1);
   const auto r = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec || r.ec != std::errc{} || r.ptr != port_text.data() + port_text.size() || port > 65535) {
-    throw usage_error(std::string(option) + " must be an IP address and port, e.g. 127.0.0.1:8080, not '" + text + "'");
+    throw cli::usage_error(std::string(option) + " must be an IP address and port, e.g. 127.0.0.1:8080, not '" + text + "'");
   }
   return {address, static_cast<unsigned short>(port)};
 }

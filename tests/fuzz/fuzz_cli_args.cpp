@@ -1,6 +1,6 @@
 // Command-line arguments of the samples and the portres CLI: garbage gives a
 // usage error, never a crash; what is accepted is in range.
-#include "common/options.hpp"
+#include "cli/options.hpp"
 
 #include <cstdlib>
 #include <string>
@@ -22,14 +22,14 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   try {
-    const samples::options o(static_cast<int>(argv.size()), argv.data(), {"protocol", "start", "count", "target"},
+    const cli::options o(static_cast<int>(argv.size()), argv.data(), {"protocol", "start", "count", "target"},
                              {"json", "help"});
     (void)o.protocol();
     const auto r = o.range(false);
     if (r.validate(false) || r.is_wildcard()) std::abort();
     const auto n = o.number("count", 1, 1, 65535);
     if (n < 1 || n > 65535) std::abort();
-  } catch (const samples::usage_error&) {
+  } catch (const cli::usage_error&) {
   }
   return 0;
 }

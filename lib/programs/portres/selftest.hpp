@@ -1,13 +1,13 @@
 // `portres selftest [--json]`: the conformance sequence against the real OS.
-#ifndef PORTRES_SAMPLES_SELFTEST_HPP
-#define PORTRES_SAMPLES_SELFTEST_HPP
+#ifndef PORTRES_PROGRAMS_PORTRES_SELFTEST_HPP
+#define PORTRES_PROGRAMS_PORTRES_SELFTEST_HPP
 
-namespace samples {
+namespace cli {
 
 /// Runs every check, prints one line per check (or one JSON report), and
 /// returns 0 when no check failed, 1 otherwise.
 int selftest(bool json);
 
-} // namespace samples
+} // namespace cli
 
 #endif

@@ -1,4 +1,4 @@
-#include "linux/portresd/policy.hpp"
+#include "portresd/policy.hpp"
 
 #include <charconv>
 #include <limits>

@@ -5,7 +5,7 @@
 // With systemd socket activation (portresd.socket) the listening socket is
 // inherited (LISTEN_FDS) and --socket only names it in messages.
 #include "linux/broker_protocol.hpp"
-#include "linux/portresd/daemon.hpp"
+#include "portresd/daemon.hpp"
 
 #include <cstdio>
 #include <cstring>

@@ -7,8 +7,8 @@
 // - registry_watch: the live records of root's per-user registry (a process
 //   that chose that registry before the daemon started keeps it for life);
 // - inherited_listener: a listening socket passed by systemd (LISTEN_FDS).
-#ifndef PORTRES_SRC_LINUX_PORTRESD_DAEMON_STATE_HPP
-#define PORTRES_SRC_LINUX_PORTRESD_DAEMON_STATE_HPP
+#ifndef PORTRES_PROGRAMS_PORTRESD_DAEMON_STATE_HPP
+#define PORTRES_PROGRAMS_PORTRESD_DAEMON_STATE_HPP
 
 #include "core/port_bitmap.hpp"
 #include "linux/state_files.hpp"

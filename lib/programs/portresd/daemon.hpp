@@ -1,10 +1,10 @@
 // portresd's event loop and reservation table (single-threaded, epoll).
 // Each runtime grant belongs to one client connection and ends with it.
-#ifndef PORTRES_SRC_LINUX_PORTRESD_DAEMON_HPP
-#define PORTRES_SRC_LINUX_PORTRESD_DAEMON_HPP
+#ifndef PORTRES_PROGRAMS_PORTRESD_DAEMON_HPP
+#define PORTRES_PROGRAMS_PORTRESD_DAEMON_HPP
 
-#include "linux/portresd/daemon_state.hpp"
-#include "linux/portresd/policy.hpp"
+#include "portresd/daemon_state.hpp"
+#include "portresd/policy.hpp"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "linux/portresd/daemon_state.hpp"
+#include "portresd/daemon_state.hpp"
 
 #include "linux/registry_scan.hpp"
 

@@ -8,8 +8,8 @@
 //   portres apply                                            re-apply persistent reservations (boot)
 //   portres selftest                                         conformance checks against this OS (selftest.cpp)
 //   --json on any command; exit codes below.
-#include "common/json.hpp"
-#include "common/options.hpp"
+#include "cli/json.hpp"
+#include "cli/options.hpp"
 #include "selftest.hpp"
 
 #include <portres/portres.hpp>
@@ -47,7 +47,7 @@ const char* const help_text =
     "exit codes: 0 ok, 1 failed, 2 usage, 3 needs root/administrator, 4 not supported here,\n"
     "            5 in use / overlaps, 6 not found\n";
 
-std::string quoted(std::string_view s) { return samples::json_string(s); }
+std::string quoted(std::string_view s) { return cli::json_string(s); }
 
 // `add --force`: the library reads the required free share from the environment.
 void allow_any_ephemeral_share() {
@@ -105,7 +105,7 @@ int report_error(const char* what, std::error_code ec, bool json) {
   return code;
 }
 
-int show(const samples::options& opts, bool json) {
+int show(const cli::options& opts, bool json) {
   std::string out = json ? "{\"ok\":true,\"persistent\":[" : "";
   bool first = true;
   std::error_code ec;
@@ -160,7 +160,7 @@ int show(const samples::options& opts, bool json) {
   return ok;
 }
 
-int usage_of(const samples::options& opts, bool json) {
+int usage_of(const cli::options& opts, bool json) {
   const auto p = opts.protocol();
   const auto range = opts.range(false);
   std::error_code ec;
@@ -188,7 +188,7 @@ int usage_of(const samples::options& opts, bool json) {
 int main(int argc, char** argv) {
   bool json = false;
   try {
-    const samples::options opts(argc, argv, {"protocol", "start", "count"}, {"json", "help", "force"});
+    const cli::options opts(argc, argv, {"protocol", "start", "count"}, {"json", "help", "force"});
     json = opts.flag("json");
     if (opts.flag("help") || opts.positional().empty()) {
       std::printf("%s", help_text);
@@ -224,7 +224,7 @@ int main(int argc, char** argv) {
       return ok;
     }
     if (command == "show") return show(opts, json);
-    if (command == "selftest") return samples::selftest(json);
+    if (command == "selftest") return cli::selftest(json);
     if (command == "usage") return usage_of(opts, json);
     if (command == "apply") {
       portres::persistent::apply(ec);
@@ -232,8 +232,8 @@ int main(int argc, char** argv) {
       std::printf(json ? "{\"ok\":true,\"command\":\"apply\"}\n" : "applied persistent reservations\n");
       return ok;
     }
-    throw samples::usage_error("unknown command '" + command + "' (add, delete, lookup, show, usage, apply, selftest)");
-  } catch (const samples::usage_error& e) {
+    throw cli::usage_error("unknown command '" + command + "' (add, delete, lookup, show, usage, apply, selftest)");
+  } catch (const cli::usage_error& e) {
     if (json) {
       std::printf("{\"ok\":false,\"error\":%s,\"exit_code\":2}\n", quoted(e.what()).c_str());
     } else {

@@ -4,8 +4,8 @@
 //   persistent-group <gid or group name>
 //   max-ports <uid or *> <count>
 //   max-connections <uid or *> <count>
-#ifndef PORTRES_SRC_LINUX_PORTRESD_POLICY_HPP
-#define PORTRES_SRC_LINUX_PORTRESD_POLICY_HPP
+#ifndef PORTRES_PROGRAMS_PORTRESD_POLICY_HPP
+#define PORTRES_PROGRAMS_PORTRESD_POLICY_HPP
 
 #include <cstdint>
 #include <map>

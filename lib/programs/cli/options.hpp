@@ -1,7 +1,7 @@
 // A small command-line parser shared by the samples: "--name value" pairs,
 // "--flag" switches, and checked conversions with messages that say what to do.
-#ifndef PORTRES_SAMPLES_OPTIONS_HPP
-#define PORTRES_SAMPLES_OPTIONS_HPP
+#ifndef PORTRES_PROGRAMS_CLI_OPTIONS_HPP
+#define PORTRES_PROGRAMS_CLI_OPTIONS_HPP
 
 #include "portres/types.hpp"
 
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace samples {
+namespace cli {
 
 /// A usage error: the message is printed, the program exits with code 2.
 struct usage_error : std::runtime_error {
@@ -88,6 +88,6 @@ private:
   std::vector<std::string> positional_;
 };
 
-} // namespace samples
+} // namespace cli
 
 #endif

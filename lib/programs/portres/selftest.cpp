@@ -6,7 +6,7 @@
 // with the OS's own error code when the OS gave one.
 #include "selftest.hpp"
 
-#include "common/json.hpp"
+#include "cli/json.hpp"
 
 #include <portres/portres.hpp>
 
@@ -29,7 +29,7 @@
 #include <sys/utsname.h>
 #endif
 
-namespace samples {
+namespace cli {
 namespace {
 
 using tcp = asio::ip::tcp;
@@ -466,4 +466,4 @@ int selftest(bool json) {
   return failures ? 1 : 0;
 }
 
-} // namespace samples
+} // namespace cli

@@ -1,4 +1,4 @@
-#include "linux/portresd/daemon.hpp"
+#include "portresd/daemon.hpp"
 
 #include "core/block_placement.hpp"
 #include "linux/broker_protocol.hpp"

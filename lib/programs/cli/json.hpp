@@ -1,12 +1,12 @@
 // JSON output for the samples' --json modes.
-#ifndef PORTRES_SAMPLES_JSON_HPP
-#define PORTRES_SAMPLES_JSON_HPP
+#ifndef PORTRES_PROGRAMS_CLI_JSON_HPP
+#define PORTRES_PROGRAMS_CLI_JSON_HPP
 
 #include <cstdio>
 #include <string>
 #include <string_view>
 
-namespace samples {
+namespace cli {
 
 /// `text` as a JSON string literal. Messages can carry what the user typed
 /// (an unknown command, a bad number), so quotes, backslashes and control
@@ -33,6 +33,6 @@ inline std::string json_string(std::string_view text) {
   return out + "\"";
 }
 
-} // namespace samples
+} // namespace cli
 
 #endif
