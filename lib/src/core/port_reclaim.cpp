@@ -2,7 +2,7 @@
 
 #include <gsl/gsl>
 
-#include <algorithm>
+#include <utility>
 
 namespace portres::detail {
 namespace {
@@ -123,9 +123,12 @@ std::size_t port_reclaim::probe(port_block& ports, const probe_fn& ask, std::err
         still_held[held_count++] = batch[k];
       }
     }
-    // Unsigned differences keep the order across the counter's wrap.
-    std::sort(freed.begin(), freed.begin() + static_cast<std::ptrdiff_t>(freed_count),
-              [this](std::uint32_t a, std::uint32_t b) { return hand_outs_ - handed_[a] > hand_outs_ - handed_[b]; });
+    // Oldest first, by insertion (four at most); unsigned ages survive the counter's wrap.
+    for (std::size_t k = 1; k < freed_count; ++k) {
+      for (std::size_t j = k; j > 0 && hand_outs_ - handed_[freed[j]] > hand_outs_ - handed_[freed[j - 1]]; --j) {
+        std::swap(freed[j], freed[j - 1]);
+      }
+    }
     for (std::size_t k = 0; k < freed_count; ++k) ports.give_back(gsl::narrow_cast<std::uint16_t>(range_.first() + freed[k]));
     if (freed_count != 0) return freed_count;
   }
