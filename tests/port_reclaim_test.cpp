@@ -64,7 +64,7 @@ std::vector<std::uint16_t> hand_out_all(detail::port_block& block, detail::port_
 }
 } // namespace
 
-TEST_CASE("port_reclaim: the newest hand-outs are probed first; a long-lived cohort beneath them is not walked") {
+TEST_CASE("port_reclaim: the newest hand-outs are probed first, and a long-lived cohort beneath them is not walked") {
   detail::port_block block(port_range{40000, 64});
   detail::port_reclaim reclaim(block.range());
   const auto ports = hand_out_all(block, reclaim);
@@ -264,6 +264,34 @@ TEST_CASE("bind near full: a port something still holds is never handed out agai
     int status = 0;
     ::waitpid(child, &status, 0);
     CHECK(local_port(block.bound(true)) == port);
+  }
+  SUBCASE("listening") {
+    nearly_full block(io, 16, 1);
+    auto s = block.bound(true);
+    const auto port = local_port(s);
+    REQUIRE(::listen(s.native_handle(), 8) == 0);
+    const int copy = ::dup(s.native_handle());
+    s.close();
+    next_is_exhausted(block, port, loopback);
+    ::close(copy);
+  }
+  SUBCASE("SO_REUSEPORT, which would let a second socket of this user in") {
+    using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+    nearly_full block(io, 16, 1);
+    tcp::socket s(io, tcp::v4());
+    s.set_option(reuse_port(true));
+    associate(s, block.r.token());
+    const auto port = bind(s, loopback);
+    const int copy = ::dup(s.native_handle());
+    s.close();
+    tcp::socket next(io, tcp::v4());
+    next.set_option(reuse_port(true));
+    associate(next, block.r.token());
+    std::error_code ec;
+    const auto got = bind(next, loopback, ec);
+    CHECK(ec == condition::exhausted);
+    CHECK(got != port);
+    ::close(copy);
   }
   SUBCASE("bound on another local address") {
     nearly_full block(io, 16, 1);

@@ -125,9 +125,9 @@ port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
 }
 
 std::uint32_t unheld_ports(protocol, std::span<const std::uint16_t>, std::error_code& ec) {
-  // Windows' bind lets a wildcard socket in beside some specific-address
-  // holders and keeps its own TIME_WAIT rules: without a probe verified to be
-  // exact there, reclaiming keeps to the held-ports listing.
+  // Windows' bind-conflict rules differ (wildcard against specific addresses,
+  // TIME_WAIT, SO_EXCLUSIVEADDRUSE) and no probe has been verified exact on a
+  // real Windows: reclaiming keeps to the held-ports listing.
   ec = error::os_unsupported;
   return 0;
 }
