@@ -6,11 +6,11 @@
 // ~24 us to ~10 us here.
 //
 // One ring per process, made on first use and kept (one descriptor,
-// close-on-exec); a child made by fork() makes its own. Unavailable (nullptr
-// from instance()) where the kernel lacks IORING_OP_BIND (Linux 6.11) or
-// io_uring is refused (kernel.io_uring_disabled, seccomp): callers use the
-// plain system calls. Any unexpected answer from the ring retires it for
-// good, which also closes whatever probe sockets it still had.
+// close-on-exec); a child made by fork() makes its own. There is none where
+// the kernel lacks IORING_OP_BIND (Linux 6.11) or refuses io_uring
+// (kernel.io_uring_disabled, seccomp): callers then use plain system calls.
+// Any unexpected answer from the ring retires it for good, which also closes
+// whatever probe sockets it still had.
 #ifndef PORTRES_SRC_LINUX_PROBE_RING_HPP
 #define PORTRES_SRC_LINUX_PROBE_RING_HPP
 
