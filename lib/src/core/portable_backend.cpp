@@ -291,9 +291,10 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
   // Bounded: a few binds; when the block looks full, a few probes of the
   // taken ports likeliest to have come back, and only if they find none one
   // kernel query of its held ports; then a few more binds.
+  bool queried = false; // a listing made in this call stays fresh for it, however long it took
   for (int pass = 0; pass < 2; ++pass) {
     const auto now = std::chrono::steady_clock::now();
-    const bool held_fresh = block.held_valid && now - block.held_at < held_ttl;
+    const bool held_fresh = block.held_valid && (queried || now - block.held_at < held_ttl);
     for (int tried = 0; tried < binds_per_pass;) {
       auto port = ports.take(now);
       if (!port) break;
@@ -342,6 +343,7 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
     if (held_ec) break;
     block.held_at = now;
     block.held_valid = true;
+    queried = true;
     block.held_freed = ports.reclaim_unheld(block.held);
     block.reclaim.forget_free(ports);
   }
