@@ -35,6 +35,17 @@ def main():
     # YAML 1.1 reads the key `on` as true.
     expect(isinstance(workflow, dict) and (workflow.get("on") or workflow.get(True)) is not None,
            "the workflow has triggers (on:)")
+    # Each Windows run costs up to 90 minutes of a hosted runner: a commit on a
+    # branch with a pull request runs once (push only for named branches), and
+    # a newer push to the same ref cancels the run it makes obsolete.
+    triggers = workflow.get("on") or workflow.get(True) or {}
+    if isinstance(triggers, dict) and "push" in triggers and "pull_request" in triggers:
+        expect(bool((triggers.get("push") or {}).get("branches")),
+               "with pull_request runs, push runs only for named branches (no second run of each PR commit)")
+    concurrency = workflow.get("concurrency") or {}
+    expect(isinstance(concurrency, dict) and concurrency.get("cancel-in-progress") is True
+           and "github.ref" in str(concurrency.get("group", "")),
+           "a newer run on the same ref cancels the older one (concurrency)")
     jobs = workflow.get("jobs") or {}
     expect(len(jobs) > 0, "the workflow has jobs")
     steps = []
