@@ -36,7 +36,10 @@ function(portres_install_pkgconfig target)
   foreach(dep asio::asio Microsoft.GSL::GSL)
     get_target_property(dirs ${dep} INTERFACE_INCLUDE_DIRECTORIES)
     foreach(dir IN LISTS dirs)
-      if(dir AND NOT dir IN_LIST CMAKE_CXX_IMPLICIT_INCLUDE_DIRECTORIES)
+      # A cross build's view of a build-host package is a folder of links in
+      # the build tree, gone with it: such a consumer brings its own.
+      string(FIND "${dir}/" "${CMAKE_BINARY_DIR}/" in_build_tree)
+      if(dir AND NOT dir IN_LIST CMAKE_CXX_IMPLICIT_INCLUDE_DIRECTORIES AND NOT in_build_tree EQUAL 0)
         string(APPEND pc_cflags " -I${dir}")
       endif()
     endforeach()
