@@ -437,7 +437,7 @@ private:
 
   void schedule_retry_locked() {
     retry_.expires_after(retry_delay_);
-    retry_delay_ = std::min(retry_delay_ * 2, last_retry_delay);
+    retry_delay_ = (std::min)(retry_delay_ * 2, last_retry_delay); // (): <windows.h>'s min macro
     retry_.async_wait([weak = this->weak_from_this()](std::error_code ec) {
       if (ec) return;
       if (auto self = weak.lock()) {
