@@ -74,6 +74,8 @@ TEST_CASE("bind towards a peer: a 200-port block holds 800 connections to 4 dest
       CHECK(ec.message().find(text(peers.at(0))) != std::string::npos);
       // ...until one of the sockets towards it is gone.
       const auto freed = clients.front().local_endpoint().port();
+      peers.hang_up(freed); // the server closes first: the 4-tuple is free once the client closes too
+      run_until(io, [] { return false; }, 10ms);
       portres_test::reset(clients.front());
       tcp::socket again(io, tcp::v4());
       associate(again, r.token());

@@ -70,6 +70,13 @@ void pool_core::refill() {
         return;
       }
       j = next_job_locked();
+      // Stock alone (nobody waits) is made only from ports known free: with
+      // every port carrying connections, trying would cost a held-ports
+      // query of the kernel at each return.
+      if (!j->towards && waiters_.empty() && owner_of(keep_.get()).free_ports(token_) == 0) {
+        exclusive_blocked_ = true;
+        continue;
+      }
     }
     // Bounded work per handler run; asked only once more is wanted, so a
     // pool topped up by this run costs no extra run (and reactor poll).

@@ -252,13 +252,16 @@ std::uint16_t portable_backend::bind(native_socket s, const asio::ip::address* l
   if (!block) return 0;
   const asio::ip::address address =
       local ? *local : (ipv6 ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
-  const auto port = bind_from(*block, s, address, false, ec);
+  return bound(s, key, bind_from(*block, s, address, false, ec), ec);
+}
+
+std::uint16_t portable_backend::bound(native_socket s, std::uint64_t key, std::uint16_t port, std::error_code& ec) {
   if (ec) {
     ec = explain_bind_failure(s, ec);
     return 0;
   }
   std::lock_guard lock(mutex_);
-  associations_.erase(key);
+  associations_.erase(key); // used up
   return port;
 }
 
@@ -385,13 +388,7 @@ std::uint16_t portable_backend::bind_towards(native_socket s, std::span<const as
     asio::ip::address source;
     port = bind_shared(*block, s, usable, peer, peer_port, &tracked, source, ec);
   }
-  if (ec) {
-    ec = explain_bind_failure(s, ec);
-    return 0;
-  }
-  std::lock_guard lock(mutex_);
-  associations_.erase(key);
-  return port;
+  return bound(s, key, port, ec);
 }
 
 std::uint16_t portable_backend::bind_fresh_towards(native_socket s, reservation_token t,
@@ -499,6 +496,13 @@ destination_headroom portable_backend::headroom(reservation_token t, std::span<c
   }
   for (const auto& from : sources) add(from);
   return total;
+}
+
+std::size_t portable_backend::free_ports(reservation_token t) {
+  const auto block = live_block(t);
+  if (!block) return 0;
+  std::lock_guard lock(block->mutex);
+  return block->ports_.free_count();
 }
 
 std::error_code portable_backend::status(owned_state& s) {
