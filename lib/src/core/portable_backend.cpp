@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace portres::detail {
@@ -417,11 +418,15 @@ std::uint16_t portable_backend::bind_shared(block_state& block, native_socket s,
   }
   if (block.lease_ && (ec = block.lease_->lost())) return 0;
   auto& ports = block.ports_;
-  // The least used source first (its live connections in this block).
+  // The least used source towards this peer first, then the least used in
+  // the block: ordered by the block alone, one source could take every
+  // connection to one peer and look full towards it, and each later bind
+  // would pay a check of every tracked socket before trying the next source.
   std::vector<asio::ip::address> order(sources.begin(), sources.end());
-  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
-    return block.shared.live_from(a) < block.shared.live_from(b);
-  });
+  const auto use = [&](const asio::ip::address& from) {
+    return std::pair(block.shared.headroom(ports, destination{from, peer, peer_port}).live, block.shared.live_from(from));
+  };
+  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) { return use(a) < use(b); });
   const auto now = std::chrono::steady_clock::now();
   for (const auto& from : order) {
     const destination d{from, peer, peer_port};
