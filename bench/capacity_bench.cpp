@@ -191,6 +191,26 @@ void capacity_pool(benchmark::State& state) {
   }
 }
 
+// Blocking connects one after the other, one more than the block holds:
+// `open(socket, i)` prepares and connects the i-th (towards to.at(i)).
+template <class Open>
+void blocking_run(benchmark::State& state, const shape& s, asio::io_context& io, Open open) {
+  outcome o;
+  std::vector<tcp::socket> held;
+  held.reserve(s.expected());
+  const auto start = clock_type::now();
+  const auto deadline = start + time_limit;
+  for (std::size_t i = 0; i <= s.expected() && clock_type::now() < deadline; ++i) {
+    tcp::socket c(io, tcp::v4());
+    if (const auto ec = open(c, i)) o.failures.add(ec);
+    else held.push_back(std::move(c));
+  }
+  o.took = clock_type::now() - start;
+  o.held = held.size();
+  for (auto& c : held) reset(c);
+  report(state, s, o);
+}
+
 // The generic API: associate, bind towards the peer, blocking connect.
 void capacity_bind(benchmark::State& state) {
   const auto s = shape_of(state);
@@ -198,25 +218,14 @@ void capacity_bind(benchmark::State& state) {
   if (!ready(state, to)) return;
   for (auto _ : state) {
     asio::io_context io;
-    outcome o;
-    std::vector<tcp::socket> held;
-    held.reserve(s.expected());
     auto block = portres::acquire(io.get_executor(), portres::protocol::tcp, portres::port_range::wildcard(block_ports));
-    const auto start = clock_type::now();
-    const auto deadline = start + time_limit;
-    for (std::size_t i = 0; i <= s.expected() && clock_type::now() < deadline; ++i) {
-      tcp::socket c(io, tcp::v4());
+    blocking_run(state, s, io, [&](tcp::socket& c, std::size_t i) {
       std::error_code ec;
       portres::associate(c, block.token(), ec);
       if (!ec) portres::bind(c, std::span<const asio::ip::address>(s.sources), to.at(i), ec);
       if (!ec) c.connect(to.at(i), ec);
-      if (ec) o.failures.add(ec);
-      else held.push_back(std::move(c));
-    }
-    o.took = clock_type::now() - start;
-    o.held = held.size();
-    for (auto& c : held) reset(c);
-    report(state, s, o);
+      return ec;
+    });
   }
 }
 
@@ -230,13 +239,7 @@ void capacity_autobind(benchmark::State& state) {
   set_ephemeral_range(autobind_range);
   for (auto _ : state) {
     asio::io_context io;
-    outcome o;
-    std::vector<tcp::socket> held;
-    held.reserve(s.expected());
-    const auto start = clock_type::now();
-    const auto deadline = start + time_limit;
-    for (std::size_t i = 0; i <= s.expected() && clock_type::now() < deadline; ++i) {
-      tcp::socket c(io, tcp::v4());
+    blocking_run(state, s, io, [&](tcp::socket& c, std::size_t i) {
       std::error_code ec;
       const int on = 1;
       if (::setsockopt(c.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on) != 0)
@@ -244,13 +247,8 @@ void capacity_autobind(benchmark::State& state) {
       // Destination i % d from source (i / d) % sources: every pair in turn.
       if (!ec) c.bind(tcp::endpoint(s.sources[(i / s.destinations) % s.sources.size()], 0), ec);
       if (!ec) c.connect(to.at(i), ec);
-      if (ec) o.failures.add(ec);
-      else held.push_back(std::move(c));
-    }
-    o.took = clock_type::now() - start;
-    o.held = held.size();
-    for (auto& c : held) reset(c);
-    report(state, s, o);
+      return ec;
+    });
   }
   set_ephemeral_range(env.ephemeral);
 }
