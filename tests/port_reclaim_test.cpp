@@ -31,6 +31,7 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -307,6 +308,39 @@ TEST_CASE("bind near full: where IPv6 sockets are refused but the kernel has IPv
   CHECK_MESSAGE(WEXITSTATUS(status) == 0,
                 "1: handed out beside its IPv6-only holder, 2: not condition::exhausted, 3: an exception; got "
                     << WEXITSTATUS(status));
+}
+
+TEST_CASE("bind near full: with no descriptor left to check, a held port is not handed out and the error says why") {
+  // A probe and a held-ports listing each need a descriptor; neither may
+  // read as "nothing holds it" nor as an exhausted block.
+  probe_scope way(false); // system calls: a probe needs a descriptor
+  asio::io_context io;
+  nearly_full block(io, 8, 1); // small: a second pass of binds reaches every port
+  auto s = block.bound(true);
+  const auto port = local_port(s);
+  const int copy = ::dup(s.native_handle()); // closed as the caller sees it, held through the copy
+  s.close();
+  tcp::socket next(io, tcp::v4());
+  next.set_option(asio::socket_base::reuse_address(true)); // the kernel would let it in beside the copy
+  associate(next, block.r.token());
+  rlimit old{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  const int lowest_free = ::dup(0);
+  REQUIRE(lowest_free >= 0);
+  ::close(lowest_free);
+  rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free); // no new descriptor from here on
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  std::error_code ec;
+  const auto got = bind(next, loopback, ec);
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  CHECK(got != port);
+  CHECK(ec == std::errc::too_many_files_open);
+  ::close(copy);
+  // With descriptors again and the copy gone, the port is found.
+  std::error_code again;
+  CHECK(bind(next, loopback, again) == port);
+  CHECK_FALSE(again);
 }
 
 TEST_CASE("bind near full: a port something still holds is never handed out again") {
