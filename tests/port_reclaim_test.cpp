@@ -171,6 +171,17 @@ struct nearly_full {
     if (ec) return std::nullopt;
     return s;
   }
+  /// Binds `v6` (open, IPv6) through portres, IPv6-only with SO_REUSEADDR,
+  /// and closes it as the caller sees it; `copy`, a dup, holds on. Its port.
+  std::uint16_t held_ipv6_only(tcp::socket& v6, int& copy) {
+    v6.set_option(asio::ip::v6_only(true));
+    v6.set_option(asio::socket_base::reuse_address(true));
+    associate(v6, r.token());
+    const auto port = bind(v6, asio::ip::address_v6::loopback());
+    copy = ::dup(v6.native_handle());
+    v6.close();
+    return port;
+  }
   tcp::socket bound(bool reuse, const asio::ip::address& at = loopback) {
     std::error_code ec;
     auto s = try_bind(reuse, ec, at);
@@ -281,12 +292,8 @@ TEST_CASE("bind near full: where IPv6 sockets are refused but the kernel has IPv
       asio::io_context io;
       nearly_full block(io, 16, 1);
       tcp::socket v6(io, tcp::v6());
-      v6.set_option(asio::ip::v6_only(true));
-      v6.set_option(asio::socket_base::reuse_address(true));
-      associate(v6, block.r.token());
-      const auto port = bind(v6, asio::ip::address_v6::loopback());
-      const int copy = ::dup(v6.native_handle());
-      v6.close();
+      int copy = -1;
+      const auto port = block.held_ipv6_only(v6, copy);
       if (!refuse_ipv6_sockets()) {
         code = 10;
       } else {
@@ -474,12 +481,8 @@ TEST_CASE("bind near full: a port something still holds is never handed out agai
     v6.open(tcp::v6(), v6_ec);
     if (v6_ec) PORTRES_SKIP("no IPv6 in this kernel");
     nearly_full block(io, 16, 1);
-    v6.set_option(asio::ip::v6_only(true));
-    v6.set_option(asio::socket_base::reuse_address(true));
-    associate(v6, block.r.token());
-    const auto port = bind(v6, asio::ip::address_v6::loopback());
-    const int copy = ::dup(v6.native_handle());
-    v6.close();
+    int copy = -1;
+    const auto port = block.held_ipv6_only(v6, copy);
     next_is_exhausted(block, port, loopback);
     ::close(copy);
   }
