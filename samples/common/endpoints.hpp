@@ -5,6 +5,7 @@
 #define PORTRES_SAMPLES_ENDPOINTS_HPP
 
 #include "cli/options.hpp"
+#include "common/net.hpp"
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -70,9 +71,13 @@ inline std::vector<asio::ip::address> parse_sources(const std::vector<std::strin
     if (!peers.empty() && a.is_v6() != peers.front().address().is_v6()) {
       throw cli::usage_error("--source " + t + " is not of the same IP family as " + to_string(peers.front()));
     }
+    // The probe takes no port (bind_source defers it to connect), so a full port range cannot fail it.
     asio::ip::tcp::socket probe(io, a.is_v6() ? asio::ip::tcp::v6() : asio::ip::tcp::v4());
-    probe.bind({a, 0}, ec);
-    if (ec) throw cli::usage_error("--source " + t + " is not an address of this machine (bind: " + ec.message() + ")");
+    bind_source(probe, a, ec);
+    if (ec == std::errc::address_not_available) {
+      throw cli::usage_error("--source " + t + " is not an address of this machine (bind: " + ec.message() + ")");
+    }
+    if (ec) throw cli::usage_error("--source " + t + " cannot be bound: " + ec.message());
     out.push_back(a);
   }
   return out;

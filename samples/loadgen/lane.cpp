@@ -4,6 +4,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
@@ -62,11 +63,25 @@ void counts::merge(const counts& o) {
   last_open = std::max(last_open, o.last_open);
 }
 
+namespace {
+/// Connections cut off by the end of the run are reset (RST), so a run
+/// leaves no TIME_WAIT behind and can be repeated at once on the same ports.
+void reset_on_close(tcp::socket& socket) {
+  std::error_code ignored;
+  if (socket.is_open()) socket.set_option(asio::socket_base::linger(true, 0), ignored);
+}
+} // namespace
+
 /// A connection from the pool or a plain socket (--ports ephemeral).
 struct lane::connection {
   portres::pooled_socket<tcp> pooled;
   std::unique_ptr<tcp::socket> plain;
   tcp::socket& socket() { return pooled ? pooled.socket() : *plain; }
+  /// At the end of the run: reset rather than close.
+  void cut_off() {
+    if (pooled) reset_on_close(pooled.socket());
+    if (plain) reset_on_close(*plain);
+  }
 };
 
 lane::lane(const settings& s, std::size_t index, std::size_t workers, std::size_t first, std::size_t share,
@@ -80,17 +95,28 @@ lane::lane(const settings& s, std::size_t index, std::size_t workers, std::size_
 lane::~lane() = default;
 
 void lane::run() {
-  asio::steady_timer at_end(io_, end_);
-  at_end.async_wait([this](std::error_code) { stop(); });
+  at_end_.expires_at(end_);
+  at_end_.async_wait([this](std::error_code ec) {
+    if (!ec) stop();
+  });
   const std::size_t n = s_.hold ? std::min(workers_, share_) : workers_;
   for (std::size_t i = 0; i < n; ++i) asio::co_spawn(io_, s_.hold ? opener() : churn_worker(), asio::detached);
   io_.run_until(end_ + grace);
 }
 
+
+void lane::finish() {
+  asio::post(io_, [this] {
+    if (!stopping_) stop();
+  });
+}
+
 void lane::stop() {
   stopping_ = true;
+  at_end_.cancel();
   if (pool_) pool_->close(); // its waiters complete with aborted
   for (auto* socket : open_) {
+    reset_on_close(*socket);
     std::error_code ignored;
     socket->cancel(ignored);
   }
@@ -165,7 +191,10 @@ asio::awaitable<void> lane::churn_worker() {
     connection c;
     const auto start = clock_type::now();
     auto ec = co_await open(c, target, source);
-    if (stopping_) break; // cancelled by the end of the run: not a failure
+    if (stopping_) { // cancelled by the end of the run: not a failure
+      c.cut_off();
+      break;
+    }
     if (ec) {
       count_failure(target, ec);
       continue;
@@ -187,7 +216,10 @@ asio::awaitable<void> lane::churn_worker() {
       bytes += co_await socket.async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ignored));
     }
     open_.erase(&socket);
-    if (stopping_) break;
+    if (stopping_) {
+      c.cut_off();
+      break;
+    }
     if (ec) {
       count_failure(target, ec);
       continue;
@@ -216,7 +248,10 @@ asio::awaitable<void> lane::opener() {
     auto c = std::make_shared<connection>();
     const auto start = clock_type::now();
     const auto ec = co_await open(*c, target, source);
-    if (stopping_) break;
+    if (stopping_) {
+      c->cut_off();
+      break;
+    }
     const auto now = clock_type::now();
     if (ec) {
       count_failure(target, ec);

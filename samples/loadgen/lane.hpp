@@ -75,6 +75,8 @@ public:
   /// Runs the lane's loop (on the calling thread) until the end of the run,
   /// then cancels what is still in flight and closes what it holds.
   void run();
+  /// Ends the run now (from any thread), as if its time were up.
+  void finish();
   /// Everything counted so far.
   counts total() const;
   /// What was counted since the last call (connections, connect latencies),
@@ -97,6 +99,7 @@ private:
   schedule& pace_;
   clock_type::time_point end_;
   asio::io_context io_;
+  asio::steady_timer at_end_{io_};
   std::unique_ptr<portres::socket_pool<tcp>> pool_;
   std::set<tcp::socket*> open_; // sockets with operations in flight: cancelled at the end
   bool stopping_ = false;

@@ -14,6 +14,7 @@
 
 #include "cli/options.hpp"
 
+#include <csignal>
 #include <cstdio>
 #include <thread>
 
@@ -32,6 +33,10 @@ std::string ports_line(const settings& s, const portres::runtime_reservation& bl
   return sources.empty() ? "kernel autobind (ephemeral)"
                          : "kernel choice at connect (IP_BIND_ADDRESS_NO_PORT) from " + sources;
 }
+
+volatile std::sig_atomic_t interrupted = 0;
+
+extern "C" void on_interrupt(int) { interrupted = 1; }
 
 /// Each lane's share of `total`, the first lanes taking the remainder.
 std::size_t share(std::size_t total, std::size_t lanes, std::size_t i) {
@@ -77,17 +82,28 @@ int main(int argc, char** argv) {
                                            s.pool ? &block : nullptr, pace, end));
     first += mine;
   }
+  // SIGINT or SIGTERM ends the run early, with the summary of what was done.
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
   std::vector<std::thread> threads;
   for (auto& l : lanes) threads.emplace_back([&l] { l->run(); });
-  for (int second = 1; clock_type::now() < end; ++second) {
-    std::this_thread::sleep_until(std::min(end, begin + std::chrono::seconds(second)));
-    counts interval;
-    for (auto& l : lanes) interval.merge(l->take_interval());
-    if (!s.json && clock_type::now() <= end + std::chrono::milliseconds(100)) print_progress(s, second, interval);
+  auto finished = end;
+  for (int second = 1; clock_type::now() < end && !interrupted;) {
+    const auto tick = std::min(end, begin + std::chrono::seconds(second));
+    std::this_thread::sleep_until(std::min(tick, clock_type::now() + std::chrono::milliseconds(100)));
+    if (interrupted) {
+      finished = clock_type::now();
+      for (auto& l : lanes) l->finish();
+    } else if (clock_type::now() >= tick) {
+      counts interval;
+      for (auto& l : lanes) interval.merge(l->take_interval());
+      if (!s.json) print_progress(s, second, interval);
+      ++second;
+    }
   }
   for (auto& t : threads) t.join();
   counts total;
   for (auto& l : lanes) total.merge(l->total());
-  print_summary(s, total, std::chrono::duration<double>(s.duration).count(), begin);
+  print_summary(s, total, std::chrono::duration<double>(finished - begin).count(), begin);
   return 0;
 }

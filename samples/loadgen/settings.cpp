@@ -25,6 +25,7 @@ constexpr const char* usage =
     "                ephemeral: the kernel picks the port (with --source: IP_BIND_ADDRESS_NO_PORT)\n"
     "  --hold N      open N connections, keep them open until --duration ends, and report how many\n"
     "                were held and how fast they opened (--rate paces the opening)\n"
+    "                Connections still open when the run ends are reset (RST), leaving no TIME_WAIT.\n"
     "  --close       churn: who closes first (rst: abortive close, no TIME_WAIT); default client\n"
     "  --http        churn: send an HTTP/1.0 GET on each connection and read the reply\n"
     "  --json        the summary as one JSON object (no progress lines)\n"
