@@ -150,11 +150,12 @@ def fan_out(a, env):
     # On demand: SIGUSR1 prints the same line without --stats.
     gw = subprocess.Popen([a.gateway, "--listen", "127.0.0.1:0", "--upstream", web.targets[0], "--duration", "3"],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    gw.stdout.readline()
+    first = gw.stdout.readline()
     time.sleep(0.5)
     gw.send_signal(signal.SIGUSR1)
     rest = gw.communicate(timeout=30)[0]
-    check(re.search(r"req/s .* live 0 free", rest) is not None, "gateway prints its stats line on SIGUSR1", rest)
+    check(re.search(r"req/s .* live 0 free", rest) is not None, "gateway prints its stats line on SIGUSR1",
+          f"{first}{rest}(exit {gw.returncode})")
     web.close()
 
 

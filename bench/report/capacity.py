@@ -21,8 +21,7 @@ def seconds(v):
 def capacity_section(rep):
     c = rep.capacity
     if not c:
-        rep.section("Capacity", ["Not run (see 'Not run')."])
-        rep.target("P8", TARGET, "-", False, extra_missing=["the capacity runs did not run"])
+        rep.not_run("Capacity", "P8", TARGET, "the capacity runs")
         return
     ports = c.get("ports", 1000)
     points = {(pt["destinations"], pt["sources"]): pt for pt in c.get("points", [])}

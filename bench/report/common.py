@@ -75,6 +75,11 @@ class Report:
     def section(self, title, lines):
         self.sections.append((title, lines))
 
+    def not_run(self, title, tid, text, what):
+        """A section whose step did not run, and its target NOT MEASURED."""
+        self.section(title, ["Not run (see 'Not run')."])
+        self.target(tid, text, "-", False, extra_missing=[f"{what} did not run"])
+
     def tails(self, name, prefix=""):
         n = self.get(name, f"{prefix}samples")
         return [us(self.get(name, f"{prefix}{k}_us")) for k in ["p50", "p99", "p999", "max", "mean"]] + [

@@ -64,8 +64,7 @@ def proxies_table(p):
 def peers_section(rep):
     p = rep.peers
     if not p:
-        rep.section("Peers", ["Not run (see 'Not run')."])
-        rep.target("P7", TARGET, "-", False, extra_missing=["the peers did not run"])
+        rep.not_run("Peers", "P7", TARGET, "the peers")
         return
     lines = [f"Peers stopped early: {p['error']}", ""] if "error" in p else []
     lines += [f"Inside a private network namespace on loopback; {p.get('nginx', 'nginx')}, "

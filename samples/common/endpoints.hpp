@@ -74,7 +74,12 @@ inline std::vector<asio::ip::address> parse_sources(const std::vector<std::strin
     // The probe takes no port (bind_source defers it to connect), so a full port range cannot fail it.
     asio::ip::tcp::socket probe(io, a.is_v6() ? asio::ip::tcp::v6() : asio::ip::tcp::v4());
     bind_source(probe, a, ec);
-    if (ec == std::errc::address_not_available) {
+#if defined(_WIN32)
+    const bool not_local = ec.value() == WSAEADDRNOTAVAIL;
+#else
+    const bool not_local = ec.value() == EADDRNOTAVAIL;
+#endif
+    if (not_local) {
       throw cli::usage_error("--source " + t + " is not an address of this machine (bind: " + ec.message() + ")");
     }
     if (ec) throw cli::usage_error("--source " + t + " cannot be bound: " + ec.message());

@@ -41,13 +41,6 @@ constexpr const char* usage =
     "              ports still free towards it; SIGUSR1 prints one at any time\n"
     "  --json      the final summary as JSON (upstream errors by errno name)\n";
 
-portres::port_policy policy_of(const std::string& text) {
-  if (text == "sequential") return portres::port_policy::sequential;
-  if (text == "random") return portres::port_policy::random;
-  if (text == "lru") return portres::port_policy::lru;
-  throw cli::usage_error("--policy must be sequential, lru or random, not '" + text + "'");
-}
-
 std::unique_ptr<portres::socket_pool<tcp>> make_pool(asio::io_context& io, const portres::runtime_reservation& block,
                                                      const std::vector<asio::ip::address>& sources,
                                                      const tcp::endpoint& first, portres::port_policy policy) {
@@ -85,7 +78,7 @@ int main(int argc, char** argv) {
       throw cli::usage_error("name an upstream: --upstream HOST:PORT (repeatable) or --builtin-upstream");
     }
     auto upstreams = samples::parse_endpoints(o.all("upstream"), "--upstream");
-    const auto policy = policy_of(o.text("policy", "lru"));
+    const auto policy = o.policy("policy", portres::port_policy::lru);
     const auto block_size = static_cast<std::uint32_t>(o.number("block", 4096, 1, 16384));
     const auto duration = o.number("duration", 0, 0, 86400);
 

@@ -31,13 +31,6 @@ constexpr const char* usage =
     "  --json        the summary as one JSON object (no progress lines)\n"
     "Exit codes: 0 done (failures are counted, not fatal), 1 could not start, 2 bad usage.\n";
 
-portres::port_policy policy_of(const std::string& text) {
-  if (text == "sequential") return portres::port_policy::sequential;
-  if (text == "lru") return portres::port_policy::lru;
-  if (text == "random") return portres::port_policy::random;
-  throw cli::usage_error("--policy must be sequential, lru or random, not '" + text + "'");
-}
-
 close_style close_of(const std::string& text) {
   if (text == "client") return close_style::client;
   if (text == "server") return close_style::server;
@@ -76,7 +69,7 @@ settings parse(int argc, char** argv) {
     throw cli::usage_error("--block and --policy apply to --ports pool (the kernel chooses ephemeral ports)");
   }
   s.block = static_cast<std::uint32_t>(o.number("block", 4096, 1, 16384));
-  s.policy = policy_of(o.text("policy", "lru"));
+  s.policy = o.policy("policy", portres::port_policy::lru);
   s.close = close_of(o.text("close", "client"));
   s.http = o.flag("http");
   if (s.hold > 0 && (o.has("close") || s.http)) {

@@ -78,6 +78,16 @@ public:
     throw usage_error("--" + name + " must be tcp or udp, not '" + p + "'");
   }
 
+  /// A port policy: sequential, lru or random.
+  portres::port_policy policy(const std::string& name, portres::port_policy fallback) const {
+    if (!has(name)) return fallback;
+    const auto p = text(name, "");
+    for (const auto candidate : {portres::port_policy::sequential, portres::port_policy::lru, portres::port_policy::random}) {
+      if (p == portres::to_string(candidate)) return candidate;
+    }
+    throw usage_error("--" + name + " must be sequential, lru or random, not '" + p + "'");
+  }
+
   /// --start (0 = wildcard where allowed) and --count.
   portres::port_range range(bool allow_wildcard) const {
     if (!has("count")) throw usage_error("--count is required");
