@@ -38,8 +38,8 @@ import sys
 import tempfile
 import time
 
-from peerlib import (bring_up_loopback, loadgen_json, median, ratio, read_range, set_range, spawn, start_haproxy,
-                     stop)
+from peerlib import (bring_up_loopback, haproxy_version, loadgen_json, median, ratio, read_range, set_range, spawn,
+                     start_haproxy, stop)
 
 PORTS = 1000
 DESTINATIONS = [19001, 19002, 19003, 19004]
@@ -199,7 +199,7 @@ def main():
             if missing:
                 raise RuntimeError("not installed or not built: " + ", ".join(missing))
             bring_up_loopback()
-            result["haproxy"] = subprocess.run(["haproxy", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+            result["haproxy"] = haproxy_version()
             sinks = [sink_process(d) for d in DESTINATIONS]
             for dests, srcs in POINTS:
                 point = {"destinations": dests, "sources": srcs, "requested": PORTS * dests * srcs, "runs": []}

@@ -154,6 +154,12 @@ def haproxy_conf(mode, maxconn, frontends):
     return text
 
 
+def haproxy_version():
+    """'HAProxy 2.6.12-1+deb12u4' (the first line of haproxy -v, without its date and address)."""
+    words = subprocess.run(["haproxy", "-v"], capture_output=True, text=True).stdout.split()
+    return " ".join(words[:1] + words[2:3]) if len(words) >= 3 else "HAProxy"
+
+
 def start_haproxy(tmp, name, mode, maxconn, frontends):
     path, log = os.path.join(tmp, f"haproxy-{name}.cfg"), os.path.join(tmp, f"haproxy-{name}.log")
     with open(path, "w") as f:

@@ -30,8 +30,8 @@ import subprocess
 import sys
 import tempfile
 
-from peerlib import (children_cpu, cpu_seconds, loadgen_json, median, ratio, read_range, run_client, set_range,
-                     spawn, start_haproxy, start_nginx, stop, wait_port, bring_up_loopback)
+from peerlib import (bring_up_loopback, children_cpu, cpu_seconds, haproxy_version, loadgen_json, median, ratio,
+                     read_range, run_client, set_range, spawn, start_haproxy, start_nginx, stop, wait_port)
 
 UPSTREAMS = [18090, 18091, 18092, 18093]
 NGINX_PROXY = {1: 18081, 4: 18082}
@@ -227,7 +227,7 @@ def main():
             bring_up_loopback()
             default_range = read_range()
             result["nginx"] = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
-            result["haproxy"] = subprocess.run(["haproxy", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+            result["haproxy"] = haproxy_version()
             procs.append(start_nginx(tmp, "upstream", [(UPSTREAMS, f"location / {{ root {tmp}/www; }}")]))
             clients(a, result)
             nginx_proxy = start_nginx(tmp, "proxy", [([NGINX_PROXY[1]], "location / { proxy_pass http://one; }"),

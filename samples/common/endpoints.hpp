@@ -17,9 +17,15 @@
 
 namespace samples {
 
+/// "127.0.0.1:8080", "[::1]:8080".
 inline std::string to_string(const asio::ip::tcp::endpoint& e) {
-  return (e.address().is_v6() ? "[" + e.address().to_string() + "]" : e.address().to_string()) + ":" +
-         std::to_string(e.port());
+  std::string out;
+  if (e.address().is_v6()) out += '[';
+  out += e.address().to_string();
+  if (e.address().is_v6()) out += ']';
+  out += ':';
+  out += std::to_string(e.port());
+  return out;
 }
 
 /// "127.0.0.1:8080" or "[::1]:8080". `allow_port_0`: a listener may ask for any port.

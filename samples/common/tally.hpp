@@ -36,11 +36,14 @@ public:
   }
   /// {"ECONNREFUSED":3,"EADDRNOTAVAIL":1}
   std::string json() const {
-    std::string out;
+    std::string out = "{";
     for (const auto& [kind, n] : by_kind_) {
-      out += (out.empty() ? "" : ",") + cli::json_string(kind) + ":" + std::to_string(n);
+      if (out.size() > 1) out += ',';
+      out += cli::json_string(kind);
+      out += ':';
+      out += std::to_string(n);
     }
-    return "{" + out + "}";
+    return out + '}';
   }
 
 private:
