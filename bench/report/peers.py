@@ -25,19 +25,60 @@ def fails(runs, who):
     return sum(r[who].get("failures", 0) for r in runs if who in r)
 
 
+def client_cpu(runs, who):
+    """The client's median CPU time per request over the rounds, in microseconds."""
+    cpu = sorted(r[who]["client_cpu_s"] * 1e6 / r[who]["requests"] for r in runs if r.get(who, {}).get("requests"))
+    return cpu[len(cpu) // 2] if cpu else None
+
+
 def clients_table(p):
     cl = p.get("clients", {})
     runs = cl.get("runs", [])
     lines = ["| threads | client | req/s (median) | ratio (median of rounds) | failures (all rounds) | CPU per request |",
              "|---|---|---|---|---|---|"]
     for who, threads, label, against in CLIENT_ROWS:
-        cpu = sorted(r[who]["client_cpu_s"] * 1e6 / r[who]["requests"] for r in runs if r.get(who, {}).get("requests"))
         ratios = ", ".join(f"{x(cl.get(k))} {name}" for k, name in against) or "-"
         capped = [r for r in runs if r.get(who, {}).get("at_top_step")]
         note = f" (at the top offered rate in {len(capped)} round(s): it may do more)" if capped else ""
         lines.append(f"| {threads} | {label}{note} | {rate(med(runs, who, 'rps'))} | {ratios} | {fails(runs, who)} | "
-                     f"{us(cpu[len(cpu) // 2] if cpu else None)} (client) |")
+                     f"{us(client_cpu(runs, who))} (client) |")
     return lines
+
+
+def cause(label, r, cpu, other, other_cpu):
+    """One line on a comparison below 1.0x: whose CPU per request was higher."""
+    if cpu is None or other_cpu is None:
+        return f"- {label} {x(r)} {other}: no CPU figures to say why"
+    if cpu > 1.05 * other_cpu:
+        why = "it spends more CPU per request, so on this shared machine its own work is the limit"
+    else:
+        why = "it spends no more CPU per request, so the other side or the shared machine set the pace (noise)"
+    return f"- {label} {x(r)} {other}: CPU per request {us(cpu)} against {us(other_cpu)}: {why}"
+
+
+def misses(p):
+    """Why each judged comparison below 1.0x (or CPU above 1.0x) missed, from the CPU figures."""
+    cl, out = p.get("clients", {}), []
+    runs = cl.get("runs", [])
+    for key, a, b, label, other in [("loadgen_vs_ab", "loadgen", "ab", "loadgen", "ab"),
+                                    ("loadgen_vs_httperf", "loadgen", "httperf", "loadgen", "httperf"),
+                                    ("loadgen_t2_vs_wrk_t2_close", "loadgen_t2", "wrk_t2_close",
+                                     "loadgen --threads 2", "wrk -t2")]:
+        if cl.get(key) is not None and cl[key] < 1.0:
+            out.append(cause(label, cl[key], client_cpu(runs, a), other, client_cpu(runs, b)))
+    for key in SETTINGS:
+        d = p.get("proxies", {}).get(key, {})
+        runs = d.get("runs", [])
+        pool_cpu = med(runs, "gateway_pool", "proxy_cpu_us_per_req")
+        for rkey, who, other in [("pool_vs_nginx", "nginx_proxy", "nginx"), ("pool_vs_haproxy", "haproxy", "HAProxy")]:
+            if d.get(rkey) is not None and d[rkey] < 1.0:
+                out.append(cause(f"{key}: gateway (pool)", d[rkey], pool_cpu, other,
+                                 med(runs, who, "proxy_cpu_us_per_req")))
+        c = d.get("pool_cpu_vs_ephemeral_cpu")
+        if c is not None and c > 1.0:
+            out.append(f"- {key}: gateway (pool) CPU per request {x(c)} gateway (ephemeral)'s: "
+                       f"{us(pool_cpu)} against {us(med(runs, 'gateway_ephemeral', 'proxy_cpu_us_per_req'))}")
+    return ["", "Where P7 misses, and what the CPU figures say about it:", ""] + out if out else []
 
 
 def proxies_table(p):
@@ -76,7 +117,7 @@ def peers_section(rep):
               "reply rate with at most 1 % errors counts. Proxies are driven by ab; each opens a new upstream "
               "connection per request (HAProxy: httpclose, no reuse; one thread each). CPU per request: the "
               "measured process's CPU time (client rows: the client; proxy rows: the proxy) over its requests.",
-              "", "### Clients", ""] + clients_table(p) + ["", "### Proxies", ""] + proxies_table(p)
+              "", "### Clients", ""] + clients_table(p) + ["", "### Proxies", ""] + proxies_table(p) + misses(p)
     rep.section("Peers", lines)
 
     cl, pr = p.get("clients", {}), p.get("proxies", {})
