@@ -270,6 +270,10 @@ asio::awaitable<void> lane::opener() {
 }
 
 asio::awaitable<void> lane::keep(std::shared_ptr<connection> c, std::size_t target) {
+  if (stopping_) { // the run ended before this connection's watch began
+    c->cut_off();
+    co_return;
+  }
   auto& socket = c->socket();
   std::error_code ec;
   char buf[256];
