@@ -94,6 +94,15 @@ inline std::vector<asio::ip::address> parse_sources(const std::vector<std::strin
   return out;
 }
 
+/// A pool's source addresses: the ones given, else the any-address of the
+/// peer's family (the route picks the address, the pool the port).
+inline std::vector<asio::ip::address> pool_sources(const std::vector<asio::ip::address>& sources,
+                                                   const asio::ip::tcp::endpoint& peer) {
+  if (!sources.empty()) return sources;
+  if (peer.address().is_v6()) return {asio::ip::address(asio::ip::address_v6::any())};
+  return {asio::ip::address(asio::ip::address_v4::any())};
+}
+
 } // namespace samples
 
 #endif

@@ -54,9 +54,7 @@ std::unique_ptr<portres::socket_pool<tcp>> make_pool(asio::io_context& io, const
   // connect() takes over the TIME_WAIT 4-tuple at once (tcp_tw_reuse
   // governs only autobind).
   opts.configure = samples::configure_client_socket;
-  const asio::ip::address any = first.address().is_v6() ? asio::ip::address(asio::ip::address_v6::any())
-                                                        : asio::ip::address(asio::ip::address_v4::any());
-  return std::make_unique<portres::socket_pool<tcp>>(io.get_executor(), block, sources.empty() ? any : sources.front(),
+  return std::make_unique<portres::socket_pool<tcp>>(io.get_executor(), block, samples::pool_sources(sources, first),
                                                      opts);
 }
 

@@ -17,9 +17,8 @@ std::string free_text(const portres::socket_pool<tcp>* pool, const tcp::endpoint
 } // namespace
 
 std::optional<std::size_t> free_ports(const portres::socket_pool<tcp>* pool, const tcp::endpoint& peer) {
-  (void)peer;
   if (!pool) return std::nullopt;
-  return std::nullopt; // TODO(tools): pool->headroom(peer).free_ports once issue 18's pool lands
+  return pool->headroom(peer).free_ports;
 }
 
 stats_view::stats_view(const relay& r, const portres::socket_pool<tcp>* pool)

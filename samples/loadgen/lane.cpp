@@ -1,5 +1,6 @@
 #include "loadgen/lane.hpp"
 
+#include "common/endpoints.hpp"
 #include "common/net.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -37,10 +38,8 @@ std::unique_ptr<portres::socket_pool<tcp>> make_pool(asio::io_context& io, const
   // bound socket). On Windows clients set nothing (SO_REUSEADDR would let
   // another socket steal the port).
   o.configure = samples::configure_client_socket;
-  const asio::ip::address any = s.targets.front().address().is_v6() ? asio::ip::address(asio::ip::address_v6::any())
-                                                                     : asio::ip::address(asio::ip::address_v4::any());
   return std::make_unique<portres::socket_pool<tcp>>(io.get_executor(), block,
-                                                     s.sources.empty() ? any : s.sources.front(), o);
+                                                     samples::pool_sources(s.sources, s.targets.front()), o);
 }
 
 } // namespace
