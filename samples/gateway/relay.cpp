@@ -112,7 +112,7 @@ asio::awaitable<void> relay::serve(tcp::socket client) {
       std::error_code wec;
       co_await asio::async_write(client, asio::buffer(buf, got), redirect_error(use_awaitable, wec));
       if (wec) {
-        ++c_.client_errors;
+        ++c_.abandoned;
         co_return;
       }
     }

@@ -25,7 +25,9 @@ struct upstream {
 };
 
 struct counters {
-  std::uint64_t requests = 0, relayed = 0, upstream_errors = 0, client_errors = 0;
+  std::uint64_t requests = 0, relayed = 0, upstream_errors = 0;
+  std::uint64_t abandoned = 0;     ///< requests whose client went away before its reply was sent
+  std::uint64_t client_errors = 0; ///< clients lost before a whole request arrived (or at accept)
   samples::error_tally upstream_by_kind;
   std::uint16_t lowest_port = 65535, highest_port = 0; ///< pool: the upstream source ports seen
   std::vector<upstream> upstreams;

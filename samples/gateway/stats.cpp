@@ -53,16 +53,18 @@ void print_summary(const counters& c, const portres::socket_pool<tcp>* pool, con
              ",\"free_ports\":" + (free ? std::to_string(*free) : "null") + "}";
     }
     std::printf("{\"ports\":\"%s\",\"requests\":%llu,\"relayed\":%llu,\"upstream_errors\":%llu,"
-                "\"upstream_errors_by_kind\":%s,\"client_errors\":%llu,\"upstreams\":[%s]}\n",
+                "\"upstream_errors_by_kind\":%s,\"abandoned\":%llu,\"client_errors\":%llu,\"upstreams\":[%s]}\n",
                 pool ? "pool" : "ephemeral", static_cast<ull>(c.requests), static_cast<ull>(c.relayed),
-                static_cast<ull>(c.upstream_errors), c.upstream_by_kind.json().c_str(),
+                static_cast<ull>(c.upstream_errors), c.upstream_by_kind.json().c_str(), static_cast<ull>(c.abandoned),
                 static_cast<ull>(c.client_errors), ups.c_str());
     return;
   }
   const auto kinds = c.upstream_by_kind.text();
-  std::printf("gateway summary: %llu requests, %llu relayed, %llu upstream errors%s, %llu client errors",
+  std::printf("gateway summary: %llu requests, %llu relayed, %llu upstream errors%s, %llu abandoned by their "
+              "clients, %llu client errors",
               static_cast<ull>(c.requests), static_cast<ull>(c.relayed), static_cast<ull>(c.upstream_errors),
-              kinds.empty() ? "" : (" (" + kinds.substr(1) + ")").c_str(), static_cast<ull>(c.client_errors));
+              kinds.empty() ? "" : (" (" + kinds.substr(1) + ")").c_str(), static_cast<ull>(c.abandoned),
+              static_cast<ull>(c.client_errors));
   if (block && c.highest_port != 0) {
     std::printf(", upstream source ports %u-%u, all inside %s: %s", c.lowest_port, c.highest_port,
                 portres::to_string(*block).c_str(),
