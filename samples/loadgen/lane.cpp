@@ -19,7 +19,8 @@ namespace {
 using asio::redirect_error;
 using asio::use_awaitable;
 
-// Operations still in flight this long after the end are abandoned with the io_context.
+// Operations still in flight this long after the end are abandoned with the io_context
+// (a pooled connect cannot be cancelled once it is under way).
 constexpr auto grace = std::chrono::seconds(2);
 
 double micros(clock_type::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
@@ -100,9 +101,10 @@ void lane::run() {
   });
   const std::size_t n = s_.hold ? std::min(workers_, share_) : workers_;
   for (std::size_t i = 0; i < n; ++i) asio::co_spawn(io_, s_.hold ? opener() : churn_worker(), asio::detached);
-  io_.run_until(end_ + grace);
+  // Until the work is done, but never past `grace` after the end (stop() moves it for an early end).
+  deadline_ = end_ + grace;
+  while (!io_.stopped() && clock_type::now() < deadline_) io_.run_one_until(deadline_);
 }
-
 
 void lane::finish() {
   asio::post(io_, [this] {
@@ -112,6 +114,7 @@ void lane::finish() {
 
 void lane::stop() {
   stopping_ = true;
+  deadline_ = std::min(deadline_, clock_type::now() + grace);
   at_end_.cancel();
   if (pool_) pool_->close(); // its waiters complete with aborted
   for (auto* socket : open_) {

@@ -97,7 +97,7 @@ private:
   const settings& s_;
   std::size_t index_, workers_, first_, share_;
   schedule& pace_;
-  clock_type::time_point end_;
+  clock_type::time_point end_, deadline_;
   asio::io_context io_;
   asio::steady_timer at_end_{io_};
   std::unique_ptr<portres::socket_pool<tcp>> pool_;
