@@ -74,6 +74,8 @@ TEST_CASE("bind towards a peer: a 200-port block holds 800 connections to 4 dest
       CHECK(ec.message().find(text(peers.at(0))) != std::string::npos);
       // ...until one of the sockets towards it is gone.
       const auto freed = clients.front().local_endpoint().port();
+      peers.hang_up(freed); // the server closes first: the 4-tuple is free once the client closes too
+      run_until(io, [] { return false; }, 10ms);
       portres_test::reset(clients.front());
       tcp::socket again(io, tcp::v4());
       associate(again, r.token());
@@ -143,5 +145,27 @@ TEST_CASE("capabilities: port sharing is reported with the backend in force") {
     const auto caps = capabilities();
     CHECK(caps.port_sharing == portres_test::portable_port_choice());
     CHECK(caps.port_sharing == caps.port_sharing_reason.empty());
+  }
+}
+
+TEST_CASE("bind towards a peer: sources are spread per peer, so no source fills up towards one peer first") {
+  asio::io_context io;
+  listeners peers(io, 2);
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+  if (!capabilities().port_sharing) PORTRES_SKIP("the backend in force keeps ports exclusive (the OS picks them)");
+  const std::vector<asio::ip::address> sources{loopback, asio::ip::make_address("127.0.0.2")};
+  std::vector<tcp::socket> clients;
+  std::map<std::pair<std::string, std::size_t>, int> per_pair;
+  for (std::size_t i = 0; i < 8; ++i) { // peers in turn
+    tcp::socket s(io, tcp::v4());
+    associate(s, r.token());
+    portres::bind(s, sources, peers.at(i % 2));
+    s.connect(peers.at(i % 2));
+    ++per_pair[{s.local_endpoint().address().to_string(), i % 2}];
+    clients.push_back(std::move(s));
+  }
+  for (const auto& from : {"127.0.0.1", "127.0.0.2"}) {
+    CHECK(per_pair[{from, 0}] == 2);
+    CHECK(per_pair[{from, 1}] == 2);
   }
 }

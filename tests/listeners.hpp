@@ -21,6 +21,18 @@ public:
   }
   asio::ip::tcp::endpoint at(std::size_t i) const { return acceptors_.at(i).local_endpoint(); }
   std::size_t accepted() const noexcept { return accepted_.size(); }
+  /// Closes (resets) the accepted side of the connection from `client_port`
+  /// on `address`: the server closes first, so the client's 4-tuple is free
+  /// once it closes too (no TIME_WAIT on its side, under Wine too).
+  void hang_up(std::uint16_t client_port, const asio::ip::address& address = asio::ip::address_v4::loopback()) {
+    for (auto& s : accepted_) {
+      std::error_code ec;
+      const auto remote = s.remote_endpoint(ec);
+      if (ec || remote.port() != client_port || remote.address() != address) continue;
+      s.set_option(asio::socket_base::linger(true, 0), ec);
+      s.close(ec);
+    }
+  }
 
 private:
   void accept(asio::ip::tcp::acceptor& a) {

@@ -59,6 +59,15 @@ void connect_all(tcp_pool& pool, const listeners& to, std::size_t destinations, 
   }
 }
 
+// Ends a connection as a server would: its side closes first, then the
+// client's, so the 4-tuple is free again at once.
+void hang_up(listeners& peers, asio::io_context& io, pooled_socket<tcp>& s) {
+  peers.hang_up(s.port(), s.source());
+  run_until(io, [] { return false; }, 10ms);
+  portres_test::reset(s.socket());
+  s = {};
+}
+
 // Each (source, destination) pair got distinct ports, all from the block.
 void check_one_per_port(const held_connections& held, const port_range& block) {
   std::map<std::pair<std::string, std::size_t>, std::set<std::uint16_t>> used;
@@ -113,8 +122,7 @@ TEST_CASE("pool: a 200-port block holds 800 connections to 4 destinations, one p
       for (std::size_t i = 0; i < held.sockets.size() && freed == 0; ++i) {
         if (held.peer[i] != 0) continue;
         freed = held.sockets[i].port();
-        portres_test::reset(held.sockets[i].socket());
-        held.sockets[i] = {};
+        hang_up(peers, io, held.sockets[i]);
       }
       REQUIRE(run_until(io, [&] { return served; }));
       CHECK_FALSE(late_ec);
@@ -143,6 +151,20 @@ TEST_CASE("pool: 2 source addresses x 2 destinations x 200 ports hold 800 connec
   CHECK(per_source["127.0.0.2"] == 400);
   CHECK(pool.headroom(peers.at(1)).live == 400);
   CHECK(run_until(io, [&] { return peers.accepted() == held.sockets.size(); }, 30s));
+}
+
+TEST_CASE("pool: several source addresses need at least one, and a peer of no source's family is refused at once") {
+  asio::io_context io;
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+  CHECK_THROWS_AS(tcp_pool(io.get_executor(), r, std::vector<asio::ip::address>{}, sizes(0, 0)), std::system_error);
+  tcp_pool pool(io.get_executor(), r, std::vector<asio::ip::address>{loopback}, sizes(0, 0));
+  std::error_code result;
+  pool.async_connect(tcp::endpoint(asio::ip::address_v6::loopback(), 9), [&](std::error_code ec, pooled_socket<tcp>) {
+    result = ec;
+  });
+  CHECK(run_until(io, [&] { return static_cast<bool>(result); }, 300ms));
+  CHECK(result == std::errc::address_family_not_supported);
+  CHECK(pool.stats().waiters == 0);
 }
 
 TEST_CASE("pool: async_get and async_connect on one pool: gets keep ports nobody else uses") {
@@ -196,20 +218,15 @@ TEST_CASE("pool: async_get and async_connect on one pool: gets keep ports nobody
   std::size_t first = 0;
   while (held.peer[first] != 0) ++first;
   const auto port = held.sockets[first].port();
-  portres_test::reset(held.sockets[first].socket());
-  held.sockets[first] = {};
+  hang_up(peers, io, held.sockets[first]);
   REQUIRE(run_until(io, [&] { return connected; }));
   CHECK(late_connect.port() == port);
   run_until(io, [] { return false; }, 50ms);
   CHECK_FALSE(got);
   // Every connection on that port gone: the get has it, for itself.
-  portres_test::reset(late_connect.socket());
-  late_connect = {};
-  for (std::size_t i = 0; i < held.sockets.size(); ++i) {
-    if (held.sockets[i] && held.sockets[i].port() == port) {
-      portres_test::reset(held.sockets[i].socket());
-      held.sockets[i] = {};
-    }
+  hang_up(peers, io, late_connect);
+  for (auto& s : held.sockets) {
+    if (s && s.port() == port) hang_up(peers, io, s);
   }
   REQUIRE(run_until(io, [&] { return got; }));
   CHECK(late_get.port() == port);

@@ -96,6 +96,9 @@ public:
   virtual void port_released(reservation_token t, std::uint16_t port, const destination* towards, native_socket s);
   virtual destination_headroom headroom(reservation_token t, std::span<const asio::ip::address> sources,
                                         const asio::ip::address& peer, std::uint16_t peer_port);
+  /// Ports of `t`'s block free for a socket of its own, as far as known
+  /// without asking the OS (a pool stocks only then). Default: unknown (max).
+  virtual std::size_t free_ports(reservation_token t);
   /// The reservation's state: error::reservation_released once released,
   /// error::reservation_lost once lost; empty while alive.
   virtual std::error_code status(owned_state& s);

@@ -9,6 +9,7 @@
 #include <asio/post.hpp>
 
 #include <cstdlib>
+#include <limits>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -162,6 +163,8 @@ destination_headroom backend::headroom(reservation_token, std::span<const asio::
                                        const asio::ip::address&, std::uint16_t) {
   return {};
 }
+
+std::size_t backend::free_ports(reservation_token) { return std::numeric_limits<std::size_t>::max(); }
 
 std::error_code backend::status(owned_state&) { return {}; }
 

@@ -96,34 +96,36 @@ void pool_core::enqueue_locked(std::deque<waiter_entry>& queue, std::optional<de
   queue.push_back({id, std::move(towards), std::move(w)});
 }
 
-void pool_core::get(std::unique_ptr<pool_waiter> w) {
-  std::unique_lock lock(mutex_);
-  for (int pass = 0;; ++pass) {
-    if (closed_) {
-      const auto why = why_;
-      lock.unlock();
-      w->complete(why, {});
-      return;
-    }
-    if (auto lease = take_ready_locked(std::nullopt)) {
-      lock.unlock();
-      w->complete({}, std::move(*lease));
-      return;
-    }
-    if (waiters_.size() + connecting_.size() >= settings_.max_waiters) {
-      lock.unlock();
-      w->complete(error::too_many_waiters, {});
-      return;
-    }
-    if (pass == 1) break;
-    // About to wait: a reservation that is gone (its broker went away) ends
-    // the pool now rather than leave the waiter waiting.
-    lock.unlock();
-    if (const auto gone = reservation_status()) shut(gone);
-    lock.lock();
+bool pool_core::settle_locked(std::unique_lock<std::mutex>& lock, std::unique_ptr<pool_waiter>& w,
+                              const std::optional<destination>& towards) {
+  std::error_code ec;
+  std::optional<pool_lease> lease;
+  if (closed_) {
+    ec = why_;
+  } else if ((lease = take_ready_locked(towards))) {
+  } else if (waiters_.size() + connecting_.size() >= settings_.max_waiters) {
+    ec = error::too_many_waiters;
+  } else {
+    return false;
   }
+  lock.unlock();
+  w->complete(ec, lease ? std::move(*lease) : pool_lease());
+  return true;
+}
+
+void pool_core::get(std::unique_ptr<pool_waiter> w) { wait_for_socket(std::move(w), std::nullopt); }
+
+void pool_core::wait_for_socket(std::unique_ptr<pool_waiter> w, std::optional<destination> towards) {
+  std::unique_lock lock(mutex_);
+  if (settle_locked(lock, w, towards)) return;
+  // About to wait: a reservation that is gone (its broker went away) ends
+  // the pool now rather than leave the waiter waiting.
+  lock.unlock();
+  if (const auto gone = reservation_status()) shut(gone);
+  lock.lock();
+  if (settle_locked(lock, w, towards)) return;
   ++counters_.misses;
-  enqueue_locked(waiters_, std::nullopt, std::move(w));
+  enqueue_locked(waiters_, std::move(towards), std::move(w));
   schedule_refill_locked();
 }
 
@@ -134,30 +136,10 @@ void pool_core::get_towards(const asio::ip::address& peer, std::uint16_t peer_po
     w->complete(std::make_error_code(std::errc::address_family_not_supported), {});
     return;
   }
+  // Exclusive ports: any socket of the peer's family serves it.
+  if (!sharing_) return wait_for_socket(std::move(w), want);
   std::unique_lock lock(mutex_);
-  if (closed_) {
-    const auto why = why_;
-    lock.unlock();
-    w->complete(why, {});
-    return;
-  }
-  if (auto lease = take_ready_locked(want)) {
-    lock.unlock();
-    w->complete({}, std::move(*lease));
-    return;
-  }
-  if (waiters_.size() + connecting_.size() >= settings_.max_waiters) {
-    lock.unlock();
-    w->complete(error::too_many_waiters, {});
-    return;
-  }
-  if (!sharing_) {
-    // Exclusive ports: any socket of the peer's family serves it.
-    ++counters_.misses;
-    enqueue_locked(waiters_, want, std::move(w));
-    schedule_refill_locked();
-    return;
-  }
+  if (settle_locked(lock, w, want)) return;
   const bool behind_others = queued_.contains(want); // first come, first served per peer
   const auto id = next_waiter_id_ + 1;
   enqueue_locked(connecting_, want, std::move(w));
@@ -313,7 +295,7 @@ void pool_core::returned(pool_lease& lease, bool give_port_back) noexcept {
   }
   // A port nobody else used now is free for everyone; a shared one, towards
   // its peer (and for everyone once its last connection is gone).
-  if (!lease.shared) blocked_.clear();
+  if (!lease.shared && !blocked_.empty()) blocked_.clear();
   exclusive_blocked_ = false;
   if (!waiters_.empty() || !connecting_.empty() || ready_.size() < settings_.low_water) schedule_refill_locked();
 }

@@ -70,6 +70,18 @@ void pool_core::refill() {
         return;
       }
       j = next_job_locked();
+      // No port of the block known free: a socket of this pool coming back
+      // frees one (then this runs again), so no bind is tried (near full it
+      // would ask the kernel which ports are held, at every return). Only
+      // with nothing of the pool out does a get try, to learn whether ports
+      // held outside could come back (else it fails at once). Stock alone
+      // (nobody waits) is never worth the try.
+      if (!j->towards && (waiters_.empty() || in_use_ > 0) && owner_of(keep_.get()).free_ports(token_) == 0) {
+        exclusive_blocked_ = true;
+        ++counters_.exhausted_events;
+        if (!waiters_.empty()) schedule_retry_locked(); // still notices a reservation lost meanwhile
+        continue;
+      }
     }
     // Bounded work per handler run; asked only once more is wanted, so a
     // pool topped up by this run costs no extra run (and reactor poll).

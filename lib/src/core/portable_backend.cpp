@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace portres::detail {
@@ -252,13 +253,16 @@ std::uint16_t portable_backend::bind(native_socket s, const asio::ip::address* l
   if (!block) return 0;
   const asio::ip::address address =
       local ? *local : (ipv6 ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
-  const auto port = bind_from(*block, s, address, false, ec);
+  return bound(s, key, bind_from(*block, s, address, false, ec), ec);
+}
+
+std::uint16_t portable_backend::bound(native_socket s, std::uint64_t key, std::uint16_t port, std::error_code& ec) {
   if (ec) {
     ec = explain_bind_failure(s, ec);
     return 0;
   }
   std::lock_guard lock(mutex_);
-  associations_.erase(key);
+  associations_.erase(key); // used up
   return port;
 }
 
@@ -385,13 +389,7 @@ std::uint16_t portable_backend::bind_towards(native_socket s, std::span<const as
     asio::ip::address source;
     port = bind_shared(*block, s, usable, peer, peer_port, &tracked, source, ec);
   }
-  if (ec) {
-    ec = explain_bind_failure(s, ec);
-    return 0;
-  }
-  std::lock_guard lock(mutex_);
-  associations_.erase(key);
-  return port;
+  return bound(s, key, port, ec);
 }
 
 std::uint16_t portable_backend::bind_fresh_towards(native_socket s, reservation_token t,
@@ -420,11 +418,15 @@ std::uint16_t portable_backend::bind_shared(block_state& block, native_socket s,
   }
   if (block.lease_ && (ec = block.lease_->lost())) return 0;
   auto& ports = block.ports_;
-  // The least used source first (its live connections in this block).
+  // The least used source towards this peer first, then the least used in
+  // the block: ordered by the block alone, one source could take every
+  // connection to one peer and look full towards it, and each later bind
+  // would pay a check of every tracked socket before trying the next source.
   std::vector<asio::ip::address> order(sources.begin(), sources.end());
-  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
-    return block.shared.live_from(a) < block.shared.live_from(b);
-  });
+  const auto use = [&](const asio::ip::address& from) {
+    return std::pair(block.shared.headroom(ports, destination{from, peer, peer_port}).live, block.shared.live_from(from));
+  };
+  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) { return use(a) < use(b); });
   const auto now = std::chrono::steady_clock::now();
   for (const auto& from : order) {
     const destination d{from, peer, peer_port};
@@ -499,6 +501,13 @@ destination_headroom portable_backend::headroom(reservation_token t, std::span<c
   }
   for (const auto& from : sources) add(from);
   return total;
+}
+
+std::size_t portable_backend::free_ports(reservation_token t) {
+  const auto block = live_block(t);
+  if (!block) return 0;
+  std::lock_guard lock(block->mutex);
+  return block->ports_.free_count();
 }
 
 std::error_code portable_backend::status(owned_state& s) {

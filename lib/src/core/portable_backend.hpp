@@ -48,6 +48,7 @@ public:
   void port_released(reservation_token t, std::uint16_t port, const destination* towards, native_socket s) override;
   destination_headroom headroom(reservation_token t, std::span<const asio::ip::address> sources,
                                 const asio::ip::address& peer, std::uint16_t peer_port) override;
+  std::size_t free_ports(reservation_token t) override;
   std::error_code status(owned_state& s) override;
 
 private:
@@ -61,6 +62,7 @@ private:
   void associate_inspected(native_socket s, const platform::socket_info& info, reservation_token t, blocking b,
                            std::error_code& ec);
   std::error_code explain_bind_failure(native_socket s, std::error_code ec);
+  std::uint16_t bound(native_socket s, std::uint64_t key, std::uint16_t port, std::error_code& ec);
   block_ptr live_block(reservation_token t);
   block_ptr associated_block(native_socket s, std::uint64_t& key, bool& ipv6, std::error_code& ec);
   std::uint16_t bind_shared(block_state& block, native_socket s, std::span<const asio::ip::address> sources,

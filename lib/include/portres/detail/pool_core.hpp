@@ -163,6 +163,9 @@ private:
   using clock = std::chrono::steady_clock;
   std::optional<pool_lease> take_ready_locked(const std::optional<destination>& towards);
   pool_lease lease_locked(stock_entry entry, const std::optional<destination>& towards, bool bound_towards);
+  bool settle_locked(std::unique_lock<std::mutex>& lock, std::unique_ptr<pool_waiter>& w,
+                     const std::optional<destination>& towards);
+  void wait_for_socket(std::unique_ptr<pool_waiter> w, std::optional<destination> towards);
   void enqueue_locked(std::deque<waiter_entry>& queue, std::optional<destination> towards,
                       std::unique_ptr<pool_waiter> w);
   void cancel_waiter(std::uint64_t id);

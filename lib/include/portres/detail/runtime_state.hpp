@@ -3,6 +3,7 @@
 #ifndef PORTRES_DETAIL_RUNTIME_STATE_HPP
 #define PORTRES_DETAIL_RUNTIME_STATE_HPP
 
+#include "portres/detail/asio_version.hpp"
 #include "portres/detail/completion.hpp"
 #include "portres/detail/destination.hpp"
 #include "portres/types.hpp"
