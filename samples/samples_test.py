@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Runs each sample briefly on loopback and checks what it printed.
 
-As root, commands that may touch kernel settings run in a private network
-namespace (unshare -n); every process gets private portres folders.
+As root the whole run moves into a private network namespace (unshare -n, its
+loopback brought up), and commands that may touch kernel settings get one more
+of their own; every process gets private portres folders.
 """
 import argparse
 import atexit
@@ -10,10 +11,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 failures = []
@@ -36,7 +39,166 @@ def run(cmd, env, timeout=60, isolate=False):
     return p.returncode, p.stdout + p.stderr
 
 
+class sink:
+    """Listeners on 127.0.0.1 that accept and hold every connection (hold
+    tests), or answer one HTTP/1.0 request each and close (reply=...)."""
+
+    def __init__(self, count, reply=None):
+        self.listeners, self.held, self.served, self.reply = [], [], 0, reply
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            s.listen(4096)
+            self.listeners.append(s)
+            threading.Thread(target=self.accept, args=(s,), daemon=True).start()
+        self.targets = [f"127.0.0.1:{s.getsockname()[1]}" for s in self.listeners]
+
+    def accept(self, listener):
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            if self.reply is None:
+                self.held.append(c)
+                continue
+            try:
+                c.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                c.sendall(self.reply)
+                self.served += 1
+            except OSError:
+                pass
+            c.close()
+
+    def close(self):
+        for s in self.listeners + self.held:
+            s.close()
+
+
+def last_json(out):
+    try:
+        return json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {}
+
+
+def ordered(latency):
+    keys = ["p50", "p90", "p99", "p999", "max"]
+    return all(k in latency for k in keys) and all(latency[x] <= latency[y] for x, y in zip(keys, keys[1:]))
+
+
+def fan_out(a, env):
+    """Several targets, upstreams and source addresses; --hold, --rate, --threads."""
+    held = sink(2)
+    base = [a.loadgen, "--target", held.targets[0], "--target", held.targets[1], "--source", "127.0.0.1",
+            "--source", "127.0.0.2", "--duration", "2", "--json"]
+    # Per-destination ports: a 200-port block holds 800 connections to 2 targets from 2 sources.
+    rc, out = run(base + ["--hold", "800", "--block", "200", "--concurrency", "32"], env)
+    j = last_json(out)
+    check(rc == 0 and j.get("held") == 800 and j.get("errors") == 0 and
+          [t.get("held") for t in j.get("targets", [])] == [400, 400],
+          "loadgen --hold 800 holds all 800 from a 200-port block (2 targets x 2 sources)", out)
+    rc, out = run(base + ["--hold", "400", "--ports", "ephemeral"], env)
+    j = last_json(out)
+    check(rc == 0 and j.get("mode") == "hold" and j.get("held") == 400 and j.get("not_opened") == 0 and
+          [t.get("held") for t in j.get("targets", [])] == [200, 200] and j.get("sources") == ["127.0.0.1", "127.0.0.2"]
+          and j.get("connect_us", {}).get("samples") == 400 and ordered(j.get("connect_us", {})) and
+          0 < j.get("open_seconds", 0) < 2,
+          "loadgen --hold --ports ephemeral: held, per target, percentiles, time to open", out)
+    rc, out = run(base + ["--hold", "30", "--rate", "20", "--ports", "ephemeral"], env)
+    j = last_json(out)
+    check(rc == 0 and j.get("held") == 30 and 1.3 <= j.get("open_seconds", 0) < 2,
+          "loadgen --rate paces --hold: 30 connections at 20/s take about 1.5 s to open", out)
+    rc, out = run([a.loadgen, "--target", held.targets[0], "--hold", "50", "--duration", "2", "--ports", "ephemeral"], env)
+    check(rc == 0 and re.search(r"\[  1s\] held 50/50", out) and "summary: held 50 of 50" in out,
+          "loadgen --hold prints the held count each second and in the summary", out)
+    held.close()
+
+    web = sink(2, reply=b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+    rc, out = run([a.loadgen, "--target", web.targets[0], "--target", web.targets[1], "--http", "--close", "server",
+                   "--threads", "2", "--concurrency", "4", "--duration", "2", "--ports", "ephemeral", "--json"], env)
+    j = last_json(out)
+    per = [t.get("connections", 0) for t in j.get("targets", [])]
+    check(rc == 0 and j.get("threads") == 2 and j.get("errors") == 0 and len(per) == 2 and min(per) > 20 and
+          sum(per) == j.get("connections") and ordered(j.get("connect_us", {})) and ordered(j.get("request_us", {})),
+          "loadgen --threads 2 over two targets: both served, percentiles of connect and request", out)
+
+    # gateway: round robin over two upstreams from one pool, stats per upstream.
+    gw = subprocess.Popen([a.gateway, "--listen", "127.0.0.1:0", "--upstream", web.targets[0], "--upstream",
+                           web.targets[1], "--source", "127.0.0.1", "--block", "64", "--duration", "4", "--stats",
+                           "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", gw.stdout.readline())
+    if m:
+        run([a.loadgen, "--target", "127.0.0.1:" + m.group(1), "--http", "--close", "server", "--concurrency", "4",
+             "--duration", "2", "--ports", "ephemeral"], env)
+    rest = gw.communicate(timeout=30)[0]
+    j = last_json(rest)
+    ups = j.get("upstreams", [])
+    sent = [u.get("requests", 0) for u in ups]
+    check(len(ups) == 2 and min(sent) > 20 and max(sent) - min(sent) <= 1 and j.get("upstream_errors") == 0 and
+          sum(u.get("relayed", 0) for u in ups) == j.get("relayed"),
+          "gateway sends requests round robin over two upstreams", rest)
+    check(len(ups) == 2 and all(u.get("free_ports") == 64 and u.get("live") == 0 for u in ups),
+          "gateway reports each upstream's free ports (all 64 once idle) and live connections", rest)
+    check(re.search(r"req/s .*127\.0\.0\.1:\d+ live \d+ free \d+ \| 127\.0\.0\.1:\d+ live \d+ free \d+", rest)
+          is not None, "gateway --stats prints a line a second with live and free per upstream", rest)
+    # On demand: SIGUSR1 prints the same line without --stats.
+    gw = subprocess.Popen([a.gateway, "--listen", "127.0.0.1:0", "--upstream", web.targets[0], "--duration", "3",
+                           "--block", "16"],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = gw.stdout.readline()
+    time.sleep(0.5)
+    gw.send_signal(signal.SIGUSR1)
+    rest = gw.communicate(timeout=30)[0]
+    check(re.search(r"req/s .* live 0 free", rest) is not None, "gateway prints its stats line on SIGUSR1",
+          f"{first}{rest}(exit {gw.returncode})")
+    web.close()
+
+
+def bad_input(a, env):
+    """Each mistake exits 2 with a message naming it."""
+    t = ["--target", "127.0.0.1:9"]
+    for args, says, what in [
+        (t + ["--frobnicate"], "unknown option --frobnicate", "an unknown flag"),
+        (["--target", "127.0.0.1:http"], "must be an IP address and port", "a bad endpoint"),
+        (t + ["--target", "[::1]:80"], "mixes IPv4 and IPv6", "targets of two families"),
+        (t + ["--threads", "0"], "--threads must be a whole number from 1 to 64, not '0'", "--threads 0"),
+        (t + ["--threads", "4", "--concurrency", "2"], "--threads 4 needs --concurrency", "more threads than connections"),
+        (t + ["--source", "192.0.2.1"], "--source 192.0.2.1 is not an address of this machine", "a foreign --source"),
+        (t + ["--source", "0.0.0.0"], "--source must be a specific address", "an unspecified --source"),
+        (t + ["--source", "127.0.0.1", "--source", "127.0.0.1"], "--source 127.0.0.1 is given twice", "a repeated --source"),
+        (t + ["--hold", "10", "--http"], "--hold keeps its connections open", "--hold with --http"),
+        (t + ["--hold", "0"], "--hold must be a whole number from 1", "--hold 0"),
+        (t + ["--hold", "1000000"], "open descriptors", "--hold beyond the descriptor limit"),
+        (t + ["--ports", "ephemeral", "--block", "10"], "--block and --policy apply to --ports pool", "--block without a pool"),
+        (["--target", "127.0.0.1:0"], "needs a port other than 0", "a target on port 0"),
+    ]:
+        rc, out = run([a.loadgen] + args, env)
+        check(rc == 2 and says in out, f"loadgen rejects {what} (exit 2)", out)
+    for args, says, what in [
+        (["--upstream", "127.0.0.1:9", "--source", "192.0.2.1"], "is not an address of this machine", "a foreign --source"),
+        (["--upstream", "nowhere"], "HOST:PORT", "a bad upstream"),
+        (["--builtin-upstream", "--stats", "extra"], "unexpected argument 'extra'", "a stray argument"),
+    ]:
+        rc, out = run([a.gateway, "--listen", "127.0.0.1:0"] + args, env)
+        check(rc == 2 and says in out, f"gateway rejects {what} (exit 2)", out)
+
+
 def main():
+    if os.geteuid() == 0 and not os.environ.get("PORTRES_SAMPLES_NAMESPACE"):
+        # Root: everything in a private network namespace (the samples' ports,
+        # 127.0.0.2, and any kernel setting stay in it).
+        env = dict(os.environ, PORTRES_SAMPLES_NAMESPACE="1")
+        return subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__)] + sys.argv[1:],
+                              env=env).returncode
+    if os.environ.get("PORTRES_SAMPLES_NAMESPACE"):
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     ap = argparse.ArgumentParser()
     for name in ["acquire-release", "cli", "loadgen", "gateway"]:
         ap.add_argument("--" + name, required=True)
@@ -120,7 +282,9 @@ def main():
         check(rc == 0 and re.search(r"\[  1s\] +\d+ conn/s", out) and "summary:" in out and "p99" in out,
               "loadgen prints per-second progress and a summary", out)
     rest = gw.communicate(timeout=30)[0]
-    check(re.search(r"gateway summary: (\d+) requests, \1 relayed, 0 upstream errors", rest) is not None and
+    # Every request is relayed, unless its client went away first (loadgen resets what is in flight at its end).
+    m = re.search(r"gateway summary: (\d+) requests, (\d+) relayed, 0 upstream errors, (\d+) abandoned", rest)
+    check(m is not None and int(m.group(1)) == int(m.group(2)) + int(m.group(3)) and int(m.group(3)) <= 8 and
           "all inside" in rest and ": yes" in rest, "gateway relayed every request from pooled ports in its block", rest)
     rc, out = run([a.loadgen, "--target", "nowhere"], env)
     check(rc == 2 and "HOST:PORT" in out, "loadgen rejects a bad target", out)
@@ -151,6 +315,9 @@ def main():
     check(b" 502 " in reply and summary.get("upstream_errors_by_kind", {}).get("ECONNREFUSED") == 1,
           "gateway answers 502 and counts the refused upstream connect as ECONNREFUSED", rest)
     probe.close()
+
+    fan_out(a, env)
+    bad_input(a, env)
 
     print(f"{len(failures)} failed" if failures else "all sample checks passed")
     return 1 if failures else 0

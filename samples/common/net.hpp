@@ -1,17 +1,17 @@
-// Helpers shared by loadgen and gateway: endpoints from "HOST:PORT", socket
-// options per OS, and latency summaries.
+// Helpers shared by loadgen, gateway and the benchmarks: socket options per
+// OS, and failures named by errno.
 #ifndef PORTRES_SAMPLES_NET_HPP
 #define PORTRES_SAMPLES_NET_HPP
 
-#include "cli/options.hpp"
-
 #include <asio/ip/tcp.hpp>
 
-#include <algorithm>
 #include <cerrno>
-#include <cstdio>
+#include <cstdint>
 #include <string>
-#include <vector>
+
+#if !defined(_WIN32)
+#include <sys/resource.h>
+#endif
 
 namespace samples {
 
@@ -44,18 +44,32 @@ inline void configure_client_socket([[maybe_unused]] asio::ip::tcp::socket& sock
 #endif
 }
 
-inline asio::ip::tcp::endpoint parse_endpoint(const std::string& text, const char* option) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos) throw cli::usage_error(std::string(option) + " must be HOST:PORT, not '" + text + "'");
-  std::error_code ec;
-  const auto address = asio::ip::make_address(text.substr(0, colon), ec);
-  unsigned port = 0;
-  const auto port_text = text.substr(colon + 1);
-  const auto r = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec || r.ec != std::errc{} || r.ptr != port_text.data() + port_text.size() || port > 65535) {
-    throw cli::usage_error(std::string(option) + " must be an IP address and port, e.g. 127.0.0.1:8080, not '" + text + "'");
+/// Binds a client socket to `source` and lets the kernel choose the port at
+/// connect() for the whole 4-tuple (IP_BIND_ADDRESS_NO_PORT, Linux 4.2+), so
+/// one port serves many destinations as plain autobind does; elsewhere the
+/// port is chosen at bind, one per socket.
+inline void bind_source(asio::ip::tcp::socket& socket, const asio::ip::address& source, std::error_code& ec) {
+#if defined(__linux__)
+  socket.set_option(asio::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>(true), ec);
+  if (ec) return;
+#endif
+  socket.bind({source, 0}, ec);
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit
+/// and returns it (0 where the OS has no such limit to report).
+inline std::uint64_t raise_descriptor_limit() {
+#if defined(_WIN32)
+  return 0;
+#else
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return 0;
+  if (r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &r) != 0) ::getrlimit(RLIMIT_NOFILE, &r);
   }
-  return {address, static_cast<unsigned short>(port)};
+  return static_cast<std::uint64_t>(r.rlim_cur);
+#endif
 }
 
 /// A failure's kind for counting: the errno name of a system error
@@ -84,22 +98,6 @@ inline std::string error_kind(const std::error_code& ec) {
   if (category == "asio.misc" && ec.value() == 2) return "EOF"; // asio::error::eof: peer closed early
   return category + ": " + ec.message();
 }
-
-/// Latencies in microseconds; percentiles of what was added.
-class latency_summary {
-public:
-  void add(double us) { samples_.push_back(us); }
-  std::size_t size() const { return samples_.size(); }
-  double percentile(double q) {
-    if (samples_.empty()) return 0;
-    std::sort(samples_.begin(), samples_.end());
-    return samples_[std::min(samples_.size() - 1, static_cast<std::size_t>(q * static_cast<double>(samples_.size())))];
-  }
-  void clear() { samples_.clear(); }
-
-private:
-  std::vector<double> samples_;
-};
 
 } // namespace samples
 

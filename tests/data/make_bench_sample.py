@@ -2,7 +2,7 @@
 """Writes the canned inputs of tests/report_test.py: bench_sample.json (Google
 Benchmark JSON: per-repetition runs plus median/mean aggregates, as
 scripts/bench writes them; a few cases as aggregates only),
-bench_syscalls_sample.json and bench_peers_sample.json. Figures are invented
+bench_syscalls_sample.json, bench_peers_sample.json and bench_capacity_sample.json. Figures are invented
 to hit PASS, FAIL and NOT MEASURED on purpose."""
 import json
 import os
@@ -102,18 +102,62 @@ def proxy(rps, cpu_us, fails=0):
     return {"requests": int(rps * 2), "seconds": 2.0, "rps": rps, "failures": fails, "proxy_cpu_us_per_req": cpu_us}
 
 
+def steps(best):
+    return [{"offered": o, "rps": min(o, best), "failures": 0 if o <= best else o - best, "attempted": o * 2}
+            for o in (16000, 22000, 28000, 36000)]
+
+
+runs = [{"ab": client(20000), "loadgen": client(19000, 3), "httperf": dict(client(18000), offered=22000, steps=steps(18000)),
+         "loadgen_t2": client(30000), "wrk_t2_close": client(28000), "wrk": client(80000)},
+        {"ab": client(21000), "loadgen": client(20370), "httperf": dict(client(19000), offered=22000, steps=steps(19000)),
+         "loadgen_t2": client(30500), "wrk_t2_close": client(28500, 4), "wrk": client(78000)}]
+
+
+def setting(rng, n, block, pool, nginx, haproxy, eph, ratios):
+    return {"range": rng, "upstreams": n, "gateway_block": block,
+            "haproxy_source": f"127.0.0.1:20000-{20000 + block - 1}", **ratios,
+            "runs": [{"nginx_proxy": proxy(*nginx), "haproxy": proxy(*haproxy), "gateway_pool": proxy(*pool),
+                      "gateway_ephemeral": proxy(*eph)}] * 2}
+
+
 peers = {"rounds": 2, "seconds_per_run": 2, "concurrency": 32, "nginx": "nginx version: canned",
-         "clients": {"runs": [{"ab": client(20000), "loadgen": client(19000, 3), "wrk": client(80000)},
-                              {"ab": client(21000), "loadgen": client(20370), "wrk": client(78000)}],
-                     "loadgen_vs_ab": 0.96, "wrk_vs_ab": 3.8},
+         "haproxy": "HAProxy version 2.6-canned", "httperf_steps": [0.8, 1.1, 1.4, 1.8],
+         "clients": {"runs": runs, "loadgen_vs_ab": 0.96, "loadgen_vs_httperf": 1.06,
+                     "loadgen_t2_vs_wrk_t2_close": 1.07, "wrk_vs_ab": 3.8},
          "proxies": {
-             "default": {"range": "32768-60999", "pool_vs_nginx": 1.02, "ephemeral_vs_nginx": 1.05,
-                         "pool_cpu_vs_ephemeral_cpu": 1.09,
-                         "runs": [{"nginx_proxy": proxy(12000, 66), "gateway_pool": proxy(12240, 72),
-                                   "gateway_ephemeral": proxy(12600, 66)}] * 2},
-             "narrow_1000": {"range": "40000-40999", "pool_vs_nginx": 0.93, "ephemeral_vs_nginx": 1.0,
-                             "pool_cpu_vs_ephemeral_cpu": 1.1,
-                             "runs": [{"nginx_proxy": proxy(12500, 67), "gateway_pool": proxy(11600, 73, 2),
-                                       "gateway_ephemeral": proxy(12500, 66)}] * 2}}}
+             "default/1": setting("32768-60999", 1, 4096, (12240, 72), (12000, 66), (11000, 80), (12600, 66),
+                                  {"pool_vs_nginx": 1.02, "pool_vs_haproxy": 1.11, "ephemeral_vs_nginx": 1.05,
+                                   "pool_cpu_vs_ephemeral_cpu": 1.09}),
+             "default/4": setting("32768-60999", 4, 4096, (12300, 70), (12000, 66), (11500, 79), (12400, 71),
+                                  {"pool_vs_nginx": 1.03, "pool_vs_haproxy": 1.07, "ephemeral_vs_nginx": 1.03,
+                                   "pool_cpu_vs_ephemeral_cpu": 0.99}),
+             "narrow_1000/1": setting("40000-40999", 1, 1000, (11600, 73, 2), (12500, 67), (11000, 81), (12500, 66),
+                                      {"pool_vs_nginx": 0.93, "pool_vs_haproxy": 1.05, "ephemeral_vs_nginx": 1.0,
+                                       "pool_cpu_vs_ephemeral_cpu": 1.1}),
+             "narrow_1000/4": setting("40000-40999", 4, 1000, (12000, 70), (11900, 67), (11800, 80), (11000, 72),
+                                      {"pool_vs_nginx": 1.01, "pool_vs_haproxy": 1.02, "ephemeral_vs_nginx": 0.92,
+                                       "pool_cpu_vs_ephemeral_cpu": 0.97})}}
 with open(os.path.join(here, "bench_peers_sample.json"), "w") as f:
     json.dump(peers, f, indent=1)
+
+
+def held(n, seconds, failures=0, not_opened=0, kinds=None):
+    return {"held": n, "seconds": seconds, "failures": failures, "not_opened": not_opened,
+            "failures_by_kind": kinds or {}}
+
+
+# Capacity: the pool passes (16,000 of 16,000 at 4 x 4, never below autobind or HAProxy);
+# HAProxy drops some at 4 x 4 (ECONNRESET: it could not connect upstream).
+capacity = {"ports": 1000, "rounds": 1, "haproxy": "HAProxy version 2.6-canned", "points": []}
+for (d, s), (pool, auto, hap) in {(1, 1): (1000, 1000, 1000), (4, 1): (4000, 4000, 3990),
+                                  (1, 4): (4000, 3998, 4000), (4, 4): (16000, 15990, 15200)}.items():
+    run = {"pool": held(pool, 0.3 * d * s), "autobind": held(auto, 0.2 * d * s, failures=1000 * d * s - auto,
+                                                             kinds={"EADDRNOTAVAIL": 1000 * d * s - auto} if auto < 1000 * d * s else None),
+           "haproxy": held(hap, 0.5 * d * s, failures=1000 * d * s - hap,
+                           kinds={"ECONNRESET": 1000 * d * s - hap} if hap < 1000 * d * s else None)}
+    point = {"destinations": d, "sources": s, "requested": 1000 * d * s, "runs": [run]}
+    point.update({m: {k: v for k, v in r.items() if k != "failures_by_kind"} for m, r in run.items()})
+    point["pool_vs_autobind"], point["pool_vs_haproxy"] = pool / auto, pool / hap
+    capacity["points"].append(point)
+with open(os.path.join(here, "bench_capacity_sample.json"), "w") as f:
+    json.dump(capacity, f, indent=1)

@@ -22,8 +22,11 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   try {
-    const cli::options o(static_cast<int>(argv.size()), argv.data(), {"protocol", "start", "count", "target"},
+    const cli::options o(static_cast<int>(argv.size()), argv.data(), {"protocol", "start", "count", "target", "policy"},
                              {"json", "help"});
+    const auto targets = o.all("target");
+    if (targets.empty() == o.has("target") || (!targets.empty() && targets.back() != o.text("target", ""))) std::abort();
+    (void)o.policy("policy", portres::port_policy::lru);
     (void)o.protocol();
     const auto r = o.range(false);
     if (r.validate(false) || r.is_wildcard()) std::abort();

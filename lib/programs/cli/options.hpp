@@ -35,7 +35,7 @@ public:
         flags_.insert(name);
       } else if (valued.contains(name)) {
         if (i + 1 >= argc) throw usage_error("--" + name + " needs a value");
-        values_[name] = argv[++i];
+        values_[name].push_back(argv[++i]);
       } else {
         throw usage_error("unknown option " + arg + " (see --help)");
       }
@@ -46,16 +46,23 @@ public:
   bool has(const std::string& name) const { return values_.contains(name); }
   const std::vector<std::string>& positional() const { return positional_; }
 
+  /// The value of `name` (the last one when it was given more than once).
   std::string text(const std::string& name, const std::string& fallback) const {
     const auto it = values_.find(name);
-    return it == values_.end() ? fallback : it->second;
+    return it == values_.end() ? fallback : it->second.back();
+  }
+
+  /// Every value of a repeatable option, in the order given (empty when absent).
+  std::vector<std::string> all(const std::string& name) const {
+    const auto it = values_.find(name);
+    return it == values_.end() ? std::vector<std::string>{} : it->second;
   }
 
   std::uint64_t number(const std::string& name, std::uint64_t fallback, std::uint64_t low, std::uint64_t high) const {
     const auto it = values_.find(name);
     if (it == values_.end()) return fallback;
     std::uint64_t v = 0;
-    const auto& s = it->second;
+    const auto& s = it->second.back();
     const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
     if (r.ec != std::errc{} || r.ptr != s.data() + s.size() || v < low || v > high) {
       throw usage_error("--" + name + " must be a whole number from " + std::to_string(low) + " to " +
@@ -71,6 +78,16 @@ public:
     throw usage_error("--" + name + " must be tcp or udp, not '" + p + "'");
   }
 
+  /// A port policy: sequential, lru or random.
+  portres::port_policy policy(const std::string& name, portres::port_policy fallback) const {
+    if (!has(name)) return fallback;
+    const auto p = text(name, "");
+    for (const auto candidate : {portres::port_policy::sequential, portres::port_policy::lru, portres::port_policy::random}) {
+      if (p == portres::to_string(candidate)) return candidate;
+    }
+    throw usage_error("--" + name + " must be sequential, lru or random, not '" + p + "'");
+  }
+
   /// --start (0 = wildcard where allowed) and --count.
   portres::port_range range(bool allow_wildcard) const {
     if (!has("count")) throw usage_error("--count is required");
@@ -83,7 +100,7 @@ public:
   }
 
 private:
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> values_;
   std::set<std::string> flags_;
   std::vector<std::string> positional_;
 };

@@ -1,0 +1,86 @@
+"""Capacity (P8): connections held from 1,000 ports to 1 and 4 destinations
+over 1 and 4 source addresses, by the pool, kernel autobind and HAProxy."""
+from report.common import x
+
+TARGET = ("capacity: from a 1,000-port block, 4 destinations x 4 source addresses: >= 15,840 of 16,000 held (99 %), "
+          "zero failures; at every point held >= autobind's and >= HAProxy's")
+METHODS = [("pool", "loadgen --hold through the pool (1,000-port block)"),
+           ("autobind", "kernel autobind, IP_BIND_ADDRESS_NO_PORT (1,000-port ephemeral range)"),
+           ("haproxy", "HAProxy (1,000-port source range per server)")]
+WANTED_SHARE = 0.99
+
+
+def count(v):
+    return "n/a" if v is None else f"{v:,.0f}"
+
+
+def seconds(v):
+    return "n/a" if v is None else f"{v:.2f} s"
+
+
+def capacity_section(rep):
+    c = rep.capacity
+    if not c:
+        rep.not_run("Capacity", "P8", TARGET, "the capacity runs")
+        return
+    ports = c.get("ports", 1000)
+    points = {(pt["destinations"], pt["sources"]): pt for pt in c.get("points", [])}
+    lines = [f"Capacity stopped early: {c['error']}", ""] if "error" in c else []
+    lines += [f"Concurrent connections held from {ports:,} ports to 1 and 4 destinations (127.0.0.1:19001-19004) "
+              "over 1 and 4 source addresses (127.0.0.1-4), asking for ports x destinations x sources (the 4-tuple "
+              f"limit); {c.get('rounds')} round(s), methods alternating at each point; figures are medians over "
+              "rounds, failures summed. held: open at the destinations (a sink process per destination) once the "
+              "count stopped growing; failures: failed connects and dropped connections, by errno; not opened: "
+              "still waiting when the count stopped growing; seconds: until the destinations accepted the last "
+              "one. Private network namespace; connections split over processes for the 20,000-descriptor limit "
+              f"(loadgen, a sink per destination, an HAProxy per source address); {c.get('haproxy', 'HAProxy')}.", "",
+              "| destinations x sources | wanted | method | held | failures | not opened | seconds to open |",
+              "|---|---|---|---|---|---|---|"]
+    notes = []
+    for (d, s), pt in sorted(points.items()):
+        for m, label in METHODS:
+            r = pt.get(m, {})
+            kinds = {}
+            for run in pt.get("runs", []):
+                for k, v in run.get(m, {}).get("failures_by_kind", {}).items():
+                    kinds[k] = kinds.get(k, 0) + v
+            why = " (" + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + ")" if kinds else ""
+            lines.append(f"| {d} x {s} | {count(pt.get('requested'))} | {label} | {count(r.get('held'))} | "
+                         f"{count(r.get('failures'))}{why} | {count(r.get('not_opened'))} | {seconds(r.get('seconds'))} |")
+        held = pt.get("pool", {}).get("held")
+        if held is not None and pt.get("requested", 0) > ports and held <= ports:
+            notes.append(f"{d} x {s}")
+    errors = [f"- {m} at {pt['destinations']} x {pt['sources']}, round {i + 1}: {run[m]['error']}"
+              for pt in c.get("points", []) for i, run in enumerate(pt.get("runs", []))
+              for m, _ in METHODS if "error" in run.get(m, {})]
+    if errors:
+        lines += ["", "Runs without figures:"] + errors
+    if notes:
+        lines += ["", f"The pool held no more than its {ports:,} ports at {', '.join(notes)}: each port served one "
+                  "connection whatever the destination and source address (no per-destination ports in this build); "
+                  "the rest waited for a port (not opened)."]
+    rep.section("Capacity", lines)
+
+    parts, ok, missing = [], True, []
+    top = points.get((4, 4), {})
+    held, failures = top.get("pool", {}).get("held"), top.get("pool", {}).get("failures")
+    wanted = top.get("requested")
+    if held is None or wanted is None:
+        missing.append("4 x 4: the pool's held count")
+    else:
+        ok &= held >= WANTED_SHARE * wanted and failures == 0
+        parts.append(f"4 x 4: pool held {count(held)} of {count(wanted)} in {seconds(top['pool'].get('seconds'))}, "
+                     f"{count(failures)} failures")
+    for (d, s) in [(1, 1), (4, 1), (1, 4), (4, 4)]:
+        pt = points.get((d, s), {})
+        figures = [pt.get(m, {}).get("held") for m, _ in METHODS]
+        if None in figures:
+            missing.append(f"{d} x {s}: " + ", ".join(m for (m, _), v in zip(METHODS, figures) if v is None) +
+                           (" (see 'Runs without figures')" if errors else ""))
+            continue
+        ok &= figures[0] >= figures[1] and figures[0] >= figures[2]
+        parts.append(f"{d} x {s}: pool/autobind/HAProxy {' / '.join(count(v) for v in figures)} "
+                     f"({x(pt.get('pool_vs_autobind'))}, {x(pt.get('pool_vs_haproxy'))})")
+    if missing and "error" in c:
+        missing.append(f"capacity stopped: {c['error']}")
+    rep.target("P8", TARGET, "; ".join(parts), ok, extra_missing=missing)

@@ -1,0 +1,113 @@
+// One event loop of loadgen: an io_context run by one thread, its share of
+// the connections, its socket pool over the block all lanes share, and what
+// it counted (read by the main thread for the progress line and the summary).
+#ifndef PORTRES_SAMPLES_LOADGEN_LANE_HPP
+#define PORTRES_SAMPLES_LOADGEN_LANE_HPP
+
+#include "common/histogram.hpp"
+#include "common/tally.hpp"
+#include "loadgen/settings.hpp"
+
+#include <portres/portres.hpp>
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <vector>
+
+namespace loadgen {
+
+using clock_type = std::chrono::steady_clock;
+
+struct target_counts {
+  std::uint64_t connections = 0, errors = 0, held = 0;
+};
+
+/// What one lane counted, or all of them merged.
+struct counts {
+  std::uint64_t connections = 0; ///< churn: completed; hold: opened
+  std::uint64_t bytes = 0;       ///< received
+  std::uint64_t held = 0;        ///< hold: open now
+  std::uint64_t dropped = 0;     ///< hold: closed by the peer or the network before the end
+  samples::error_tally errors;   ///< failed connections (connect, request, reply) by kind
+  samples::error_tally drops;    ///< hold: how held connections ended early
+  samples::histogram connect_us; ///< start of a connection until connected
+  samples::histogram request_us; ///< --http: start until the whole reply was read
+  std::vector<target_counts> targets;
+  clock_type::time_point last_open{}; ///< hold: when the last connection opened
+
+  void merge(const counts& other);
+};
+
+/// The one schedule every lane takes connection slots from under --rate.
+class schedule {
+public:
+  schedule(clock_type::time_point begin, double rate)
+      : begin_(begin), interval_ns_(rate > 0 ? static_cast<std::int64_t>(1e9 / rate) : 0) {}
+  bool paced() const noexcept { return interval_ns_ > 0; }
+  /// When the next connection may start.
+  clock_type::time_point next() noexcept {
+    return begin_ + std::chrono::nanoseconds(next_.fetch_add(interval_ns_, std::memory_order_relaxed));
+  }
+
+private:
+  clock_type::time_point begin_;
+  std::int64_t interval_ns_;
+  std::atomic<std::int64_t> next_{0};
+};
+
+class lane {
+public:
+  /// `workers`: connections in flight at once in this lane; hold: `first`
+  /// and `share` say which of the --hold connections are this lane's.
+  lane(const settings& s, std::size_t index, std::size_t workers, std::size_t first, std::size_t share,
+       const portres::runtime_reservation* block, schedule& pace, clock_type::time_point end);
+  lane(const lane&) = delete;
+  lane& operator=(const lane&) = delete;
+  ~lane();
+
+  /// Runs the lane's loop (on the calling thread) until the end of the run,
+  /// then cancels what is still in flight and closes what it holds.
+  void run();
+  /// Ends the run now (from any thread), as if its time were up.
+  void finish();
+  /// Everything counted so far.
+  counts total() const;
+  /// What was counted since the last call (connections, connect latencies),
+  /// with the errors and the held count so far.
+  counts take_interval();
+
+private:
+  struct connection;
+  asio::awaitable<void> churn_worker();
+  asio::awaitable<void> opener();
+  asio::awaitable<void> keep(std::shared_ptr<connection> c, std::size_t target);
+  asio::awaitable<std::error_code> open(connection& c, std::size_t target, std::size_t source);
+  asio::awaitable<bool> wait_for_slot(asio::steady_timer& timer);
+  void stop();
+  template <class F> void record(F&& f);
+  void count_failure(std::size_t target, const std::error_code& ec);
+
+  const settings& s_;
+  std::size_t index_, workers_, first_, share_;
+  schedule& pace_;
+  clock_type::time_point end_, deadline_;
+  asio::io_context io_;
+  asio::steady_timer at_end_{io_};
+  std::unique_ptr<portres::socket_pool<tcp>> pool_;
+  std::set<tcp::socket*> open_; // sockets with operations in flight: cancelled at the end
+  bool stopping_ = false;
+  std::size_t next_ = 0;        // churn: connections started; hold: openings started
+  mutable std::mutex mutex_;    // guards total_ and interval_
+  counts total_, interval_;
+};
+
+} // namespace loadgen
+
+#endif
