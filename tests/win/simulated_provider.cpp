@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <winsock2.h>
@@ -112,20 +113,44 @@ int fail(int code, LPDWORD bytes) {
   return SOCKET_ERROR;
 }
 
+// The completion packet of a call that succeeded at once. A real provider
+// queues it on the completion port during the call, and an io_context
+// destroyed before dequeuing it destroys the operation. The simulation cannot
+// queue on Asio's port before the engine has handed the operation over
+// (release()), so it queues a handler that completes the operation; if the
+// io_context is destroyed first, destroying that handler completes the
+// operation anyway, so that Asio's shutdown dequeues and destroys it instead
+// of waiting forever for its outstanding work.
+class queued_packet {
+public:
+  queued_packet(asio::io_context& io, LPWSAOVERLAPPED overlapped, DWORD bytes)
+      : io_(&io), overlapped_(overlapped), bytes_(bytes) {}
+  queued_packet(queued_packet&& other) noexcept
+      : io_(other.io_), overlapped_(std::exchange(other.overlapped_, nullptr)), bytes_(other.bytes_) {}
+  queued_packet& operator=(queued_packet&&) = delete;
+  ~queued_packet() { deliver(); }
+  void operator()() { deliver(); }
+
+private:
+  void deliver() {
+    if (auto* op = std::exchange(overlapped_, nullptr)) {
+      asio::use_service<asio::detail::win_iocp_io_context>(*io_).on_completion(
+          static_cast<asio::detail::win_iocp_operation*>(op), 0, bytes_);
+    }
+  }
+  asio::io_context* io_;
+  LPWSAOVERLAPPED overlapped_;
+  DWORD bytes_;
+};
+
 // A successful call: synchronous, or completed through the port as the mode says.
 int succeed(SOCKET s, DWORD result_bytes, LPDWORD bytes, LPWSAOVERLAPPED overlapped) {
   if (bytes) *bytes = result_bytes;
   if (overlapped == nullptr) return 0;
   switch (state->mode) {
-  case simulated_provider::completion_mode::immediate: {
-    // A real provider queues a packet even when the call succeeds at once.
-    auto* io = state->io;
-    asio::post(*io, [io, overlapped, result_bytes] {
-      asio::use_service<asio::detail::win_iocp_io_context>(*io).on_completion(
-          static_cast<asio::detail::win_iocp_operation*>(overlapped), 0, result_bytes);
-    });
+  case simulated_provider::completion_mode::immediate:
+    asio::post(*state->io, queued_packet(*state->io, overlapped, result_bytes));
     return 0;
-  }
   case simulated_provider::completion_mode::pending:
     state->pending.push_back({overlapped, result_bytes});
     ::WSASetLastError(WSA_IO_PENDING);
@@ -356,6 +381,8 @@ simulated_provider::simulated_provider(asio::io_context& io) {
 }
 
 simulated_provider::~simulated_provider() {
+  // Calls still held back end as a closed socket's pending I/O does.
+  deliver_pending(ERROR_OPERATION_ABORTED);
   std::lock_guard lock(mutex);
   auto& seam = portres::detail::win::seam();
   seam.ioctl = ::WSAIoctl;
