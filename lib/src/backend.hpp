@@ -65,6 +65,10 @@ public:
   /// again, resting until `ready_at` while others are free. Default: nothing
   /// (the OS picks ports).
   virtual void port_returned(reservation_token t, std::uint16_t port, std::chrono::steady_clock::time_point ready_at);
+  /// The address a pool binds its sockets to when asked for `local` (its
+  /// family is the sockets' family). Default: `local`. Windows' engine: pool
+  /// sockets are dual-mode IPv6, so an IPv4 address in its v4-mapped form.
+  virtual asio::ip::address pool_address(const asio::ip::address& local) const { return local; }
 
   // Asynchronous forms. The defaults run the synchronous call as described
   // at `blocking`; the Windows engine overrides them with overlapped I/O.

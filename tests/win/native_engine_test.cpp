@@ -13,15 +13,12 @@
 #include <asio/ip/tcp.hpp>
 
 using namespace portres;
+using portres_test::native_selected;
 using portres_test::simulated_provider;
 
 namespace {
 bool under_wine() { return capabilities().platform.rfind("Wine", 0) == 0; }
 
-struct native_selected {
-  native_selected() { select_backend(backend_kind::native); }
-  ~native_selected() { select_backend(backend_kind::automatic); }
-};
 } // namespace
 
 TEST_CASE("capabilities under Wine: native runtime off, fallback chosen automatically") {
@@ -135,17 +132,6 @@ TEST_CASE("simulated provider: a specific block round-trips in wire byte order")
   std::error_code ec;
   auto clash = acquire(io.get_executor(), protocol::udp, port_range{51230, 7}, ec);
   CHECK(ec == condition::in_use);
-}
-
-TEST_CASE("simulated provider: a short answer is a bad response, not a reservation") {
-  asio::io_context io;
-  simulated_provider provider(io);
-  native_selected native;
-  provider.set_short_response(true);
-  std::error_code ec;
-  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4), ec);
-  CHECK(ec == error::bad_response);
-  CHECK_FALSE(r);
 }
 
 TEST_CASE("simulated provider: persistent tokens need administrator rights") {

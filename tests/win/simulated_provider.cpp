@@ -50,7 +50,11 @@ struct sim_state {
   asio::io_context* io = nullptr;
   simulated_provider::completion_mode mode = simulated_provider::completion_mode::immediate;
   bool administrator = true;
-  bool short_response = false;
+  bool refuse_ipv4 = false;
+  int exhausted_bind_error = WSAEADDRINUSE;
+  bool failed_bind_keeps_association = true;
+  DWORD acquire_bytes = sizeof(INET_PORT_RESERVATION_INSTANCE);
+  bool zero_token = false;
   std::map<std::uint64_t, sim_reservation> reservations;
   std::map<SOCKET, std::uint64_t> associations;
   std::vector<held_call> pending;
@@ -151,6 +155,18 @@ int succeed(SOCKET s, DWORD result_bytes, LPDWORD bytes, LPWSAOVERLAPPED overlap
   case simulated_provider::completion_mode::immediate:
     asio::post(*state->io, queued_packet(*state->io, overlapped, result_bytes));
     return 0;
+  case simulated_provider::completion_mode::immediate_dequeued_first: {
+    // What an io thread's GetQueuedCompletionStatus leaves when it dequeues
+    // the packet of an operation not yet handed over: the result stored in
+    // the OVERLAPPED and the operation marked ready, so that handing it over
+    // (on_pending) queues it again for dispatch.
+    auto* op = static_cast<asio::detail::win_iocp_operation*>(overlapped);
+    op->Internal = reinterpret_cast<ULONG_PTR>(&asio::error::get_system_category());
+    op->Offset = 0;
+    op->OffsetHigh = result_bytes;
+    asio::use_service<asio::detail::win_iocp_io_context>(*state->io).on_pending(op);
+    return 0;
+  }
   case simulated_provider::completion_mode::pending:
     state->pending.push_back({overlapped, result_bytes});
     ::WSASetLastError(WSA_IO_PENDING);
@@ -210,10 +226,11 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
     while (token == 0 || state->reservations.contains(token)) token = state->rng();
     // Which families the block serves. The pages (001, 003) tie a runtime
     // reservation to its acquiring socket and say nothing of address
-    // families; this simulation assumes, as MsQuic's use of dual-mode
-    // sockets does, that a block serves the families its acquiring socket
-    // can bind: AF_INET only IPv4; AF_INET6 IPv6, and IPv4 too when
-    // IPV6_V6ONLY is off.
+    // families. ASSUMPTION (selftest probe_ipv4_on_dual_mode; the other
+    // answer: set_ipv4_sockets_refused), as MsQuic's use of dual-mode
+    // sockets suggests: a block serves the families its acquiring socket can
+    // bind: AF_INET only IPv4; AF_INET6 IPv6, and IPv4 too when IPV6_V6ONLY
+    // is off.
     sim_reservation granted_reservation(*proto, granted, s);
     if (socket_family(s) == AF_INET6) {
       DWORD v6_only = 1;
@@ -227,9 +244,9 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
     INET_PORT_RESERVATION_INSTANCE result{};
     result.Reservation.StartPort = htons(granted.first());
     result.Reservation.NumberOfPorts = static_cast<USHORT>(granted.count());
-    result.Token.Token = token;
+    result.Token.Token = state->zero_token ? 0 : token;
     *static_cast<INET_PORT_RESERVATION_INSTANCE*>(out) = result;
-    return succeed(s, sizeof result - (state->short_response ? 1 : 0), bytes, overlapped);
+    return succeed(s, state->acquire_bytes, bytes, overlapped);
   }
 
   // cbInBuffer at least sizeof(INET_PORT_RESERVATION_TOKEN), cbOutBuffer 0 (references 001, 003).
@@ -255,7 +272,8 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
   if (it->second.owner == INVALID_SOCKET && !state->administrator) return fail(WSAEACCES, bytes);
   // A family the block does not serve (the assumption above): an unacceptable input.
   const int family = socket_family(s);
-  if ((family == AF_INET6 && !it->second.serves_v6) || (family == AF_INET && !it->second.serves_v4)) {
+  if ((family == AF_INET6 && !it->second.serves_v6) ||
+      (family == AF_INET && (!it->second.serves_v4 || state->refuse_ipv4))) {
     return fail(WSAEINVAL, bytes);
   }
   state->associations[s] = token;
@@ -263,8 +281,8 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
 }
 
 // SIO_ASSOCIATE_PORT_RESERVATION page: once associated, bind picks its port
-// from the reservation and fails when none is left. A failed bind leaves the
-// socket unbound and still associated.
+// from the reservation and fails when none is left. ASSUMPTIONS (switchable):
+// it fails with WSAEADDRINUSE, and leaves the socket unbound and associated.
 int WSAAPI sim_bind(SOCKET s, const sockaddr* address, int length) {
   std::lock_guard lock(mutex);
   forget_closed_owners(); // a runtime reservation died with its acquiring socket
@@ -297,7 +315,8 @@ int WSAAPI sim_bind(SOCKET s, const sockaddr* address, int length) {
     }
     if (::WSAGetLastError() != WSAEADDRINUSE && ::WSAGetLastError() != WSAEACCES) return SOCKET_ERROR;
   }
-  ::WSASetLastError(WSAEADDRINUSE);
+  if (!state->failed_bind_keeps_association) state->associations.erase(s);
+  ::WSASetLastError(state->exhausted_bind_error);
   return SOCKET_ERROR;
 }
 
@@ -419,9 +438,29 @@ void simulated_provider::add_persistent(protocol p, port_range range, reservatio
   state->reservations[token.value()] = sim_reservation(p, range, INVALID_SOCKET);
 }
 
-void simulated_provider::set_short_response(bool short_response) {
+void simulated_provider::set_ipv4_sockets_refused(bool refused) {
   std::lock_guard lock(mutex);
-  state->short_response = short_response;
+  state->refuse_ipv4 = refused;
+}
+
+void simulated_provider::set_exhausted_bind_error(int winsock_code) {
+  std::lock_guard lock(mutex);
+  state->exhausted_bind_error = winsock_code;
+}
+
+void simulated_provider::set_failed_bind_keeps_association(bool keeps) {
+  std::lock_guard lock(mutex);
+  state->failed_bind_keeps_association = keeps;
+}
+
+void simulated_provider::set_acquire_bytes(unsigned long bytes) {
+  std::lock_guard lock(mutex);
+  state->acquire_bytes = bytes;
+}
+
+void simulated_provider::set_zero_token(bool zero) {
+  std::lock_guard lock(mutex);
+  state->zero_token = zero;
 }
 
 std::vector<simulated_provider::ioctl_call> simulated_provider::calls() const {

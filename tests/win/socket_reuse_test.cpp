@@ -19,6 +19,7 @@
 #include <optional>
 
 #include <mswsock.h>
+#include <mstcpip.h>
 
 using namespace portres;
 using portres_test::run_until;
@@ -29,12 +30,27 @@ namespace {
 DWORD disconnect_flags = 0;
 int disconnect_calls = 0;
 DWORD disconnect_fails_with = 0; // 0: succeed
+bool disconnect_pends = false;
 
+// ASSUMPTION (selftest socket_reuse, socket_reuse_active_close): the
+// disconnect completes at once, as it does when the peer closed first.
+// disconnect_pends gives the other answer, a disconnect that waits (our side
+// closed first: Windows waits out TIME_WAIT, the DisconnectEx page says):
+// a real pending I/O on the socket, ended only by closing it.
 BOOL PASCAL simulated_disconnect(SOCKET s, LPOVERLAPPED overlapped, DWORD flags, DWORD) {
   ++disconnect_calls;
   disconnect_flags = flags;
   if (disconnect_fails_with != 0) {
     ::WSASetLastError(static_cast<int>(disconnect_fails_with));
+    return FALSE;
+  }
+  if (disconnect_pends) {
+    DWORD ignored = 0;
+    if (::WSAIoctl(s, SIO_ADDRESS_LIST_CHANGE, nullptr, 0, nullptr, 0, &ignored, overlapped, nullptr) != 0 &&
+        ::WSAGetLastError() != WSA_IO_PENDING) {
+      return FALSE;
+    }
+    ::WSASetLastError(WSA_IO_PENDING);
     return FALSE;
   }
   // A real overlapped operation on the same socket and OVERLAPPED (a
@@ -68,10 +84,11 @@ bool peer_sees_disconnect(asio::ip::tcp::socket& peer) {
 }
 
 // Installs the simulated DisconnectEx for one test and restores the seam after.
-auto simulate_reuse(DWORD fail_with = 0) {
+auto simulate_reuse(DWORD fail_with = 0, bool pends = false) {
   disconnect_calls = 0;
   disconnect_flags = 0;
   disconnect_fails_with = fail_with;
+  disconnect_pends = pends;
   seam::seam().disconnect = simulated_disconnect;
   seam::seam().reuse_under_wine = true;
   return gsl::finally([] {
@@ -189,6 +206,31 @@ TEST_CASE("socket reuse: a failed disconnect closes the socket and the pool refi
   REQUIRE(run_until(io, [&] { return p.pool.stats().recycle_failures == 1; }));
   CHECK(p.pool.stats().in_use == 0);
   CHECK(p.pool.stats().recycled == 0);
+}
+
+TEST_CASE("socket reuse: a disconnect that waits keeps its socket in use, other ports serve, and closing the pool ends it") {
+  asio::io_context io;
+  auto restore = simulate_reuse(0, true);
+  connected_pool p{io, 2};
+  auto s = p.take_connected();
+  const auto port = s.port();
+  s = {};
+  CHECK(disconnect_calls == 1);
+  io.run_for(std::chrono::milliseconds(100));
+  CHECK(p.pool.stats().in_use == 1); // still disconnecting
+  CHECK(p.pool.stats().recycled == 0);
+  std::uint16_t served = 0;
+  p.pool.async_get([&](std::error_code ec, pooled_socket<asio::ip::tcp> got) {
+    CHECK_FALSE(ec);
+    served = got.port();
+  });
+  REQUIRE(run_until(io, [&] { return served != 0; }));
+  CHECK(served != port); // the other port of the block
+  p.pool.close(); // aborts the disconnect
+  CHECK(run_until(io, [&] { return p.pool.stats().in_use == 0; }));
+  const auto stats = p.pool.stats();
+  CHECK(stats.recycled == 0);
+  CHECK(stats.recycle_failures == 0); // closed by us, not a failure
 }
 
 // The recycled socket must connect again, through ConnectEx (Asio's

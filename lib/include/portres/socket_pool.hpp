@@ -62,6 +62,12 @@ public:
   socket_type* operator->() noexcept { return socket_.get(); }
   /// The local port, from the pool's block.
   std::uint16_t port() const noexcept { return port_; }
+  /// `peer` in the form this socket reaches it: an IPv4 peer as its
+  /// v4-mapped IPv6 address when the socket is IPv6. On Windows (native
+  /// engine) pool sockets are dual-mode IPv6, bound to the v4-mapped form of
+  /// an IPv4 local address: connect (or send) them to peer_endpoint(p), not
+  /// p. socket_pool::async_connect does this itself.
+  typename Protocol::endpoint peer_endpoint(const typename Protocol::endpoint& peer) const;
   /// Takes the socket out of the pool's accounting; the caller owns it now.
   socket_type release();
 

@@ -237,6 +237,10 @@ std::uint16_t pool_bind(const runtime_state* owner, native_socket s, protocol p,
   return owner_of(owner).bind_fresh(s, p, t, local, may_block ? blocking::allowed : blocking::forbidden, ec);
 }
 
+asio::ip::address pool_local_address(const runtime_state* owner, const asio::ip::address& local) {
+  return owner_of(owner).pool_address(local);
+}
+
 void pool_port_returned(const runtime_state* owner, reservation_token t, std::uint16_t port,
                         std::chrono::steady_clock::time_point ready_at) {
   owner_of(owner).port_returned(t, port, ready_at);

@@ -9,6 +9,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/error.hpp>
+#include <asio/ip/address.hpp>
 
 #include <cerrno>
 #include <condition_variable>
@@ -36,6 +37,14 @@ inline bool address_not_available([[maybe_unused]] const std::error_code& ec) no
 #else
   return ec == std::error_code(EADDRNOTAVAIL, asio::error::get_system_category());
 #endif
+}
+
+/// `peer` as a socket bound to `local` reaches it: an IPv4 peer in its
+/// v4-mapped form for an IPv6 (dual-mode) socket, e.g. Windows' pool sockets.
+template <class Endpoint>
+Endpoint reachable_peer(const asio::ip::address& local, const Endpoint& peer) {
+  if (!local.is_v6() || !peer.address().is_v4()) return peer;
+  return Endpoint(asio::ip::make_address_v6(asio::ip::v4_mapped, peer.address().to_v4()), peer.port());
 }
 
 /// Counts binds under way on the blocking pool, so a closing pool can wait

@@ -74,6 +74,11 @@ std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_c
 /// `owner`: the runtime reservation (null for a persistent token).
 std::uint16_t pool_bind(const runtime_state* owner, native_socket s, protocol p, reservation_token t,
                         const asio::ip::address& local, bool may_block, std::error_code& ec);
+/// The local address (and so the family) of a pool's sockets, for the
+/// address the pool was given: its own on Linux; on Windows' native engine
+/// IPv4 addresses become v4-mapped IPv6 (dual-mode sockets, as the socket a
+/// block is acquired on).
+asio::ip::address pool_local_address(const runtime_state* owner, const asio::ip::address& local);
 /// A pool closed a socket bound to `port`; it rests until `ready_at` when others are free.
 void pool_port_returned(const runtime_state* owner, reservation_token t, std::uint16_t port,
                         std::chrono::steady_clock::time_point ready_at);

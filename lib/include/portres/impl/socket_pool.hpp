@@ -34,7 +34,8 @@ public:
 
   pool_state(const asio::any_io_executor& ex, state_ptr keep, reservation_token token,
              const asio::ip::address& local, options opts)
-      : executor_(ex), keep_(std::move(keep)), token_(token), local_(local), options_(std::move(opts)),
+      : executor_(ex), keep_(std::move(keep)), token_(token), local_(pool_local_address(keep_.get(), local)),
+        options_(std::move(opts)),
         retry_(ex) {
     if (options_.high_water < options_.low_water) options_.high_water = options_.low_water;
     if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) reuse_ = socket_reuse_available();
@@ -123,7 +124,7 @@ public:
 
   void connect_socket(pooled_socket<Protocol> s, const endpoint_type& peer, int attempts_left, get_completion done) {
     auto& socket = s.socket(); // stable: the socket lives on the heap
-    socket.async_connect(peer, [self = this->shared_from_this(), peer, attempts_left, done = std::move(done),
+    socket.async_connect(reachable_peer(local_, peer), [self = this->shared_from_this(), peer, attempts_left, done = std::move(done),
                                 s = std::move(s)](std::error_code ec) mutable {
       if (address_not_available(ec) && attempts_left > 0) {
         s = pooled_socket<Protocol>(); // closed; its port rests
@@ -501,6 +502,13 @@ void pooled_socket<Protocol>::give_back() noexcept {
   socket_.reset();
   if (pool_) pool_->on_returned(port_);
   pool_.reset();
+}
+
+template <class Protocol>
+typename Protocol::endpoint pooled_socket<Protocol>::peer_endpoint(const typename Protocol::endpoint& peer) const {
+  std::error_code ec;
+  const auto local = socket_ ? socket_->local_endpoint(ec) : typename Protocol::endpoint();
+  return socket_ && !ec ? detail::reachable_peer(local.address(), peer) : peer;
 }
 
 template <class Protocol>
