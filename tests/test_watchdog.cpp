@@ -1,10 +1,11 @@
 // The test process' watchdog: a test case that runs longer than
-// PORTRES_TEST_TIMEOUT seconds (default 300; the Wine suite sets 60), or a
-// process that does not exit within that time after its last test case, is
-// named on stderr (test case, subcase, last assertion reached) and the
-// process ends with exit code 124. Without it a hang shows as ctest's timeout
-// and nothing else: the test's own output sits in a pipe buffer that dies
-// with the process.
+// PORTRES_TEST_TIMEOUT seconds (default 1200, under ctest's 1500; the Wine
+// suite sets 60), or a process that does not exit within that time after its
+// last test case, is named on stderr (test case, subcase, last assertion
+// reached), the processes it started are killed (Linux) and it ends with
+// exit code 124. Without it a hang shows
+// as ctest's timeout and nothing else: the test's own output sits in a pipe
+// buffer that dies with the process.
 #include "test_watchdog.hpp"
 
 #include <doctest/doctest.h>
@@ -21,6 +22,11 @@
 #if defined(_WIN32)
 #include <windows.h>
 #else
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <signal.h>
 #include <unistd.h>
 #endif
 
@@ -56,6 +62,48 @@ void set_phase(std::string phase) {
   s.since = clock::now();
 }
 
+#if !defined(_WIN32)
+// Kills the processes a hung test started (children, theirs, ...), found by
+// their parent pid in /proc; true if there were any.
+bool kill_descendants_once() {
+  std::map<pid_t, std::vector<pid_t>> children;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto close = line.rfind(')'); // the command may contain spaces and parentheses
+    if (close == std::string::npos) continue;
+    char state = 0;
+    long parent = 0;
+    if (std::sscanf(line.c_str() + close + 1, " %c %ld", &state, &parent) != 2) continue;
+    children[static_cast<pid_t>(parent)].push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  bool any = false;
+  std::vector<pid_t> pending{::getpid()};
+  while (!pending.empty()) {
+    const pid_t p = pending.back();
+    pending.pop_back();
+    for (const pid_t child : children[p]) {
+      any = true;
+      ::kill(child, SIGKILL);
+      pending.push_back(child);
+    }
+  }
+  return any;
+}
+
+// Until none is left (the hung test may still be starting some), so that
+// none outlives the test; bounded.
+void kill_descendants() {
+  for (int round = 0; round < 50 && kill_descendants_once(); ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+#endif
+
 // Ends the process at once: no exit handlers (they may be what hangs), and
 // on Windows not even the loader lock ExitProcess takes.
 [[noreturn]] void end_process(int code) {
@@ -63,6 +111,8 @@ void set_phase(std::string phase) {
   std::fflush(stderr);
 #if defined(_WIN32)
   ::TerminateProcess(::GetCurrentProcess(), static_cast<UINT>(code));
+#else
+  kill_descendants();
 #endif
   std::_Exit(code);
 }
@@ -113,7 +163,7 @@ std::chrono::seconds limit_from_environment() {
     if (end != text && *end == '\0' && value >= 0) return std::chrono::seconds(value);
     std::fprintf(stderr, "watchdog: ignoring PORTRES_TEST_TIMEOUT=\"%s\" (not a number of seconds)\n", text);
   }
-  return std::chrono::seconds(300);
+  return std::chrono::seconds(1200);
 }
 
 void watch(std::chrono::seconds limit) {

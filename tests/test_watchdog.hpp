@@ -5,7 +5,7 @@
 namespace portres_test {
 
 /// Starts the watchdog thread: a test case (or the exit after the last one)
-/// running past PORTRES_TEST_TIMEOUT seconds (default 300, 0 = off) is
+/// running past PORTRES_TEST_TIMEOUT seconds (default 1200, 0 = off) is
 /// named on stderr and the process ends with exit code 124.
 void start_watchdog();
 
