@@ -3,12 +3,14 @@
 // get far), each OS call is recorded with its raw answer, and each of the
 // simulator's assumptions, switched to the other answer, changes the answer
 // of the check that measures it on real Windows.
+#include "win/simulated_disconnect.hpp"
 #include "win/simulated_provider.hpp"
 
 #include "os_trace.hpp"
 #include "portres/selftest_support.hpp"
 #include "support.hpp"
 
+#include <asio/error.hpp>
 #include <asio/io_context.hpp>
 
 #include <gsl/gsl>
@@ -124,4 +126,33 @@ TEST_CASE("selftest under the simulated provider: each assumption switched chang
   const auto* bind = last_call(checks["exhausted_21st"], "bind");
   REQUIRE(bind);
   CHECK(bind->immediate == WSAENOBUFS);
+}
+
+// The reuse checks with a simulated DisconnectEx: completing at once (what
+// the peer closing first gives) and waiting (our side first: TIME_WAIT).
+TEST_CASE("selftest under the simulated provider: active-close reuse is timed, and slow when the disconnect waits") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  cli::selftest_detail::context c{io, io.get_executor()};
+  {
+    portres_test::simulated_disconnect at_once;
+    const auto fast = cli::selftest_detail::socket_reuse_active_close(c);
+    CAPTURE(fast.detail);
+    CHECK(fast.result == "pass");
+    REQUIRE(fast.elapsed_ms.has_value());
+    CHECK(*fast.elapsed_ms < 1000);
+    // Peer first: recycled; Wine 8 then refuses to connect a socket that was
+    // ever connected (WSAEISCONN), which Windows allows after TF_REUSE_SOCKET.
+    const auto peer_first = cli::selftest_detail::socket_reuse_peer_closes_first(c);
+    CAPTURE(peer_first.detail);
+    CHECK((peer_first.result == "pass" ||
+           (peer_first.result == "fail" && peer_first.ec == asio::error::already_connected)));
+  }
+  portres_test::simulated_disconnect waits(0, true);
+  const auto slow = cli::selftest_detail::socket_reuse_active_close(c);
+  CAPTURE(slow.detail);
+  CHECK(slow.result == "slow");
+  REQUIRE(slow.elapsed_ms.has_value());
+  CHECK(*slow.elapsed_ms >= 10000);
 }
