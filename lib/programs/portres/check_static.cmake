@@ -1,15 +1,23 @@
-# cmake -DEXE=portres.exe -DOBJDUMP=x86_64-w64-mingw32-objdump -P check_static.cmake
+# cmake -DEXE=portres.exe -DOBJDUMP=x86_64-w64-mingw32-objdump -P check_static.cmake   (MinGW)
+# cmake -DEXE=portres.exe -DDUMPBIN=dumpbin -P check_static.cmake                        (MSVC)
 cmake_minimum_required(VERSION 3.16)
 # portres.exe must run on a Windows machine by itself, from any folder, also
 # elevated: it may import only Windows' KnownDLLs, which the loader never
 # looks for beside the program (a DLL planted there would be loaded first),
-# and so no MinGW runtime DLL (libstdc++, libgcc, libwinpthread), no
-# iphlpapi.dll (loaded at run time from System32) and no mswsock.dll.
-execute_process(COMMAND ${OBJDUMP} -p ${EXE} OUTPUT_VARIABLE dump RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "${OBJDUMP} -p ${EXE} failed (${rc})")
+# and so no compiler runtime DLL (MinGW's libstdc++, libgcc, libwinpthread;
+# MSVC's VCRUNTIME, MSVCP and the Universal CRT), no iphlpapi.dll (loaded at
+# run time from System32) and no mswsock.dll.
+if(DUMPBIN)
+  execute_process(COMMAND ${DUMPBIN} /nologo /dependents ${EXE} OUTPUT_VARIABLE dump RESULT_VARIABLE rc)
+  string(REGEX MATCHALL "[^ \r\n]+\\.[dD][lL][lL]" imports "${dump}")
+  list(FILTER imports EXCLUDE REGEX "portres\\.exe$")
+else()
+  execute_process(COMMAND ${OBJDUMP} -p ${EXE} OUTPUT_VARIABLE dump RESULT_VARIABLE rc)
+  string(REGEX MATCHALL "DLL Name: [^\n]+" imports "${dump}")
 endif()
-string(REGEX MATCHALL "DLL Name: [^\n]+" imports "${dump}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "reading the imports of ${EXE} failed (${rc})")
+endif()
 message(STATUS "imports: ${imports}")
 if(NOT imports)
   message(FATAL_ERROR "no import table found in ${EXE}")
@@ -22,6 +30,9 @@ foreach(line IN LISTS imports)
   string(STRIP "${dll}" dll)
   string(TOLOWER "${dll}" dll)
   string(REGEX REPLACE "\\.dll$" "" base "${dll}")
+  if(base MATCHES "libstdc\\+\\+|libgcc|libwinpthread|libssp|vcruntime|msvcp|api-ms-win-crt|ucrtbase|concrt")
+    message(FATAL_ERROR "${EXE} depends on a compiler runtime DLL: ${dll}")
+  endif()
   if(NOT base IN_LIST known)
     message(FATAL_ERROR "${EXE} imports ${dll}, which is not one of Windows' KnownDLLs: a copy planted beside it would load")
   endif()
