@@ -1,6 +1,6 @@
 // The test process' watchdog: a test case that runs longer than
 // PORTRES_TEST_TIMEOUT seconds (default 1200, under ctest's 1500; the Wine
-// suite sets 60), or a process that does not exit within that time after its
+// suite sets 150), or a process that does not exit within that time after its
 // last test case, is named on stderr (test case, subcase, last assertion
 // reached), the processes it started are killed (Linux) and it ends with
 // exit code 124. Without it a hang shows

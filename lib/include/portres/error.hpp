@@ -2,6 +2,7 @@
 #ifndef PORTRES_ERROR_HPP
 #define PORTRES_ERROR_HPP
 
+#include <string_view>
 #include <system_error>
 
 namespace portres {
@@ -37,6 +38,7 @@ enum class error {
   reservation_lost,        ///< Linux broker mode: portresd went away, so the reservation ended (acquire again)
   broker_required,         ///< Linux: PORTRES_BROKER=required and no genuine portresd answers
   broker_started,          ///< Linux: portresd started after this process chose the per-user registry
+  reservation_released,    ///< a pool's reservation was released: it has no ports left to give
 };
 
 /// Portable meanings that OS codes of either platform compare equal to.
@@ -58,6 +60,10 @@ std::error_code port_in_use_error(unsigned port) noexcept;
 /// An exhausted error whose message names the block
 /// ("no free port left in block 50000-50019"); compares equal to condition::exhausted.
 std::error_code block_exhausted_error(unsigned first, unsigned count) noexcept;
+/// An exhausted error naming the block and the peer none of its ports is
+/// free towards ("no port of block 50000-50199 is free towards
+/// 127.0.0.1:9001 ..."); compares equal to condition::exhausted.
+std::error_code destination_exhausted_error(unsigned first, unsigned count, std::string_view peer);
 
 inline std::error_code make_error_code(error e) noexcept {
   return {static_cast<int>(e), error_category()};

@@ -130,6 +130,24 @@ std::error_code bind_to(native_socket s, const asio::ip::address& address, std::
   return {};
 }
 
+std::error_code share_address(native_socket s) {
+  const BOOL on = TRUE;
+  if (::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const char*>(&on), sizeof on) != 0) return wsa_error();
+  return {};
+}
+
+bool socket_alive(native_socket s, std::uint64_t key, std::uint16_t port) noexcept {
+  // Handle values are reused after close: the handle must still name a
+  // socket bound to the same port.
+  if (static_cast<std::uint64_t>(s) != key) return false;
+  sockaddr_storage local{};
+  int length = sizeof local;
+  if (::getsockname(s, reinterpret_cast<sockaddr*>(&local), &length) != 0) return false;
+  const auto bound = ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(local).sin6_port
+                                                      : reinterpret_cast<sockaddr_in&>(local).sin_port);
+  return bound == port;
+}
+
 port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
   ec.clear();
   port_bitmap held;
@@ -174,7 +192,7 @@ native_socket open_socket(bool ipv6, protocol p, std::error_code& ec) {
     return s;
   }
   // IPv6 sockets are dual-mode (Windows' default is IPv6-only), so that a
-  // pool can bind them to v4-mapped addresses (see pool_local_address).
+  // pool can bind them to v4-mapped addresses (see backend::pool_address).
   const DWORD v6_only = 0;
   if (ipv6 &&
       win::seam().set_option(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6_only), sizeof v6_only) != 0) {
