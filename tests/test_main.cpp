@@ -5,6 +5,7 @@
 // the host.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "support.hpp"
+#include "test_watchdog.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
   ::setenv("PORTRES_STATE_DIR", (scratch / "state").c_str(), 1);
   private_netns = enter_private_network_namespace();
 #endif
+  start_watchdog();
   doctest::Context context(argc, argv);
   const int result = context.run();
   std::error_code ignored;

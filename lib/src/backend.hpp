@@ -99,6 +99,10 @@ public:
   /// Ports of `t`'s block free for a socket of its own, as far as known
   /// without asking the OS (a pool stocks only then). Default: unknown (max).
   virtual std::size_t free_ports(reservation_token t);
+  /// The address a pool binds its sockets to for the source `local` (its
+  /// family is the sockets' family). Default: `local`. Windows' engine: pool
+  /// sockets are dual-mode IPv6, so an IPv4 address in its v4-mapped form.
+  virtual asio::ip::address pool_address(const asio::ip::address& local) const { return local; }
   /// The reservation's state: error::reservation_released once released,
   /// error::reservation_lost once lost; empty while alive.
   virtual std::error_code status(owned_state& s);

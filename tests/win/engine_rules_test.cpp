@@ -1,5 +1,5 @@
 // The Windows engine against the simulated provider: the exact error of each
-// documented case, completion-port codes, what a failed bind leaves behind,
+// documented case, what a failed bind leaves behind, the association tag,
 // lifetimes, per-operation cancellation, IPv6, and the persistent functions
 // faked at the GetProcAddress seam. Each expectation names the reference page
 // (docs in /work/shared/reference) or the NTSTATUS table it follows.
@@ -26,55 +26,14 @@
 #include <windows.h>
 
 using namespace portres;
+using portres_test::native_selected;
 using portres_test::simulated_provider;
 
 namespace {
-struct native_selected {
-  native_selected() { select_backend(backend_kind::native); }
-  ~native_selected() { select_backend(backend_kind::automatic); }
-};
 
 std::error_code wsa(int code) { return {code, std::system_category()}; }
 
-// Starts an acquire that the provider holds back, then completes it with a
-// completion port's Win32 code; returns what the handler got.
-std::error_code acquire_completing_with(unsigned long win32_error) {
-  asio::io_context io;
-  simulated_provider provider(io);
-  native_selected native;
-  provider.set_mode(simulated_provider::completion_mode::pending);
-  int calls = 0;
-  std::error_code result;
-  async_acquire(io.get_executor(), protocol::tcp, port_range::wildcard(8), [&](std::error_code ec, runtime_reservation r) {
-    ++calls;
-    result = ec;
-    CHECK_FALSE(r);
-  });
-  io.run_for(std::chrono::milliseconds(20));
-  CHECK(calls == 0);
-  CHECK(provider.deliver_pending(win32_error) == 1);
-  CHECK(portres_test::run_until(io, [&] { return calls == 1; }));
-  io.run_for(std::chrono::milliseconds(20));
-  CHECK(calls == 1);
-  return result;
-}
 } // namespace
-
-TEST_CASE("completion-port codes arrive as the Winsock code of the same failure") {
-  // RtlNtStatusToDosError: STATUS_ADDRESS_ALREADY_EXISTS -> ERROR_DUP_NAME (52).
-  auto ec = acquire_completing_with(52);
-  CHECK(ec == wsa(WSAEADDRINUSE));
-  CHECK(ec == condition::in_use);
-  // STATUS_TOO_MANY_ADDRESSES -> ERROR_TOO_MANY_NAMES (68): no block left.
-  ec = acquire_completing_with(68);
-  CHECK(ec == wsa(WSAENOBUFS));
-  CHECK(ec == condition::exhausted);
-  // STATUS_INVALID_DEVICE_REQUEST -> ERROR_INVALID_FUNCTION (1); ERROR_NOT_SUPPORTED (50) under Wine.
-  CHECK(acquire_completing_with(1) == wsa(WSAEOPNOTSUPP));
-  CHECK(acquire_completing_with(50) == wsa(WSAEOPNOTSUPP));
-  // Closing under a pending I/O: 995 on Windows, 676 (ERROR_HANDLES_CLOSED) under Wine.
-  CHECK(acquire_completing_with(676) == wsa(WSA_OPERATION_ABORTED));
-}
 
 TEST_CASE("immediate failures complete once through the executor with the documented code") {
   asio::io_context io;
@@ -212,6 +171,36 @@ TEST_CASE("without IPv6 the acquiring socket is IPv4, still not inheritable") {
   CHECK(r.range().contains(portres::bind(v4)));
 }
 
+namespace {
+int WSAAPI refuse_dual_mode(SOCKET s, int level, int name, const char* value, int size) {
+  if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) {
+    ::WSASetLastError(WSAEINVAL);
+    return SOCKET_ERROR;
+  }
+  return ::setsockopt(s, level, name, value, size);
+}
+} // namespace
+
+// An AF_INET6 socket left IPv6-only would acquire a block that (if blocks
+// serve their acquiring socket's families) no IPv4 socket could use: when
+// IPV6_V6ONLY cannot be turned off, the block is acquired on an IPv4 socket.
+TEST_CASE("the acquiring socket is IPv4 when IPV6_V6ONLY cannot be turned off") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  detail::win::seam().set_option = refuse_dual_mode;
+  auto restore = gsl::finally([] { detail::win::seam().set_option = ::setsockopt; });
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+  const auto s = static_cast<SOCKET>(provider.last_acquiring_socket());
+  WSAPROTOCOL_INFOW info{};
+  int size = sizeof info;
+  REQUIRE(::getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, reinterpret_cast<char*>(&info), &size) == 0);
+  CHECK(info.iAddressFamily == AF_INET);
+  asio::ip::tcp::socket v4(io, asio::ip::tcp::v4());
+  associate(v4, r.token());
+  CHECK(r.range().contains(portres::bind(v4)));
+}
+
 // What the engine decides: the block is acquired on a dual-mode IPv6 socket
 // (queried from the real socket under Wine), and bind gives each family its
 // own wildcard address. The simulated provider lets a block serve only the
@@ -300,6 +289,38 @@ TEST_CASE("a reused handle value is not taken for the closed socket's associatio
   // Associated for real, the same socket binds inside the block.
   associate(*reused, r.token());
   CHECK(r.range().contains(portres::bind(*reused)));
+}
+
+// The tag goes on before the associate IOCTL is issued, and only the
+// association that wrote it confirms or removes it: a socket closed while its
+// associate was under way, whose handle value a new socket got before the
+// completion arrived, must not have the old association (and a 12-day
+// receive timeout) written onto the new one.
+TEST_CASE("an associate completing after its socket was closed and the handle value reused leaves the new socket alone") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
+  provider.set_mode(simulated_provider::completion_mode::pending);
+  asio::ip::tcp::socket first(io, asio::ip::tcp::v4());
+  int calls = 0;
+  async_associate(first, r.token(), [&](std::error_code) { ++calls; });
+  io.run_for(std::chrono::milliseconds(20));
+  const auto value = static_cast<SOCKET>(first.native_handle());
+  first.close(); // the success was already queued when the socket closed
+  provider.socket_closed(value);
+  auto reused = socket_with_handle(io, value);
+  if (!reused) {
+    PORTRES_SKIP("no new socket got the closed socket's handle value in 32 tries");
+  }
+  const DWORD own = receive_timeout(*reused);
+  CHECK(provider.deliver_pending(0) == 1);
+  CHECK(portres_test::run_until(io, [&] { return calls == 1; }));
+  CHECK(receive_timeout(*reused) == own); // no tag written onto the new socket
+  std::error_code ec;
+  CHECK(portres::bind(*reused, ec) == 0);
+  CHECK(ec == error::not_associated);
+  CHECK(reused->local_endpoint(ec).port() == 0); // not bound to an ephemeral port outside the block
 }
 
 TEST_CASE("the association's tag leaves the socket's own receive timeout as it was once bound") {

@@ -20,13 +20,10 @@
 
 using namespace portres;
 using portres_test::run_until;
+using portres_test::native_selected;
 using portres_test::simulated_provider;
 
 namespace {
-struct native_selected {
-  native_selected() { select_backend(backend_kind::native); }
-  ~native_selected() { select_backend(backend_kind::automatic); }
-};
 
 socket_pool<asio::ip::tcp>::options stock_of(std::size_t n) {
   socket_pool<asio::ip::tcp>::options o;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <winsock2.h>
@@ -49,7 +50,11 @@ struct sim_state {
   asio::io_context* io = nullptr;
   simulated_provider::completion_mode mode = simulated_provider::completion_mode::immediate;
   bool administrator = true;
-  bool short_response = false;
+  bool refuse_ipv4 = false;
+  int exhausted_bind_error = WSAEADDRINUSE;
+  bool failed_bind_keeps_association = true;
+  DWORD acquire_bytes = sizeof(INET_PORT_RESERVATION_INSTANCE);
+  bool zero_token = false;
   std::map<std::uint64_t, sim_reservation> reservations;
   std::map<SOCKET, std::uint64_t> associations;
   std::vector<held_call> pending;
@@ -112,18 +117,54 @@ int fail(int code, LPDWORD bytes) {
   return SOCKET_ERROR;
 }
 
+// The completion packet of a call that succeeded at once. A real provider
+// queues it on the completion port during the call, and an io_context
+// destroyed before dequeuing it destroys the operation. The simulation cannot
+// queue on Asio's port before the engine has handed the operation over
+// (release()), so it queues a handler that completes the operation; if the
+// io_context is destroyed first, destroying that handler completes the
+// operation anyway, so that Asio's shutdown dequeues and destroys it instead
+// of waiting forever for its outstanding work.
+class queued_packet {
+public:
+  queued_packet(asio::io_context& io, LPWSAOVERLAPPED overlapped, DWORD bytes)
+      : io_(&io), overlapped_(overlapped), bytes_(bytes) {}
+  queued_packet(queued_packet&& other) noexcept
+      : io_(other.io_), overlapped_(std::exchange(other.overlapped_, nullptr)), bytes_(other.bytes_) {}
+  queued_packet& operator=(queued_packet&&) = delete;
+  ~queued_packet() { deliver(); }
+  void operator()() { deliver(); }
+
+private:
+  void deliver() {
+    if (auto* op = std::exchange(overlapped_, nullptr)) {
+      asio::use_service<asio::detail::win_iocp_io_context>(*io_).on_completion(
+          static_cast<asio::detail::win_iocp_operation*>(op), 0, bytes_);
+    }
+  }
+  asio::io_context* io_;
+  LPWSAOVERLAPPED overlapped_;
+  DWORD bytes_;
+};
+
 // A successful call: synchronous, or completed through the port as the mode says.
 int succeed(SOCKET s, DWORD result_bytes, LPDWORD bytes, LPWSAOVERLAPPED overlapped) {
   if (bytes) *bytes = result_bytes;
   if (overlapped == nullptr) return 0;
   switch (state->mode) {
-  case simulated_provider::completion_mode::immediate: {
-    // A real provider queues a packet even when the call succeeds at once.
-    auto* io = state->io;
-    asio::post(*io, [io, overlapped, result_bytes] {
-      asio::use_service<asio::detail::win_iocp_io_context>(*io).on_completion(
-          static_cast<asio::detail::win_iocp_operation*>(overlapped), 0, result_bytes);
-    });
+  case simulated_provider::completion_mode::immediate:
+    asio::post(*state->io, queued_packet(*state->io, overlapped, result_bytes));
+    return 0;
+  case simulated_provider::completion_mode::immediate_dequeued_first: {
+    // What an io thread's GetQueuedCompletionStatus leaves when it dequeues
+    // the packet of an operation not yet handed over: the result stored in
+    // the OVERLAPPED and the operation marked ready, so that handing it over
+    // (on_pending) queues it again for dispatch.
+    auto* op = static_cast<asio::detail::win_iocp_operation*>(overlapped);
+    op->Internal = reinterpret_cast<ULONG_PTR>(&asio::error::get_system_category());
+    op->Offset = 0;
+    op->OffsetHigh = result_bytes;
+    asio::use_service<asio::detail::win_iocp_io_context>(*state->io).on_pending(op);
     return 0;
   }
   case simulated_provider::completion_mode::pending:
@@ -185,10 +226,11 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
     while (token == 0 || state->reservations.contains(token)) token = state->rng();
     // Which families the block serves. The pages (001, 003) tie a runtime
     // reservation to its acquiring socket and say nothing of address
-    // families; this simulation assumes, as MsQuic's use of dual-mode
-    // sockets does, that a block serves the families its acquiring socket
-    // can bind: AF_INET only IPv4; AF_INET6 IPv6, and IPv4 too when
-    // IPV6_V6ONLY is off.
+    // families. ASSUMPTION (selftest probe_ipv4_on_dual_mode; the other
+    // answer: set_ipv4_sockets_refused), as MsQuic's use of dual-mode
+    // sockets suggests: a block serves the families its acquiring socket can
+    // bind: AF_INET only IPv4; AF_INET6 IPv6, and IPv4 too when IPV6_V6ONLY
+    // is off.
     sim_reservation granted_reservation(*proto, granted, s);
     if (socket_family(s) == AF_INET6) {
       DWORD v6_only = 1;
@@ -202,9 +244,9 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
     INET_PORT_RESERVATION_INSTANCE result{};
     result.Reservation.StartPort = htons(granted.first());
     result.Reservation.NumberOfPorts = static_cast<USHORT>(granted.count());
-    result.Token.Token = token;
+    result.Token.Token = state->zero_token ? 0 : token;
     *static_cast<INET_PORT_RESERVATION_INSTANCE*>(out) = result;
-    return succeed(s, sizeof result - (state->short_response ? 1 : 0), bytes, overlapped);
+    return succeed(s, state->acquire_bytes, bytes, overlapped);
   }
 
   // cbInBuffer at least sizeof(INET_PORT_RESERVATION_TOKEN), cbOutBuffer 0 (references 001, 003).
@@ -230,7 +272,8 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
   if (it->second.owner == INVALID_SOCKET && !state->administrator) return fail(WSAEACCES, bytes);
   // A family the block does not serve (the assumption above): an unacceptable input.
   const int family = socket_family(s);
-  if ((family == AF_INET6 && !it->second.serves_v6) || (family == AF_INET && !it->second.serves_v4)) {
+  if ((family == AF_INET6 && !it->second.serves_v6) ||
+      (family == AF_INET && (!it->second.serves_v4 || state->refuse_ipv4))) {
     return fail(WSAEINVAL, bytes);
   }
   state->associations[s] = token;
@@ -238,8 +281,8 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
 }
 
 // SIO_ASSOCIATE_PORT_RESERVATION page: once associated, bind picks its port
-// from the reservation and fails when none is left. A failed bind leaves the
-// socket unbound and still associated.
+// from the reservation and fails when none is left. ASSUMPTIONS (switchable):
+// it fails with WSAEADDRINUSE, and leaves the socket unbound and associated.
 int WSAAPI sim_bind(SOCKET s, const sockaddr* address, int length) {
   std::lock_guard lock(mutex);
   forget_closed_owners(); // a runtime reservation died with its acquiring socket
@@ -272,7 +315,8 @@ int WSAAPI sim_bind(SOCKET s, const sockaddr* address, int length) {
     }
     if (::WSAGetLastError() != WSAEADDRINUSE && ::WSAGetLastError() != WSAEACCES) return SOCKET_ERROR;
   }
-  ::WSASetLastError(WSAEADDRINUSE);
+  if (!state->failed_bind_keeps_association) state->associations.erase(s);
+  ::WSASetLastError(state->exhausted_bind_error);
   return SOCKET_ERROR;
 }
 
@@ -356,6 +400,8 @@ simulated_provider::simulated_provider(asio::io_context& io) {
 }
 
 simulated_provider::~simulated_provider() {
+  // Calls still held back end as a closed socket's pending I/O does.
+  deliver_pending(ERROR_OPERATION_ABORTED);
   std::lock_guard lock(mutex);
   auto& seam = portres::detail::win::seam();
   seam.ioctl = ::WSAIoctl;
@@ -392,9 +438,29 @@ void simulated_provider::add_persistent(protocol p, port_range range, reservatio
   state->reservations[token.value()] = sim_reservation(p, range, INVALID_SOCKET);
 }
 
-void simulated_provider::set_short_response(bool short_response) {
+void simulated_provider::set_ipv4_sockets_refused(bool refused) {
   std::lock_guard lock(mutex);
-  state->short_response = short_response;
+  state->refuse_ipv4 = refused;
+}
+
+void simulated_provider::set_exhausted_bind_error(int winsock_code) {
+  std::lock_guard lock(mutex);
+  state->exhausted_bind_error = winsock_code;
+}
+
+void simulated_provider::set_failed_bind_keeps_association(bool keeps) {
+  std::lock_guard lock(mutex);
+  state->failed_bind_keeps_association = keeps;
+}
+
+void simulated_provider::set_acquire_bytes(unsigned long bytes) {
+  std::lock_guard lock(mutex);
+  state->acquire_bytes = bytes;
+}
+
+void simulated_provider::set_zero_token(bool zero) {
+  std::lock_guard lock(mutex);
+  state->zero_token = zero;
 }
 
 std::vector<simulated_provider::ioctl_call> simulated_provider::calls() const {

@@ -2,12 +2,13 @@
 // disconnected with DisconnectEx(TF_REUSE_SOCKET) and returns to stock with
 // its port. Wine's DisconnectEx leaves the socket unusable, so under Wine
 // portres closes instead; these tests put a simulated DisconnectEx at the
-// Winsock seam, which completes through Asio's completion port as Windows'
-// does, to exercise the pool's side of reuse.
+// Winsock seam (simulated_disconnect.hpp), which completes through Asio's
+// completion port as Windows' does, to exercise the pool's side of reuse.
 #include "portres/socket_pool.hpp"
 #include "portres/backend.hpp"
 
 #include "support.hpp"
+#include "win/simulated_disconnect.hpp"
 #include "win/winsock_seam.hpp"
 
 #include <asio/buffer.hpp>
@@ -21,37 +22,13 @@
 #include <mswsock.h>
 
 using namespace portres;
+using portres_test::disconnect_calls;
+using portres_test::disconnect_flags;
 using portres_test::run_until;
+using portres_test::simulated_disconnect;
 namespace seam = portres::detail::win;
 
 namespace {
-
-DWORD disconnect_flags = 0;
-int disconnect_calls = 0;
-DWORD disconnect_fails_with = 0; // 0: succeed
-
-BOOL PASCAL simulated_disconnect(SOCKET s, LPOVERLAPPED overlapped, DWORD flags, DWORD) {
-  ++disconnect_calls;
-  disconnect_flags = flags;
-  if (disconnect_fails_with != 0) {
-    ::WSASetLastError(static_cast<int>(disconnect_fails_with));
-    return FALSE;
-  }
-  // A real overlapped operation on the same socket and OVERLAPPED (a
-  // zero-byte send): its packet arrives on Asio's port as DisconnectEx's
-  // would, and closing the socket aborts it. Then the connection really ends,
-  // as DisconnectEx ends it: the peer reads end of stream. (Reconnecting the
-  // same handle cannot be simulated: Wine refuses connect on a socket that was
-  // ever connected with WSAEISCONN, even after connect(AF_UNSPEC);
-  // `portres selftest` checks reconnection on real Windows.)
-  WSABUF nothing{0, nullptr};
-  DWORD sent = 0;
-  if (::WSASend(s, &nothing, 1, &sent, 0, overlapped, nullptr) != 0 && ::WSAGetLastError() != WSA_IO_PENDING) {
-    return FALSE;
-  }
-  ::shutdown(s, SD_BOTH);
-  return TRUE;
-}
 
 // Whether `peer` reads end of stream within two seconds.
 bool peer_sees_disconnect(asio::ip::tcp::socket& peer) {
@@ -65,19 +42,6 @@ bool peer_sees_disconnect(asio::ip::tcp::socket& peer) {
     ::Sleep(10);
   }
   return false;
-}
-
-// Installs the simulated DisconnectEx for one test and restores the seam after.
-auto simulate_reuse(DWORD fail_with = 0) {
-  disconnect_calls = 0;
-  disconnect_flags = 0;
-  disconnect_fails_with = fail_with;
-  seam::seam().disconnect = simulated_disconnect;
-  seam::seam().reuse_under_wine = true;
-  return gsl::finally([] {
-    seam::seam().disconnect = nullptr;
-    seam::seam().reuse_under_wine = false;
-  });
 }
 
 struct connected_pool {
@@ -128,13 +92,13 @@ TEST_CASE("socket reuse: Wine is reported, and pools close returned sockets ther
 
 TEST_CASE("socket reuse: a connected socket given back is disconnected and stocked again with its port") {
   asio::io_context io;
-  auto restore = simulate_reuse();
+  simulated_disconnect restore;
   connected_pool p{io};
   auto s = p.take_connected();
   const auto port = s.port();
   s = {};
-  CHECK(disconnect_calls == 1);
-  CHECK(disconnect_flags == TF_REUSE_SOCKET);
+  CHECK(disconnect_calls() == 1);
+  CHECK(disconnect_flags() == TF_REUSE_SOCKET);
   CHECK(p.pool.stats().in_use == 1); // until the disconnect completes
   REQUIRE(run_until(io, [&] { return p.pool.stats().recycled == 1; }));
   CHECK(peer_sees_disconnect(p.peer));
@@ -150,7 +114,7 @@ TEST_CASE("socket reuse: a connected socket given back is disconnected and stock
 
 TEST_CASE("socket reuse: a waiter is served by the reused socket") {
   asio::io_context io;
-  auto restore = simulate_reuse();
+  simulated_disconnect restore;
   connected_pool p{io, 1}; // one port: only the reused socket can serve the waiter
   auto s = p.take_connected();
   const auto port = s.port();
@@ -169,26 +133,51 @@ TEST_CASE("socket reuse: a waiter is served by the reused socket") {
 
 TEST_CASE("socket reuse: a pool closed meanwhile closes what comes back") {
   asio::io_context io;
-  auto restore = simulate_reuse();
+  simulated_disconnect restore;
   connected_pool p{io};
   auto s = p.take_connected();
   p.pool.close();
   s = {};
-  CHECK(disconnect_calls == 0);
+  CHECK(disconnect_calls() == 0);
   CHECK(run_until(io, [&] { return p.pool.stats().in_use == 0; }));
   CHECK(p.pool.stats().recycled == 0);
 }
 
 TEST_CASE("socket reuse: a failed disconnect closes the socket and the pool refills") {
   asio::io_context io;
-  auto restore = simulate_reuse(WSAENOTCONN);
+  simulated_disconnect restore(WSAENOTCONN);
   connected_pool p{io};
   auto s = p.take_connected();
   s = {};
-  CHECK(disconnect_calls == 1);
+  CHECK(disconnect_calls() == 1);
   REQUIRE(run_until(io, [&] { return p.pool.stats().recycle_failures == 1; }));
   CHECK(p.pool.stats().in_use == 0);
   CHECK(p.pool.stats().recycled == 0);
+}
+
+TEST_CASE("socket reuse: a disconnect that waits keeps its socket in use, other ports serve, and closing the pool ends it") {
+  asio::io_context io;
+  simulated_disconnect restore(0, true);
+  connected_pool p{io, 2};
+  auto s = p.take_connected();
+  const auto port = s.port();
+  s = {};
+  CHECK(disconnect_calls() == 1);
+  io.run_for(std::chrono::milliseconds(100));
+  CHECK(p.pool.stats().in_use == 1); // still disconnecting
+  CHECK(p.pool.stats().recycled == 0);
+  std::uint16_t served = 0;
+  p.pool.async_get([&](std::error_code ec, pooled_socket<asio::ip::tcp> got) {
+    CHECK_FALSE(ec);
+    served = got.port();
+  });
+  REQUIRE(run_until(io, [&] { return served != 0; }));
+  CHECK(served != port); // the other port of the block
+  p.pool.close(); // aborts the disconnect
+  CHECK(run_until(io, [&] { return p.pool.stats().in_use == 0; }));
+  const auto stats = p.pool.stats();
+  CHECK(stats.recycled == 0);
+  CHECK(stats.recycle_failures == 0); // closed by us, not a failure
 }
 
 // The recycled socket must connect again, through ConnectEx (Asio's
@@ -201,11 +190,11 @@ TEST_CASE("socket reuse: a failed disconnect closes the socket and the pool refi
 // reconnection reported as skipped, so a Wine that allows it runs the test.
 namespace {
 // Recycles one connected socket and connects it again; the connect's result.
-std::error_code recycle_and_reconnect(bool simulated_disconnect) {
+std::error_code recycle_and_reconnect(bool simulate) {
   asio::io_context io;
-  std::optional<decltype(simulate_reuse())> restore;
-  if (simulated_disconnect) {
-    restore.emplace(simulate_reuse());
+  std::optional<simulated_disconnect> restore;
+  if (simulate) {
+    restore.emplace();
   } else {
     seam::seam().reuse_under_wine = true; // the provider's own DisconnectEx, also under Wine
   }

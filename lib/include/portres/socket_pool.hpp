@@ -57,6 +57,12 @@ public:
   std::uint16_t port() const noexcept { return lease_.port; }
   /// The local address it is bound to (one of the pool's source addresses).
   const asio::ip::address& source() const noexcept { return lease_.source; }
+  /// `peer` in the form this socket reaches it: an IPv4 peer as its
+  /// v4-mapped IPv6 address when the socket is IPv6. On Windows (native
+  /// engine) pool sockets are dual-mode IPv6, bound to the v4-mapped form of
+  /// an IPv4 source: connect (or send) them to peer_endpoint(p), not p.
+  /// socket_pool::async_connect does this itself.
+  typename Protocol::endpoint peer_endpoint(const typename Protocol::endpoint& peer) const;
   /// Takes the socket out of the pool's accounting; the caller owns it now.
   /// Its port comes back to the block once the socket is closed.
   socket_type release();

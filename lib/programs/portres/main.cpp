@@ -8,6 +8,7 @@
 //   portres apply                                            re-apply persistent reservations (boot)
 //   portres selftest                                         conformance checks against this OS (selftest.cpp)
 //   --json on any command; exit codes below.
+#include "cli/dll_search.hpp"
 #include "cli/json.hpp"
 #include "cli/options.hpp"
 #include "selftest.hpp"
@@ -186,6 +187,7 @@ int usage_of(const cli::options& opts, bool json) {
 } // namespace
 
 int main(int argc, char** argv) {
+  cli::restrict_dll_search();
   bool json = false;
   try {
     const cli::options opts(argc, argv, {"protocol", "start", "count"}, {"json", "help", "force"});

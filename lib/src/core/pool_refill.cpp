@@ -106,7 +106,7 @@ pool_core::creation pool_core::create(const job& j, bool may_block) {
   } else {
     std::lock_guard lock(mutex_);
     c.source = sources_[next_source_++ % sources_.size()]; // stock spreads over the sources in turn
-    ipv6 = c.source.is_v6();
+    ipv6 = owner_of(keep_.get()).pool_address(c.source).is_v6(); // Windows: dual-mode IPv6 for IPv4 too
   }
   // Opened by the library, not by Asio, so child processes do not inherit
   // the socket (and with it the block's port); then handed to Asio.
@@ -130,7 +130,7 @@ void pool_core::bind(const job& j, creation& c, bool may_block) {
                                       j.towards->peer_port, b, c.source, c.ec);
     return;
   }
-  c.port = owner.bind_fresh(c.socket->handle(), protocol_, token_, c.source, b, c.ec);
+  c.port = owner.bind_fresh(c.socket->handle(), protocol_, token_, owner.pool_address(c.source), b, c.ec);
   if (c.ec == std::errc::function_not_supported) {
     associate_first_ = true; // the Windows engine: the overlapped associate, then bind
     c.ec.clear();
@@ -293,7 +293,8 @@ void pool_core::associate_then_bind(creation c) {
                                   r.socket = std::move(self->pending_);
                                 }
                                 if (!r.socket) ec = error::pool_closed;
-                                if (!ec) r.port = detail::bind(r.socket->handle(), &source, ec);
+                                const auto local = owner_of(self->keep_.get()).pool_address(source);
+                                if (!ec) r.port = detail::bind(r.socket->handle(), &local, ec);
                                 r.ec = ec;
                                 if (self->finish(job{}, std::move(r), true) != outcome::stopped) self->refill();
                               },

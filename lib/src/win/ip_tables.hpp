@@ -14,9 +14,16 @@
 
 namespace portres::detail::win {
 
+using extended_table_fn = DWORD(WINAPI*)(PVOID, PDWORD, BOOL, ULONG, ULONG, ULONG);
+
+/// iphlpapi's GetExtendedTcpTable or GetExtendedUdpTable, loaded from
+/// System32 (wine.hpp), or null.
+extended_table_fn extended_table(bool tcp);
+
 /// Calls `visit(row)` for every row of the table `get` returns for `family`.
-template <class Table, class Getter, class TableClass, class Visit>
-void for_each_row(Getter get, ULONG family, TableClass table_class, Visit visit) {
+template <class Table, class Visit>
+void for_each_row(extended_table_fn get, ULONG family, ULONG table_class, Visit visit) {
+  if (!get) return;
   ULONG size = 0;
   if (get(nullptr, &size, FALSE, family, table_class, 0) != ERROR_INSUFFICIENT_BUFFER) return;
   std::vector<unsigned char> buffer(size + 1024); // the table may grow between the two calls
@@ -29,12 +36,13 @@ void for_each_row(Getter get, ULONG family, TableClass table_class, Visit visit)
 /// Every TCP (all states) or UDP socket row of both address families.
 template <class Visit>
 void for_each_socket(bool tcp, Visit visit) {
+  const auto get = extended_table(tcp);
   if (tcp) {
-    for_each_row<MIB_TCPTABLE_OWNER_PID>(::GetExtendedTcpTable, AF_INET, TCP_TABLE_OWNER_PID_ALL, visit);
-    for_each_row<MIB_TCP6TABLE_OWNER_PID>(::GetExtendedTcpTable, AF_INET6, TCP_TABLE_OWNER_PID_ALL, visit);
+    for_each_row<MIB_TCPTABLE_OWNER_PID>(get, AF_INET, TCP_TABLE_OWNER_PID_ALL, visit);
+    for_each_row<MIB_TCP6TABLE_OWNER_PID>(get, AF_INET6, TCP_TABLE_OWNER_PID_ALL, visit);
   } else {
-    for_each_row<MIB_UDPTABLE_OWNER_PID>(::GetExtendedUdpTable, AF_INET, UDP_TABLE_OWNER_PID, visit);
-    for_each_row<MIB_UDP6TABLE_OWNER_PID>(::GetExtendedUdpTable, AF_INET6, UDP_TABLE_OWNER_PID, visit);
+    for_each_row<MIB_UDPTABLE_OWNER_PID>(get, AF_INET, UDP_TABLE_OWNER_PID, visit);
+    for_each_row<MIB_UDP6TABLE_OWNER_PID>(get, AF_INET6, UDP_TABLE_OWNER_PID, visit);
   }
 }
 

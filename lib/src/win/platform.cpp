@@ -30,8 +30,24 @@ winsock_seam& seam() noexcept {
 
 FARPROC iphlpapi_function(const char* name) {
   if (auto fake = seam().resolve) return fake(name);
-  static const HMODULE module = ::LoadLibraryW(L"iphlpapi.dll");
+  return system_function(L"iphlpapi.dll", name);
+}
+
+FARPROC system_function(const wchar_t* dll, const char* name) {
+  // From System32 only, never the program's folder or the current one,
+  // where someone may have put a DLL of the same name (portres.exe is run
+  // elevated from wherever it was saved). The library imports no DLL that
+  // is not one of Windows' KnownDLLs statically for the same reason.
+  const HMODULE module = ::LoadLibraryExW(dll, nullptr, LOAD_LIBRARY_SEARCH_SYSTEM32);
   return module ? ::GetProcAddress(module, name) : nullptr;
+}
+
+extended_table_fn extended_table(bool tcp) {
+  static const auto tcp_table =
+      reinterpret_cast<extended_table_fn>(reinterpret_cast<void*>(system_function(L"iphlpapi.dll", "GetExtendedTcpTable")));
+  static const auto udp_table =
+      reinterpret_cast<extended_table_fn>(reinterpret_cast<void*>(system_function(L"iphlpapi.dll", "GetExtendedUdpTable")));
+  return tcp ? tcp_table : udp_table;
 }
 
 std::string wine_version() {
@@ -179,7 +195,20 @@ native_socket open_socket(bool ipv6, protocol p, std::error_code& ec) {
   const bool tcp = p == protocol::tcp;
   const SOCKET s = ::WSASocketW(ipv6 ? AF_INET6 : AF_INET, tcp ? SOCK_STREAM : SOCK_DGRAM, tcp ? IPPROTO_TCP : IPPROTO_UDP,
                                 nullptr, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
-  ec = s == INVALID_SOCKET ? std::error_code(::WSAGetLastError(), std::system_category()) : std::error_code();
+  if (s == INVALID_SOCKET) {
+    ec = wsa_error();
+    return s;
+  }
+  // IPv6 sockets are dual-mode (Windows' default is IPv6-only), so that a
+  // pool can bind them to v4-mapped addresses (see backend::pool_address).
+  const DWORD v6_only = 0;
+  if (ipv6 &&
+      win::seam().set_option(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&v6_only), sizeof v6_only) != 0) {
+    ec = wsa_error();
+    ::closesocket(s);
+    return INVALID_SOCKET;
+  }
+  ec.clear();
   return s;
 }
 

@@ -35,14 +35,21 @@ std::optional<condition> system_condition(int value) noexcept {
   case WSA_OPERATION_ABORTED: // == ERROR_OPERATION_ABORTED (995)
   case WSAEINTR:
   case ERROR_CANCELLED:
-  case error_handles_closed: return condition::aborted;
+  case error_handles_closed:
+  case ERROR_UNEXP_NET_ERR: // 59: cut short by the network (libuv reads it as ECONNABORTED)
+  case WSAECONNABORTED: return condition::aborted;
   case WSAEINVAL:
   case ERROR_INVALID_PARAMETER:
   case ERROR_NOT_FOUND:           // persistent lookup/delete: no such block
   case WSAEADDRNOTAVAIL:          // bind: the local address is not this machine's
   case ERROR_INVALID_NETNAME:
-  case ERROR_ADDRESS_NOT_ASSOCIATED: return condition::invalid_argument;
+  case ERROR_ADDRESS_NOT_ASSOCIATED:
+  case ERROR_INVALID_ADDRESS: // 487: a buffer the provider could not use
+  case WSAEFAULT:
+  case ERROR_INVALID_HANDLE: // 6 (WSA_INVALID_HANDLE): not a socket, or closed
+  case WSAENOTSOCK: return condition::invalid_argument;
   case WSAENOBUFS:
+  case ERROR_NOT_ENOUGH_MEMORY: // 8 (WSA_NOT_ENOUGH_MEMORY)
   case ERROR_TOO_MANY_NAMES:
   case ERROR_NO_SYSTEM_RESOURCES: return condition::exhausted;
   default: return std::nullopt;

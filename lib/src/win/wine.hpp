@@ -15,6 +15,10 @@ std::string wine_version();
 /// An iphlpapi.dll export by name (through the Winsock seam), or null.
 FARPROC iphlpapi_function(const char* name);
 
+/// An export of a DLL loaded from System32 only (LOAD_LIBRARY_SEARCH_SYSTEM32),
+/// or null. The module stays loaded.
+FARPROC system_function(const wchar_t* dll, const char* name);
+
 } // namespace portres::detail::win
 
 #endif

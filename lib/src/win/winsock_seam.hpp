@@ -16,11 +16,14 @@ struct winsock_seam {
   using disconnect_fn = BOOL(PASCAL*)(SOCKET, LPOVERLAPPED, DWORD, DWORD);
   using open_fn = SOCKET(WSAAPI*)(int, int, int, LPWSAPROTOCOL_INFOW, GROUP, DWORD);
   using resolve_fn = FARPROC (*)(const char* name);
+  using setsockopt_fn = int(WSAAPI*)(SOCKET, int, int, const char*, int);
 
   ioctl_fn ioctl = ::WSAIoctl;
   bind_fn bind = ::bind;
   /// Creates the acquiring socket (tests: see its flags, refuse AF_INET6).
   open_fn open = ::WSASocketW;
+  /// Sets IPV6_V6ONLY off on the dual-mode sockets (tests: refuse it).
+  setsockopt_fn set_option = ::setsockopt;
   /// Finds an iphlpapi function (the persistent reservations) by name; null
   /// when the system lacks it. Tests put fakes here (Wine has none).
   resolve_fn resolve = nullptr; // null: GetProcAddress on iphlpapi.dll

@@ -26,6 +26,14 @@ inline bool address_not_available([[maybe_unused]] const std::error_code& ec) no
 #endif
 }
 
+/// `peer` as a socket bound to `local` reaches it: an IPv4 peer in its
+/// v4-mapped form for an IPv6 (dual-mode) socket, e.g. Windows' pool sockets.
+template <class Endpoint>
+Endpoint reachable_peer(const asio::ip::address& local, const Endpoint& peer) {
+  if (!local.is_v6() || !peer.address().is_v4()) return peer;
+  return Endpoint(asio::ip::make_address_v6(asio::ip::v4_mapped, peer.address().to_v4()), peer.port());
+}
+
 template <class Protocol>
 constexpr protocol protocol_of() noexcept {
   return std::is_same_v<Protocol, asio::ip::tcp> ? protocol::tcp : protocol::udp;
@@ -120,7 +128,8 @@ public:
     auto core = lease.pool;
     pooled_socket<Protocol> s(std::move(lease));
     auto& socket = s.socket(); // stable: the socket lives on the heap
-    socket.async_connect(peer_, [core = std::move(core), peer = peer_, attempts = attempts_left_,
+    const auto to = s.peer_endpoint(peer_); // before `s` moves into the handler
+    socket.async_connect(to, [core = std::move(core), peer = peer_, attempts = attempts_left_,
                                  done = std::move(done_), s = std::move(s)](std::error_code e) mutable {
       if (address_not_available(e) && attempts > 0) {
         core->connect_retried();
@@ -188,6 +197,14 @@ template <class Protocol>
 void pooled_socket<Protocol>::give_back() noexcept {
   if (lease_.pool) lease_.pool->give_back(lease_); // the lease keeps the core alive during the call
   lease_ = detail::pool_lease();
+}
+
+template <class Protocol>
+typename Protocol::endpoint pooled_socket<Protocol>::peer_endpoint(const typename Protocol::endpoint& peer) const {
+  if (!lease_.socket) return peer;
+  std::error_code ec;
+  const auto local = static_cast<const typename detail::pool_state<Protocol>::held&>(*lease_.socket).socket.local_endpoint(ec);
+  return ec ? peer : detail::reachable_peer(local.address(), peer);
 }
 
 template <class Protocol>
