@@ -6,6 +6,7 @@
 
 #include "core/portable_backend.hpp"
 #include "linux/broker_mode.hpp"
+#include "linux/broker_presence.hpp"
 #include "linux/registry.hpp"
 #include "linux/state_files.hpp"
 #include "platform.hpp"
@@ -108,13 +109,13 @@ TEST_CASE("broker restart: a SIGKILLed daemon's successor leaks no kernel entry,
   const auto close_late = gsl::finally([late] { ::close(late); });
   old_client.bind_fresh(late, protocol::tcp, held->granted().token, asio::ip::make_address("127.0.0.1"),
                         blocking::allowed, ec);
-  CHECK(ec == error::reservation_lost);
+  CHECK(ec == linux_error::reservation_lost);
   CHECK(ec == condition::aborted);
   old_client.associate(late, wildcard->granted().token, blocking::allowed, ec);
-  CHECK(ec == error::reservation_lost);
+  CHECK(ec == linux_error::reservation_lost);
   CHECK(std::string(ec.message()).find("portresd") != std::string::npos);
   old_client.release(static_cast<portres::detail::owned_state&>(*held), blocking::allowed, ec);
-  CHECK(ec == error::reservation_lost);
+  CHECK(ec == linux_error::reservation_lost);
   old_client.release(static_cast<portres::detail::owned_state&>(*held), blocking::allowed, ec);
   CHECK(ec == error::already_released);
 
@@ -166,13 +167,14 @@ TEST_CASE("broker and per-user registry: a grant of root's registry made before 
   CHECK(!granted.overlaps(by_registry_wild));
   CHECK(!granted.overlaps(inside));
 
-  // The other way round: the registry does not grant what the daemon put in the kernel list.
+  // The other way round: while the daemon serves, the registry grants
+  // nothing at all (it cannot see the daemon's blocks outside the kernel list).
   const port_range daemon_block(static_cast<std::uint16_t>(eph.first() + 700), 10);
   auto d4 = broker->grant(protocol::udp, daemon_block, reservation_token{0xb4}, blocking::allowed, granted, ec);
   REQUIRE_MESSAGE(!ec, ec);
   port_range other;
   auto r3 = registry->grant(protocol::udp, daemon_block, reservation_token{0xa3}, blocking::allowed, other, ec);
-  CHECK(ec == error::overlaps_reservation);
+  CHECK(ec == linux_error::broker_started);
   CHECK(!r3);
   // Once the registry's holder lets go, the daemon grants the block.
   ec.clear();
@@ -222,7 +224,7 @@ TEST_CASE("broker and per-user registry: a daemon grant outside the ephemeral ra
   REQUIRE_MESSAGE(!ec, ec);
   // The registry of a process that chose it before the daemon started.
   auto r1 = registry->grant(protocol::tcp, outside, reservation_token{0xc2}, blocking::allowed, again, ec);
-  CHECK_MESSAGE(ec == error::broker_started, "registry granted " << portres::to_string(again)
+  CHECK_MESSAGE(ec == linux_error::broker_started, "registry granted " << portres::to_string(again)
                                                                  << " while the daemon holds it (" << ec << ")");
   if (r1) registry->release(*r1, blocking::allowed, ec);
 #endif
@@ -297,7 +299,7 @@ TEST_CASE("broker: a squatter on the socket name is named as an impostor, and PO
   auto none = required.active()->grant(protocol::tcp, port_range(0, 1), reservation_token{1}, blocking::allowed,
                                        granted, ec);
   CHECK(!none);
-  CHECK(ec == error::broker_required);
+  CHECK(ec == linux_error::broker_required);
   CHECK(ec == condition::not_supported);
 }
 
@@ -387,13 +389,11 @@ TEST_CASE("broker: portres add --force reaches the daemon (persistent rights sti
 TEST_CASE("broker: a damaged record of a predecessor's kernel entries is reported, and nothing is reclaimed (review12c)") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
 #if defined(PORTRES_PORTRESD)
-  const char* runtime = std::getenv("PORTRES_RUNTIME_DIR");
-  REQUIRE(runtime != nullptr);
-  const std::string dir = std::string(runtime) + "/portresd-damaged";
-  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  const std::string dir = portres::detail::broker_presence::folder(); // the test's own (test_main)
+  ::mkdir(dir.c_str(), 0755);
   const auto ns = std::to_string(portres::detail::linux_files::network_namespace_id());
   {
-    std::FILE* f = std::fopen((dir + "/owned." + ns).c_str(), "w");
+    std::FILE* f = std::fopen((dir + "/kernel-owned." + ns).c_str(), "w");
     REQUIRE(f != nullptr);
     std::fputs("50000-50004,garbage\n", f);
     std::fclose(f);
@@ -401,15 +401,14 @@ TEST_CASE("broker: a damaged record of a predecessor's kernel entries is reporte
   const std::string before = read_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports");
   const auto restore = gsl::finally([before] { write_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports", before); });
   write_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports", "50000-50004"); // someone's entries
-  const std::string log = dir + ".log";
+  const std::string log = dir + "-damaged.log";
   const std::string name = "portres-test-" + std::to_string(::getpid()) + "-damaged";
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out >= 0) ::dup2(out, STDERR_FILENO);
-    ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name.c_str(), "--state-dir", dir.c_str(),
-            static_cast<char*>(nullptr));
+    ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   const auto stop = gsl::finally([pid] {

@@ -424,10 +424,12 @@ TEST_CASE("broker: persistent blocks need root or the policy's group, and the po
     auto kept = broker->grant(protocol::tcp, port_range(0, 10), reservation_token{0x52}, blocking::allowed, g, fits);
     broker->persistent_create(protocol::tcp, port_range(62000, 4), created);
     const bool access = !broker->persistent_access();
-    return std::to_string(over.value()) + " " + std::to_string(fits.value()) + " " +
+    return std::string(over == linux_error::port_quota && over == condition::exhausted ? "quota" : over.message()) +
+           " " + std::to_string(fits.value()) + " " +
            (created == error::privilege_required ? "denied" : created.message()) + (access ? " access" : " no-access");
   });
-  CHECK(user.said == std::to_string(EDQUOT) + " 0 denied no-access");
+  CHECK(user.said == "quota 0 denied no-access");
+  CHECK(make_error_code(linux_error::port_quota).message().find("max-ports") != std::string::npos);
 
   auto broker = daemon.client();
   std::error_code ec;

@@ -52,6 +52,20 @@ public:
     }
   }
 
+  /// Calls f(first, last) for each run of set ports inside [lo, hi], in order.
+  template <class F>
+  void for_each_run(std::uint32_t lo, std::uint32_t hi, F f) const {
+    for (std::uint32_t from = lo; from <= hi;) {
+      const auto first = next_set(from, hi);
+      if (!first) return;
+      const auto after = next_clear(*first, hi);
+      const std::uint32_t last = after ? *after - 1 : hi;
+      f(*first, last);
+      if (!after) return;
+      from = *after;
+    }
+  }
+
   port_bitmap& operator|=(const port_bitmap& o) noexcept {
     for (std::size_t i = 0; i < words_.size(); ++i) words_[i] |= o.words_[i];
     return *this;

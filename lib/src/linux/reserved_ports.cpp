@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -54,28 +55,73 @@ std::optional<port_bitmap> reader::read(std::error_code& ec) {
   return ports;
 }
 
-std::optional<port_bitmap> write(const port_bitmap& owned, const port_bitmap& wanted, std::error_code& ec,
-                                 const port_bitmap* known) {
-  const auto current = known ? std::optional(*known) : read(ec);
-  if (!current) return std::nullopt;
-  port_bitmap foreign = *current;
-  foreign.remove(owned);
-  port_bitmap next = foreign;
-  next |= wanted;
-  if (!(next == *current)) {
-    auto fd = linux_files::open_nofollow(sysctl_path, O_WRONLY | O_TRUNC, ec);
-    if (!fd) return std::nullopt;
-    const auto text = linux_files::format_port_list(next);
-    const std::string line = text.empty() ? std::string("\n") : text + "\n";
-    if (::write(fd.get(), line.data(), line.size()) < 0) {
-      ec = {errno, std::system_category()};
-      return std::nullopt;
+std::error_code write_exact(const port_bitmap& next, const port_bitmap& current, std::string& why) {
+  why.clear();
+  if (next == current) return {};
+  port_bitmap removed = current;
+  removed.remove(next);
+  // Only additions: written at a non-zero offset they are added to the
+  // list, which never loses an entry on the way. Removals need a write at
+  // offset 0, which replaces the list with its first page.
+  const bool adding_only = removed == port_bitmap{};
+  port_bitmap text = next;
+  if (adding_only) text.remove(current);
+  std::error_code ec;
+  auto fd = linux_files::open_nofollow(sysctl_path, O_WRONLY, ec);
+  if (!fd) {
+    why = std::string("opening ") + sysctl_path + " for writing: " + ec.message();
+    return ec;
+  }
+  off_t offset = adding_only ? 1 : 0;
+  // Pieces well under a page: each write is taken whole (short counts are
+  // still handled), and a list of any length goes in.
+  auto all = linux_files::format_port_list_pieces(text, 4000);
+  if (all.empty()) all.emplace_back(); // an empty list: one write of "\n" at offset 0
+  for (auto& piece : all) {
+    piece += '\n';
+    std::size_t done = 0;
+    while (done < piece.size()) {
+      const auto n = ::pwrite(fd.get(), piece.data() + done, piece.size() - done, offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ec = n < 0 ? std::error_code(errno, std::system_category()) : std::make_error_code(std::errc::io_error);
+        why = std::string("writing ") + sysctl_path + ": " + ec.message();
+        return ec;
+      }
+      done += static_cast<std::size_t>(n);
+      offset += n; // never 0 again: the rest is added, not a replacement
     }
   }
-  port_bitmap now_owned = wanted;
-  now_owned.remove(foreign);
-  ec.clear();
-  return now_owned;
+  const auto back = read(ec);
+  if (!back) {
+    why = std::string("reading back ") + sysctl_path + ": " + ec.message();
+    return ec;
+  }
+  if (!(*back == next)) {
+    why = std::string(sysctl_path) + " read back differs from what was written (another writer changed it)";
+    return std::make_error_code(std::errc::io_error);
+  }
+  return {};
+}
+
+bool writable(std::string& reason) {
+  // Privilege does not change during a process' life: ask once.
+  static const std::string failure = [] {
+    std::error_code ec;
+    if (linux_files::open_nofollow(sysctl_path, O_WRONLY, ec)) return std::string();
+    return std::string("cannot write ") + sysctl_path + " (" + ec.message() + "; needs root in this network namespace)";
+  }();
+  reason = failure;
+  return failure.empty();
+}
+
+port_bitmap to_enforce(const port_bitmap& blocks, port_range ephemeral) {
+  port_bitmap wanted = blocks;
+  port_bitmap outside;
+  if (ephemeral.first() > 0) outside.set_range(0, ephemeral.first() - 1u);
+  if (ephemeral.last() < port_range::max_port) outside.set_range(ephemeral.last() + 1u, port_range::max_port);
+  wanted.remove(outside);
+  return wanted;
 }
 
 double required_free_share() {
@@ -92,14 +138,7 @@ std::error_code check_free_share(const port_bitmap& reserved, port_range ephemer
   const std::uint32_t first = ephemeral.first();
   const std::uint32_t last = ephemeral.last();
   std::uint32_t taken = 0;
-  for (std::uint32_t from = first; from <= last;) {
-    const auto set = reserved.next_set(from, last);
-    if (!set) break;
-    const auto clear = reserved.next_clear(*set, last);
-    const std::uint32_t end = clear ? *clear : last + 1;
-    taken += end - *set;
-    from = end;
-  }
+  reserved.for_each_run(first, last, [&](std::uint32_t a, std::uint32_t b) { taken += b - a + 1; });
   remaining = ephemeral.count() - taken;
   const auto needed = static_cast<std::uint32_t>(std::ceil(share * ephemeral.count()));
   return remaining < needed ? std::error_code(error::ephemeral_starved) : std::error_code();
