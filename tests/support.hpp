@@ -43,11 +43,14 @@ bool in_private_netns();
 const std::filesystem::path& scratch_dir();
 
 /// The first line of a sysctl (or any small file); empty when unreadable.
+/// One read from offset 0 with room for any sysctl: a /proc/sys file longer
+/// than a page (ip_local_reserved_ports) reads as empty at any other offset.
 inline std::string read_sysctl(const char* path) {
   std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
+  std::string text(1 << 20, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return text.substr(0, text.find('\n'));
 }
 
 /// Writes a sysctl: only ever inside a test's private network namespace.

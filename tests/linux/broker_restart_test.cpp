@@ -37,43 +37,6 @@ bool kernel_lists(std::uint32_t port) {
   return list && list->test(port);
 }
 
-bool become_nobody() { return ::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0; }
-
-// A forked child that holds an abstract SEQPACKET listener as nobody until killed.
-struct squatter {
-  pid_t pid = -1;
-  explicit squatter(const std::string& name) {
-    int ready[2];
-    REQUIRE(::pipe(ready) == 0);
-    pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(ready[0]);
-      char ok = 'n';
-      if (become_nobody()) {
-        const int s = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::memcpy(a.sun_path + 1, name.data(), name.size());
-        const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-        if (::bind(s, reinterpret_cast<sockaddr*>(&a), len) == 0 && ::listen(s, 16) == 0) ok = 'y';
-      }
-      (void)!::write(ready[1], &ok, 1);
-      ::pause();
-      ::_exit(0);
-    }
-    ::close(ready[1]);
-    char ok = 'n';
-    (void)!::read(ready[0], &ok, 1);
-    ::close(ready[0]);
-    REQUIRE(ok == 'y');
-  }
-  ~squatter() {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-  }
-};
-
 } // namespace
 
 TEST_CASE("broker restart: a SIGKILLed daemon's successor leaks no kernel entry, grants no block twice, and old "
@@ -275,6 +238,47 @@ TEST_CASE("broker: a second portresd in the same namespace (another socket name)
 #endif
 }
 
+TEST_CASE("broker: a second portresd told of another namespace folder still finds the first and does not start") {
+  if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
+#if defined(PORTRES_PORTRESD)
+  const auto eph = portres::detail::platform::ephemeral_range();
+  REQUIRE(eph.first() > 3000);
+  const port_range outside(static_cast<std::uint16_t>(eph.first() - 2200), 10);
+  test_daemon first("first-folder");
+  auto a = first.client();
+  std::error_code ec;
+  port_range granted;
+  auto d1 = a->grant(protocol::tcp, outside, reservation_token{0xe1}, blocking::allowed, granted, ec);
+  REQUIRE_MESSAGE(!ec, ec);
+  // Older daemons kept their lock and record in PORTRES_DAEMON_DIR (or
+  // --state-dir): another one meant another daemon. The namespace folder is
+  // fixed now.
+  const auto elsewhere = (scratch_dir() / "elsewhere").string();
+  ::mkdir(elsewhere.c_str(), 0700);
+  const std::string name2 = "portres-test-" + std::to_string(::getpid()) + "-elsewhere";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::setenv("PORTRES_DAEMON_DIR", elsewhere.c_str(), 1);
+    ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name2.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const auto stop = gsl::finally([pid] {
+    if (::kill(pid, SIGTERM) == 0) ::waitpid(pid, nullptr, 0);
+  });
+  // It refuses to start (bounded: 2 s); root's clients reach one daemon.
+  bool exited = false;
+  for (int i = 0; i < 400 && !exited; ++i) {
+    exited = ::waitpid(pid, nullptr, WNOHANG) == pid;
+    if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK_MESSAGE(exited, "a second portresd serves the namespace");
+  port_range again;
+  auto d2 = a->grant(protocol::tcp, outside, reservation_token{0xe2}, blocking::allowed, again, ec);
+  CHECK(ec == error::overlaps_reservation);
+#endif
+}
+
 TEST_CASE("broker: a squatter on the socket name is named as an impostor, and PORTRES_BROKER=required refuses to "
           "fall back") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
@@ -307,17 +311,13 @@ TEST_CASE("broker: socket activation (LISTEN_FDS) serves on the inherited socket
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
 #if defined(PORTRES_PORTRESD)
   const std::string name = "portres-test-activated-" + std::to_string(::getpid());
-  const int listener = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::memcpy(a.sun_path + 1, name.data(), name.size());
-  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), len) == 0);
-  REQUIRE(::listen(listener, 16) == 0);
+  const int listener = listen_abstract(name, 16);
+  REQUIRE(listener >= 0);
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::dup2(listener, 3);
+    ::fcntl(3, F_SETFD, 0); // inherited across exec, even if it already was descriptor 3
     ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
     ::setenv("LISTEN_FDS", "1", 1);
     ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name.c_str(), static_cast<char*>(nullptr));

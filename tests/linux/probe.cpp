@@ -25,7 +25,7 @@ std::string describe(const std::error_code& ec) {
 
 int main() {
   asio::io_context io;
-  std::vector<portres::reservation> held;
+  std::vector<portres::runtime_reservation> held;
   std::string line;
   while (std::getline(std::cin, line)) {
     std::istringstream in(line);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,10 +44,34 @@ inline std::string folder_of(unsigned uid, const std::string& name) {
   return dir;
 }
 
+/// Runs `body` in a forked child: its exit status, or -1 when it did not
+/// end within `limit` (then it is killed).
+template <class Body>
+int in_child_within(std::chrono::milliseconds limit, Body body) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) ::_exit(body());
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      return -1;
+    }
+    ::usleep(5000);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 class probe {
 public:
-  /// `env`: "NAME=value" sets, "-NAME" unsets (after the test's own environment).
-  explicit probe(unsigned uid, std::vector<std::string> env = {}) {
+  /// `env`: "NAME=value" sets, "-NAME" unsets (after the test's own
+  /// environment); `setpriv`: more setpriv options (capabilities, groups:
+  /// "--clear-groups" is the default); `prepare`: runs in the child before
+  /// the exec (false: the probe exits at once).
+  explicit probe(unsigned uid, std::vector<std::string> env = {}, std::vector<std::string> setpriv = {},
+                 const std::function<bool()>& prepare = {}) {
     int in[2], out[2];
     REQUIRE(::pipe2(in, O_CLOEXEC) == 0);
     REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
@@ -55,6 +80,7 @@ public:
     if (pid_ == 0) {
       ::dup2(in[0], STDIN_FILENO);
       ::dup2(out[1], STDOUT_FILENO);
+      if (prepare && !prepare()) ::_exit(126);
       for (const auto& e : env) {
         if (!e.empty() && e[0] == '-') {
           ::unsetenv(e.c_str() + 1);
@@ -67,8 +93,14 @@ public:
         ::execl(PORTRES_PROBE, "portres_probe", static_cast<char*>(nullptr));
       } else {
         const auto id = std::to_string(uid);
-        ::execl("/usr/bin/setpriv", "setpriv", ("--reuid=" + id).c_str(), ("--regid=" + id).c_str(),
-                "--clear-groups", "--inh-caps=-all", PORTRES_PROBE, static_cast<char*>(nullptr));
+        std::vector<std::string> args{"setpriv", "--reuid=" + id, "--regid=" + id};
+        if (setpriv.empty()) setpriv = {"--clear-groups", "--inh-caps=-all"};
+        args.insert(args.end(), setpriv.begin(), setpriv.end());
+        args.emplace_back(PORTRES_PROBE);
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv("/usr/bin/setpriv", argv.data());
       }
 #endif
       ::_exit(127);

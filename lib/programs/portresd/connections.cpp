@@ -57,9 +57,9 @@ std::vector<int> connection_table::keys() const {
   return out;
 }
 
-std::vector<int> connection_table::expired(clock::time_point now) {
+std::vector<int> connection_table::expired(clock::time_point now, clock::duration limit) {
   std::vector<int> out;
-  while (!opened_.empty() && now - opened_.front().first > idle_limit) {
+  while (!opened_.empty() && now - opened_.front().first > limit) {
     const auto [key, serial] = opened_.front().second;
     opened_.pop_front();
     const auto* c = find(key);

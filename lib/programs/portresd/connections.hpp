@@ -34,9 +34,6 @@ struct connection {
 
 class connection_table {
 public:
-  /// A connection that holds nothing is closed this long after it opened.
-  static constexpr auto idle_limit = std::chrono::seconds(10);
-
   /// `descriptors`: how many client connections the daemon can hold.
   void set_capacity(std::size_t descriptors);
   /// linux_error::connection_quota when `uid` may not open one more.
@@ -44,8 +41,8 @@ public:
   connection& add(detail::linux_files::unique_fd fd, const ucred& peer);
   connection* find(int key);
   void remove(int key);
-  /// Connections holding nothing whose time is up.
-  std::vector<int> expired(clock::time_point now);
+  /// Connections holding nothing opened more than `limit` ago.
+  std::vector<int> expired(clock::time_point now, clock::duration limit);
   std::size_t size() const { return conns_.size(); }
   std::vector<int> keys() const;
 

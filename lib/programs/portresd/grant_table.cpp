@@ -70,16 +70,15 @@ std::vector<const grant*> grant_table::page(std::uint64_t cursor, std::size_t n,
   return out;
 }
 
-port_range place(protocol p, port_range request, const port_bitmap& reserved, port_range placement,
+port_range place(port_range request, const port_bitmap& reserved, const port_bitmap& held, port_range placement,
                  port_range ephemeral, std::error_code& ec) {
   if (!request.is_wildcard() && reserved.next_set(request.first(), request.last())) {
     ec = error::overlaps_reservation;
     return {};
   }
-  auto held = detail::held_ports_for(p, request, ec);
-  if (ec) return {};
-  held |= reserved;
-  return detail::place_block(request, placement, ephemeral, {}, held, ec);
+  port_bitmap blocked = held;
+  blocked |= reserved;
+  return detail::place_block(request, placement, ephemeral, {}, blocked, ec);
 }
 
 } // namespace portres::portresd

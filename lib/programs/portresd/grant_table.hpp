@@ -61,10 +61,10 @@ private:
 
 /// Places `request` (wildcard in `placement`, or specific) against
 /// `reserved` (ports nobody may be granted: live, persistent, foreign kernel
-/// entries...) and the ports sockets hold: the block, or the error the
+/// entries...) and `held` (ports sockets hold): the block, or the error the
 /// per-user registry would give (one placement rule, core/block_placement).
-port_range place(protocol p, port_range request, const detail::port_bitmap& reserved, port_range placement,
-                 port_range ephemeral, std::error_code& ec);
+port_range place(port_range request, const detail::port_bitmap& reserved, const detail::port_bitmap& held,
+                 port_range placement, port_range ephemeral, std::error_code& ec);
 
 } // namespace portres::portresd
 

@@ -31,10 +31,11 @@ std::string kernel_view::reclaim() {
 
 const port_bitmap* kernel_view::list(bool fresh) {
   const auto now = std::chrono::steady_clock::now();
-  if (fresh || !copy_ || now - read_at_ > std::chrono::milliseconds(100)) {
+  if ((fresh && !read_this_turn_) || !copy_ || now - read_at_ > std::chrono::milliseconds(100)) {
     std::error_code ec;
     copy_ = owner_.read_list(ec);
     read_at_ = now;
+    read_this_turn_ = true;
   }
   return copy_ ? &*copy_ : nullptr;
 }

@@ -18,15 +18,17 @@ namespace portres::portresd {
 class kernel_view {
 public:
   /// `folder`: the namespace folder (the daemon's record lives there).
-  explicit kernel_view(int folder) : owner_(folder, false, true) {}
+  explicit kernel_view(int folder) : owner_(folder, true) {}
 
   /// At start: what a predecessor recorded and the kernel still lists is
   /// ours to remove (its clients' grants died with it). Returns what to log.
   std::string reclaim();
 
-  /// The list now (`fresh`), or a copy at most 100 ms old; null when there
-  /// is no list to read here.
+  /// The list as read in this turn of the loop (`fresh`), or a copy at most
+  /// 100 ms old; null when there is no list to read here.
   const detail::port_bitmap* list(bool fresh);
+  /// A new turn: the next fresh list is read again.
+  void new_turn() { read_this_turn_ = false; }
   const detail::reserved_ports_owner& owner() const { return owner_; }
 
   /// A grant or release of this turn changes what the list must hold.
@@ -41,6 +43,7 @@ private:
   std::optional<detail::port_bitmap> copy_;
   std::chrono::steady_clock::time_point read_at_{};
   bool dirty_ = false;
+  bool read_this_turn_ = false;
 };
 
 } // namespace portres::portresd

@@ -80,6 +80,10 @@ std::optional<policy> parse_policy(const std::string& text, std::string& error) 
       const auto gid = group_id(a);
       if (!gid) return bad("unknown group '" + a + "'");
       out.persistent_group = gid;
+    } else if (key == "idle-seconds") {
+      const auto seconds = number(a);
+      if (!seconds || !b.empty() || *seconds < 1 || *seconds > 3600) return bad("expected 'idle-seconds <1-3600>'");
+      out.idle_seconds = *seconds;
     } else if (key == "root-reserve") {
       const auto count = number(a);
       if (!count || !b.empty() || *count > 65535) return bad("expected 'root-reserve <count of ports, 0-65535>'");

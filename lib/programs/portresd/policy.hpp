@@ -8,6 +8,7 @@
 //   max-blocks <uid or *> <count>
 //   max-connections <uid or *> <count>
 //   root-reserve <count>
+//   idle-seconds <seconds>
 #ifndef PORTRES_PROGRAMS_PORTRESD_POLICY_HPP
 #define PORTRES_PROGRAMS_PORTRESD_POLICY_HPP
 
@@ -26,6 +27,7 @@ struct policy {
   std::uint32_t default_max_blocks = 64;       ///< also bounds the kernel list: at most this many entries per uid
   std::uint32_t default_max_connections = 128; ///< a grant is a connection: blocks plus room for calls
   std::uint32_t root_reserve = 4096;           ///< the top of the placement range: root's alone
+  std::uint32_t idle_seconds = 10;             ///< a connection holding nothing is closed this long after it opened
   std::map<std::uint32_t, std::uint32_t> max_ports;
   std::map<std::uint32_t, std::uint32_t> max_blocks;
   std::map<std::uint32_t, std::uint32_t> max_connections;

@@ -5,6 +5,8 @@
 
 #include "portres/error.hpp"
 #include "portres/linux_error.hpp"
+#include "core/block_placement.hpp"
+#include "platform.hpp"
 #include "portresd/credentials.hpp"
 
 #include <gsl/gsl>
@@ -160,7 +162,29 @@ port_range server::place_for(protocol p, port_range request, port_range placemen
   reserved |= store_.ports(p);
   if (list) reserved |= kernel_.owner().foreign(*list);
   reserved |= registry_.occupied(p);
-  return place(p, request, reserved, placement, ephemeral(), ec);
+  const auto* held = held_ports(p, request, ec);
+  if (ec) return {};
+  return place(request, reserved, *held, placement, ephemeral(), ec);
+}
+
+// Ports bound by sockets. A wildcard is placed against a snapshot at most
+// 250 ms old (taking one costs about a millisecond); a specific block
+// against one taken in this turn of the loop, so a burst of specific
+// requests costs one query per turn, not one each.
+const port_bitmap* server::held_ports(protocol p, port_range request, std::error_code& ec) {
+  if (request.is_wildcard()) {
+    recent_held_ = detail::recent_held_ports(p, ec);
+    return &recent_held_;
+  }
+  auto& held = held_this_turn_[p == protocol::tcp ? 0 : 1];
+  if (!held) {
+    held = detail::platform::held_ports(p, port_range(1, port_range::max_port), ec);
+    if (ec) {
+      held.reset();
+      return nullptr;
+    }
+  }
+  return &*held;
 }
 
 bool server::may_persist(const connection& c) const {

@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace portres::portresd {
@@ -25,6 +26,7 @@ namespace wire = detail::broker_wire;
 
 constexpr std::uint64_t listen_tag = ~std::uint64_t{0};
 constexpr std::uint64_t signal_tag = ~std::uint64_t{0} - 1;
+constexpr std::uint64_t root_listen_tag = ~std::uint64_t{0} - 2;
 // Per turn: how many connections are accepted, and how many events served.
 // Bounded so a flood of one kind never starves the other.
 constexpr int accepts_per_turn = 64;
@@ -58,10 +60,15 @@ int server::run() {
       log("epoll_wait: %s", std::strerror(errno));
       return 1;
     }
+    // Root's listener first: its connections are served ahead of a flood.
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 == root_listen_tag) accept_some(root_listener_.get());
+    }
     for (int i = 0; i < n; ++i) {
       const auto tag = events[i].data.u64;
+      if (tag == root_listen_tag) continue;
       if (tag == listen_tag) {
-        accept_some();
+        accept_some(listener_.get());
       } else if (tag == signal_tag) {
         stopping_ = true;
       } else {
@@ -73,6 +80,7 @@ int server::run() {
   // Leave only the persistent blocks and foreign entries.
   for (const auto& key : conns_.keys()) drop(key);
   pending_.clear();
+  if (root_listener_) ::unlinkat(folder_, detail::broker_presence::name_of("root").c_str(), 0);
   if (const auto ec = kernel_.commit(wanted(), why, true)) log("kernel list at exit: %s", why.c_str());
   return 0;
 }
@@ -109,6 +117,7 @@ bool server::listen() {
       return false;
     }
   }
+  listen_for_root();
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
@@ -117,7 +126,28 @@ bool server::listen() {
   ::signal(SIGPIPE, SIG_IGN);
   signals_ = unique_fd(::signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK));
   epoll_ = unique_fd(::epoll_create1(EPOLL_CLOEXEC));
-  return watch(listener_.get(), listen_tag) && watch(signals_.get(), signal_tag);
+  return watch(listener_.get(), listen_tag) && watch(signals_.get(), signal_tag) &&
+         (!root_listener_ || watch(root_listener_.get(), root_listen_tag));
+}
+
+// A socket file in the namespace folder that only root may connect to (mode
+// 0600): root's requests never queue behind other users' connections.
+// Without it root uses the abstract name like everyone.
+void server::listen_for_root() {
+  const auto path = detail::broker_presence::root_socket();
+  const auto address = wire::path_address(path);
+  if (!address) return;
+  ::unlinkat(folder_, detail::broker_presence::name_of("root").c_str(), 0); // a predecessor's
+  unique_fd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  const auto mask = ::umask(077);
+  const bool bound = s && ::bind(s.get(), reinterpret_cast<const sockaddr*>(&address->addr), address->length) == 0;
+  ::umask(mask);
+  if (!bound || ::listen(s.get(), 512) != 0) {
+    log("no socket for root at %s (%s): root uses @%s too", path.c_str(), std::strerror(errno),
+        opts_.socket_name.c_str());
+    return;
+  }
+  root_listener_ = std::move(s);
 }
 
 bool server::watch(int fd, std::uint64_t tag) {
@@ -127,13 +157,13 @@ bool server::watch(int fd, std::uint64_t tag) {
   return ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
-void server::accept_some() {
+void server::accept_some(int listener) {
   for (int i = 0; i < accepts_per_turn; ++i) {
-    unique_fd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    unique_fd fd(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) {
       if ((errno == EMFILE || errno == ENFILE) && spare_) {
         spare_ = unique_fd(); // room for one: refuse it rather than spin on a readable listener
-        unique_fd one(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        unique_fd one(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
         const auto uid = one ? peer_of(one.get()).value_or(ucred{}).uid : 0;
         if (one) refuse_connection(std::move(one), uid);
         spare_ = unique_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -217,6 +247,9 @@ void server::forget(connection& c) {
 // the replies that depend on it go out now. A grant the write did not
 // enforce is taken back and answered with the failure.
 void server::end_turn() {
+  held_this_turn_[0].reset();
+  held_this_turn_[1].reset();
+  kernel_.new_turn();
   bool force = false;
   for (const auto& p : pending_) force = force || p.must_write;
   std::string why;
@@ -244,7 +277,7 @@ void server::end_turn() {
   const auto now = clock::now();
   if (now - last_sweep_ >= std::chrono::seconds(1)) {
     last_sweep_ = now;
-    for (const int key : conns_.expired(now)) drop(key);
+    for (const int key : conns_.expired(now, std::chrono::seconds(opts_.rules.idle_seconds))) drop(key);
   }
 }
 

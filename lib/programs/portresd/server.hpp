@@ -49,8 +49,9 @@ private:
 
   // server.cpp: the loop and the wire.
   bool listen();
+  void listen_for_root();
   bool watch(int fd, std::uint64_t tag);
-  void accept_some();
+  void accept_some(int listener);
   void refuse_connection(detail::linux_files::unique_fd fd, std::uint32_t uid);
   void serve(int key, std::uint32_t events);
   void drop(int key);
@@ -66,6 +67,7 @@ private:
   void list_page(connection& c, std::uint64_t cursor, detail::broker_wire::reply& r) const;
   port_range place_for(protocol p, port_range request, port_range placement, const detail::port_bitmap* list,
                        std::error_code& ec);
+  const detail::port_bitmap* held_ports(protocol p, port_range request, std::error_code& ec);
   bool may_persist(const connection& c) const;
   std::error_code refuse(const connection& c, std::error_code why, const std::string& what, const std::string& detail);
   /// What the kernel list must hold for us: live and persistent blocks where
@@ -87,8 +89,10 @@ private:
   registry_watch registry_;
   refusal_log refusals_;
   detail::broker_presence::marker presence_;
-  detail::linux_files::unique_fd listener_, signals_, epoll_, spare_;
+  detail::linux_files::unique_fd listener_, root_listener_, signals_, epoll_, spare_;
   std::vector<pending> pending_;
+  std::optional<detail::port_bitmap> held_this_turn_[2]; // ports sockets hold, asked once per turn
+  detail::port_bitmap recent_held_;
   bool stopping_ = false;
   port_range ephemeral_;
   clock::time_point ephemeral_read_{}, last_sweep_{};

@@ -33,59 +33,78 @@ std::error_code last_error() { return {errno, std::system_category()}; }
 
 } // namespace
 
-int connect(const std::string& name, std::error_code& ec, std::string* why, bool retry_busy) {
-  ec.clear();
-  const auto address = broker_wire::abstract_address(name);
-  if (!address) {
-    ec = std::make_error_code(std::errc::invalid_argument);
-    if (why) *why = "broker socket name '" + name + "' is empty or too long";
-    return -1;
-  }
-  // Non-blocking: a listener that never accepts (anyone may bind the name)
-  // cannot hold us; a full backlog answers EAGAIN at once.
+namespace {
+
+// A connected socket to `address` (shown as `shown`) whose peer is root.
+// Non-blocking connect: a listener that never accepts (anyone may bind an
+// abstract name) cannot hold us; a full backlog answers EAGAIN at once.
+linux_files::unique_fd connect_to(const broker_wire::socket_address& address, const std::string& shown,
+                                  bool retry_busy, std::error_code& ec, std::string* why) {
   linux_files::unique_fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) {
     ec = last_error();
     if (why) *why = "socket: " + ec.message();
-    return -1;
+    return {};
   }
   const auto deadline = std::chrono::steady_clock::now() + busy_patience;
   auto pause = std::chrono::microseconds(100);
-  while (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address->addr), address->length) != 0) {
+  while (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address.addr), address.length) != 0) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN && retry_busy && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, std::chrono::microseconds(50000));
+      pause = std::min(pause * 2, std::chrono::microseconds(20000));
       continue;
     }
     if (errno == EAGAIN) {
       ec = linux_error::broker_busy;
-      if (why) *why = "@" + name + " does not take connections (its backlog is full)";
+      if (why) *why = shown + " does not take connections (its backlog is full)";
     } else {
       ec = last_error();
-      if (why) *why = "no broker answers on @" + name + " (" + ec.message() + ")";
+      if (why) *why = "no broker answers on " + shown + " (" + ec.message() + ")";
     }
-    return -1;
+    return {};
   }
   ucred peer{};
   socklen_t peer_len = sizeof peer;
   if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0) {
     ec = last_error();
     if (why) *why = "SO_PEERCRED: " + ec.message();
-    return -1;
+    return {};
   }
   if (peer.uid != 0) {
     // Anyone can bind an abstract name; only root's listener is the broker.
     ec = error::backend_unavailable;
-    if (why) *why = "portresd name @" + name + " held by non-root uid " + std::to_string(peer.uid) + " (pid " +
+    if (why) *why = "portresd name " + shown + " held by non-root uid " + std::to_string(peer.uid) + " (pid " +
                     std::to_string(peer.pid) + ", impostor): not root, refused";
-    return -1;
+    return {};
   }
   // Blocking from here, every wait bounded: the peer is root's daemon.
   ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &reply_timeout, sizeof reply_timeout);
   ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &reply_timeout, sizeof reply_timeout);
-  return fd.release();
+  ec.clear();
+  return fd;
+}
+
+} // namespace
+
+int connect(const std::string& name, std::error_code& ec, std::string* why, bool retry_busy) {
+  ec.clear();
+  // Root first tries the daemon's socket for root (a file only root may
+  // connect to): there its connections never wait behind other users'.
+  if (::geteuid() == 0) {
+    if (const auto root = broker_wire::path_address(broker_presence::root_socket())) {
+      if (auto fd = connect_to(*root, broker_presence::root_socket(), retry_busy, ec, nullptr)) return fd.release();
+    }
+    ec.clear();
+  }
+  const auto address = broker_wire::abstract_address(name);
+  if (!address) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    if (why) *why = "broker socket name '" + name + "' is empty or too long";
+    return -1;
+  }
+  return connect_to(*address, "@" + name, retry_busy, ec, why).release();
 }
 
 broker_wire::reply receive(int fd, std::error_code& ec) {
@@ -120,6 +139,15 @@ broker_wire::reply exchange(int fd, const broker_wire::request& r, std::error_co
   if (sent != static_cast<ssize_t>(bytes.size())) {
     const bool timed_out = sent < 0 && errno == EAGAIN;
     ec = timed_out ? std::make_error_code(std::errc::timed_out) : sent < 0 ? last_error() : std::make_error_code(std::errc::io_error);
+    if (sent < 0 && errno == EPIPE) {
+      // The daemon refused the connection before reading: its reply says why.
+      std::error_code refused;
+      auto reply = receive(fd, refused);
+      if (!refused && reply.result) {
+        ec.clear();
+        return reply;
+      }
+    }
     return {};
   }
   auto reply = receive(fd, ec);

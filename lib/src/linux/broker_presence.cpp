@@ -47,6 +47,8 @@ linux_files::unique_fd open_folder(bool create, std::error_code& ec) {
   return dir;
 }
 
+std::string root_socket() { return folder() + "/" + name_of("root"); }
+
 bool daemon_serves() {
   const auto path = folder();
   struct stat st {};

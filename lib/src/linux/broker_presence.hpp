@@ -9,6 +9,10 @@
 //   kernel-lock.<netns>  the writers' lock around each read-modify-write of
 //                        the kernel list (0600)
 //   kernel-owned.<netns> the daemon's record of the entries it added
+//   root.<netns>         portresd's second listening socket, for root only
+//                        (a socket file of mode 0600): root's connections
+//                        never queue behind other users' in the backlog of
+//                        the abstract name, which anyone may flood or squat
 // A per-user-registry process asks the presence file, not the daemon's
 // socket, whether a daemon serves: a bounded test that never talks to (or
 // waits on) another user's process.
@@ -32,6 +36,9 @@ std::string name_of(const char* what);
 /// not writable by group or others, never through a symlink;
 /// error::unsafe_path otherwise.
 linux_files::unique_fd open_folder(bool create, std::error_code& ec);
+
+/// The path of the daemon's socket for root.
+std::string root_socket();
 
 /// Whether a portresd serves this network namespace now: its presence file
 /// is write-locked. Costs a stat and an open (and one fcntl when the file

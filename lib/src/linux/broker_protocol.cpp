@@ -98,6 +98,15 @@ std::optional<socket_address> abstract_address(const std::string& name) {
   return a;
 }
 
+std::optional<socket_address> path_address(const std::string& path) {
+  socket_address a;
+  a.addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() + 1 > sizeof a.addr.sun_path) return std::nullopt;
+  std::memcpy(a.addr.sun_path, path.data(), path.size());
+  a.length = gsl::narrow<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return a;
+}
+
 std::vector<std::uint8_t> encode(const request& r) {
   std::vector<std::uint8_t> out;
   out.reserve(request_size);

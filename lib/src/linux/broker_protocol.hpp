@@ -31,6 +31,8 @@ struct socket_address {
 };
 /// nullopt when `name` is empty or too long for sun_path.
 std::optional<socket_address> abstract_address(const std::string& name);
+/// The address of the socket file `path`; nullopt when too long.
+std::optional<socket_address> path_address(const std::string& path);
 
 enum class op : std::uint8_t {
   acquire = 1,           ///< this connection becomes the reservation's lifetime

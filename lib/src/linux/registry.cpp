@@ -140,7 +140,7 @@ public:
       if ((ec = check_ancestors(dir_))) return ec;
       dir_fd_ = linux_files::open_private_dir(dir_, ec);
       if (ec) return ec;
-      kernel_ = std::make_unique<reserved_ports_owner>(dir_fd_.get(), true, false);
+      kernel_ = std::make_unique<reserved_ports_owner>(dir_fd_.get(), false);
     }
     lock_fd_ = linux_files::open_at(dir_fd_.get(), "lock", O_RDWR | O_CREAT, ec);
     struct stat st {};

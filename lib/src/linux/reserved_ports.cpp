@@ -3,6 +3,7 @@
 #include "linux/state_files.hpp"
 #include "portres/error.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -17,15 +18,47 @@ namespace {
 constexpr const char* sysctl_path = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 } // namespace
 
-std::optional<port_bitmap> read(std::error_code& ec) {
-  const auto text = linux_files::read_file(sysctl_path, ec);
-  if (!text) {
-    if (!ec) ec = std::make_error_code(std::errc::no_such_file_or_directory);
-    return std::nullopt;
+namespace {
+
+// The list in one read from offset 0: the kernel renders it whole at each
+// read there, and a read at any other offset is empty (so a list longer
+// than the buffer is read again, whole, into a bigger one).
+std::optional<port_bitmap> read_at(int fd, std::string& text, std::error_code& ec) {
+  std::size_t size = std::max<std::size_t>(text.capacity(), 64 * 1024);
+  while (true) {
+    text.resize(size);
+    const auto n = ::pread(fd, text.data(), size, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ec = {errno, std::system_category()};
+      return std::nullopt;
+    }
+    if (static_cast<std::size_t>(n) < size) {
+      text.resize(static_cast<std::size_t>(n));
+      break;
+    }
+    if (size >= (1u << 20)) { // the longest list (every other port) is about 200 KB
+      ec = error::bad_response;
+      return std::nullopt;
+    }
+    size *= 2;
   }
-  auto ports = linux_files::parse_port_list(*text);
-  if (!ports) ec = error::bad_response;
+  auto ports = linux_files::parse_port_list(text);
+  if (!ports) {
+    ec = error::bad_response;
+  } else {
+    ec.clear();
+  }
   return ports;
+}
+
+} // namespace
+
+std::optional<port_bitmap> read(std::error_code& ec) {
+  const auto fd = linux_files::open_nofollow(sysctl_path, O_RDONLY, ec);
+  if (!fd) return std::nullopt;
+  std::string text;
+  return read_at(fd.get(), text, ec);
 }
 
 std::optional<port_bitmap> reader::read(std::error_code& ec) {
@@ -33,26 +66,7 @@ std::optional<port_bitmap> reader::read(std::error_code& ec) {
     fd_ = linux_files::open_nofollow(sysctl_path, O_RDONLY, ec);
     if (!fd_) return std::nullopt;
   }
-  // A /proc/sys file is generated afresh at each read from offset 0.
-  text_.resize(64 * 1024);
-  std::size_t size = 0;
-  while (true) {
-    const auto n = ::pread(fd_.get(), text_.data() + size, text_.size() - size, static_cast<off_t>(size));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ec = {errno, std::system_category()};
-      return std::nullopt;
-    }
-    size += static_cast<std::size_t>(n);
-    if (n == 0 || size < text_.size()) break;
-    if (text_.size() >= (1u << 20)) break; // the longest possible list is far shorter
-    text_.resize(text_.size() * 2);
-  }
-  text_.resize(size);
-  auto ports = linux_files::parse_port_list(text_);
-  if (!ports) ec = error::bad_response;
-  else ec.clear();
-  return ports;
+  return read_at(fd_.get(), text_, ec);
 }
 
 std::error_code write_exact(const port_bitmap& next, const port_bitmap& current, std::string& why) {

@@ -59,8 +59,10 @@ std::error_code reserved_ports_owner::check_share(const port_bitmap& list, const
 
 std::error_code reserved_ports_owner::record(const port_bitmap& ports) {
   if (recorded_ && *recorded_ == ports) return {};
+  // Replaced atomically, not synced to disk: the kernel list it describes
+  // does not survive a reboot either.
   const auto ec = linux_files::write_file_atomic_at(folder_, broker_presence::name_of(record_kind),
-                                                    linux_files::format_port_list(ports) + "\n", 0600, durable_);
+                                                    linux_files::format_port_list(ports) + "\n", 0600, false);
   if (ec) {
     recorded_.reset(); // unknown now: the next record is written whatever it says
   } else {

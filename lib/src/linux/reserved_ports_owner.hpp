@@ -28,12 +28,10 @@ namespace portres::detail {
 class reserved_ports_owner {
 public:
   /// `folder`: the owner's private folder (a descriptor that outlives this);
-  /// `durable`: fsync the record (a registry on disk) or not (/run);
   /// `keep_open`: read the list through a descriptor kept open (the daemon,
   /// which never leaves its network namespace; a descriptor reads the list
   /// of the namespace it was opened in).
-  reserved_ports_owner(int folder, bool durable, bool keep_open)
-      : folder_(folder), durable_(durable), keep_open_(keep_open) {}
+  reserved_ports_owner(int folder, bool keep_open) : folder_(folder), keep_open_(keep_open) {}
 
   /// Reads the record again (other processes of the same registry change
   /// it); a damaged or unreadable one is named in `problem` and counts as
@@ -66,7 +64,6 @@ private:
   std::error_code record(const port_bitmap& ports);
 
   int folder_;
-  bool durable_;
   bool keep_open_;
   port_bitmap owned_;
   std::optional<port_bitmap> recorded_; // what the record file says, when known
