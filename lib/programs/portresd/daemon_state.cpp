@@ -37,6 +37,12 @@ linux_files::unique_fd take_daemon_lock(int folder, std::error_code& ec) {
 }
 
 const port_bitmap& registry_watch::occupied(protocol p) {
+  // Looked at every 100 ms at most: once the daemon serves, a registry
+  // process adds no record (it sees the daemon's presence and grants
+  // nothing); what changes is records going away.
+  const auto now_steady = std::chrono::steady_clock::now();
+  if (now_steady - looked_ < std::chrono::milliseconds(100)) return ports_[p == protocol::tcp ? 0 : 1];
+  looked_ = now_steady;
   struct stat st {};
   std::int64_t stamp = -1;
   if (::lstat(dir_.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0) {

@@ -9,6 +9,7 @@
 #include "linux/state_files.hpp"
 #include "portres/types.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <system_error>
@@ -27,13 +28,15 @@ class registry_watch {
 public:
   explicit registry_watch(std::string dir) : dir_(std::move(dir)) {}
   /// Ports of `p` held by live records of the registry (none when the folder
-  /// is absent or not root's). Rescanned only when the folder changed.
+  /// is absent or not root's). Looked at every 100 ms at most, rescanned
+  /// only when the folder changed.
   const detail::port_bitmap& occupied(protocol p);
 
 private:
   void rescan();
   std::string dir_;
   std::int64_t stamp_ = -1; // the folder's mtime (ns) at the last scan
+  std::chrono::steady_clock::time_point looked_{};
   detail::port_bitmap ports_[2];
 };
 

@@ -17,6 +17,7 @@ void grant_table::add(const grant& g) {
   h.ports += g.range.count();
   ++h.blocks;
   ports_[index(g.proto)].set_range(g.range.first(), g.range.last());
+  ++version_;
 }
 
 grant grant_table::remove(std::uint64_t token) {
@@ -30,6 +31,7 @@ grant grant_table::remove(std::uint64_t token) {
   port_bitmap block;
   block.set_range(g.range.first(), g.range.last());
   ports_[index(g.proto)].remove(block);
+  ++version_;
   return g;
 }
 

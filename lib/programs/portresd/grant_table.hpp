@@ -28,6 +28,8 @@ struct grant {
 class grant_table {
 public:
   bool holds_token(std::uint64_t token) const { return by_token_.count(token) != 0; }
+  /// Changes at every add and remove (for caches of what depends on it).
+  std::uint64_t version() const { return version_; }
   void add(const grant& g);
   /// Removes the grant with `token`; returns it (its range is empty if none).
   grant remove(std::uint64_t token);
@@ -57,6 +59,7 @@ private:
   std::unordered_map<std::uint64_t, std::uint64_t> by_token_; // token -> position
   std::unordered_map<std::uint32_t, held> by_uid_;
   detail::port_bitmap ports_[2];
+  std::uint64_t version_ = 0;
 };
 
 /// Places `request` (wildcard in `placement`, or specific) against

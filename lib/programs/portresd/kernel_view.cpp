@@ -34,10 +34,18 @@ const port_bitmap* kernel_view::list(bool fresh) {
   if ((fresh && !read_this_turn_) || !copy_ || now - read_at_ > std::chrono::milliseconds(100)) {
     std::error_code ec;
     copy_ = owner_.read_list(ec);
+    foreign_.reset();
     read_at_ = now;
     read_this_turn_ = true;
   }
   return copy_ ? &*copy_ : nullptr;
+}
+
+const port_bitmap* kernel_view::foreign(bool fresh) {
+  const auto* current = list(fresh);
+  if (!current) return nullptr;
+  if (!foreign_) foreign_ = owner_.foreign(*current);
+  return &*foreign_;
 }
 
 std::error_code kernel_view::commit(const port_bitmap& wanted, std::string& why, bool force) {
@@ -45,6 +53,7 @@ std::error_code kernel_view::commit(const port_bitmap& wanted, std::string& why,
   dirty_ = false;
   port_bitmap written;
   const auto ec = owner_.sync(wanted, why, &written);
+  foreign_.reset();
   if (ec) {
     copy_.reset(); // unknown now: read afresh
     return ec;

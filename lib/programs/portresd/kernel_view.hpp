@@ -27,6 +27,8 @@ public:
   /// The list as read in this turn of the loop (`fresh`), or a copy at most
   /// 100 ms old; null when there is no list to read here.
   const detail::port_bitmap* list(bool fresh);
+  /// The entries of list(fresh) we did not add (kept with the copy).
+  const detail::port_bitmap* foreign(bool fresh);
   /// A new turn: the next fresh list is read again.
   void new_turn() { read_this_turn_ = false; }
   const detail::reserved_ports_owner& owner() const { return owner_; }
@@ -41,6 +43,7 @@ public:
 private:
   detail::reserved_ports_owner owner_;
   std::optional<detail::port_bitmap> copy_;
+  std::optional<detail::port_bitmap> foreign_; // of copy_, when asked since it changed
   std::chrono::steady_clock::time_point read_at_{};
   bool dirty_ = false;
   bool read_this_turn_ = false;

@@ -19,8 +19,12 @@ public:
   /// Logs "refused <what> (uid U): <why>" unless one for this uid and `why`
   /// went out in the last 10 s.
   void note(std::uint32_t uid, const std::string& what, const std::string& why);
+  /// Logs `text` unless the same text went out in the last 10 s.
+  void problem(const std::string& text);
 
 private:
+  // Logs `text` under `key` unless that key's last line is under 10 s old.
+  void limited(std::uint32_t uid, const std::string& key, const std::string& text);
   struct line {
     std::chrono::steady_clock::time_point last;
     unsigned held_back = 0;

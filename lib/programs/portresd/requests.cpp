@@ -120,21 +120,21 @@ std::error_code server::acquire(connection& c, const wire::request& q, wire::rep
   // the kernel acts on the list), is placed against the list as it is now;
   // a wildcard outside it against a copy at most 100 ms old.
   std::error_code ec;
-  bool fresh = !request.is_wildcard();
-  const auto* list = kernel_.list(fresh);
-  auto granted = place_for(q.proto, request, placement, list, ec);
+  const bool fresh = !request.is_wildcard();
+  const auto* foreign = kernel_.foreign(fresh); // entries of the kernel list others added
+  auto granted = place_for(q.proto, request, placement, foreign, ec);
   if (!ec && !fresh && meets_ephemeral(granted)) {
-    list = kernel_.list(true);
-    granted = place_for(q.proto, request, placement, list, ec);
+    foreign = kernel_.foreign(true);
+    granted = place_for(q.proto, request, placement, foreign, ec);
   }
   if (ec) return ec;
   // Ports only root (or CAP_NET_BIND_SERVICE) may bind are only theirs to reserve.
-  if (granted.first() < unprivileged_port_start() && !peer_may_bind_privileged(c.fd.get(), c.peer)) {
+  if (granted.first() < unprivileged_start() && !peer_may_bind_privileged(c.fd.get(), c.peer)) {
     return refuse(c, error::privilege_required, what, "privileged ports");
   }
-  if (meets_ephemeral(granted) && list) {
+  if (meets_ephemeral(granted) && foreign) {
     std::uint32_t remaining = 0;
-    if (auto starved = kernel_.owner().check_share(*list, wanted(), granted, ephemeral(), remaining)) {
+    if (auto starved = detail::reserved_ports_owner::check_share(*foreign, wanted(), granted, ephemeral(), remaining)) {
       return refuse(c, starved, to_string(granted),
                     "would leave " + std::to_string(remaining) + " ephemeral ports free");
     }
@@ -156,11 +156,11 @@ std::error_code server::acquire(connection& c, const wire::request& q, wire::rep
 // change): the cost of a grant does not grow with the number of live ones.
 // Entries others put in the kernel list and the grants of root's per-user
 // registry (processes that started before us keep it) are reserved too.
-port_range server::place_for(protocol p, port_range request, port_range placement, const port_bitmap* list,
+port_range server::place_for(protocol p, port_range request, port_range placement, const port_bitmap* foreign,
                              std::error_code& ec) {
   port_bitmap reserved = table_.ports(p);
   reserved |= store_.ports(p);
-  if (list) reserved |= kernel_.owner().foreign(*list);
+  if (foreign) reserved |= *foreign;
   reserved |= registry_.occupied(p);
   const auto* held = held_ports(p, request, ec);
   if (ec) return {};
@@ -212,10 +212,10 @@ std::error_code server::persistent(connection& c, const wire::request& q, wire::
     // `portres add --force` (flag_force): the caller already proved its rights.
     const bool force = (q.flags & wire::flag_force) != 0;
     const auto after = detail::linux_store::add(e, table_.ranges(q.proto), [&](const auto& stored) {
-      const auto* list = kernel_.list(true);
-      if (force || !list || !meets_ephemeral(range)) return std::error_code();
+      const auto* foreign = kernel_.foreign(true);
+      if (force || !foreign || !meets_ephemeral(range)) return std::error_code();
       std::uint32_t remaining = 0;
-      return kernel_.owner().check_share(*list, wanted_with(stored), range, ephemeral(), remaining);
+      return detail::reserved_ports_owner::check_share(*foreign, wanted_with(stored), range, ephemeral(), remaining);
     }, ec);
     if (ec) return ec;
     store_.set(after);

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -29,8 +30,12 @@ constexpr std::uint64_t signal_tag = ~std::uint64_t{0} - 1;
 constexpr std::uint64_t root_listen_tag = ~std::uint64_t{0} - 2;
 // Per turn: how many connections are accepted, and how many events served.
 // Bounded so a flood of one kind never starves the other.
-constexpr int accepts_per_turn = 64;
+constexpr int accepts_per_turn = 512; // the whole backlog: a root connection in it is found at once
 constexpr int events_per_turn = 256;
+// Connections answered as they are accepted (a client sends its request
+// right after connecting); the rest wait for the next turns' events. Root's
+// are always answered at once, ahead of anyone who floods the backlog.
+constexpr int answered_on_accept = 8;
 
 } // namespace
 
@@ -61,14 +66,16 @@ int server::run() {
       return 1;
     }
     // Root's listener first: its connections are served ahead of a flood.
+    // One per turn (the listener stays readable while more wait): no
+    // accept that finds none on root's hot path.
     for (int i = 0; i < n; ++i) {
-      if (events[i].data.u64 == root_listen_tag) accept_some(root_listener_.get());
+      if (events[i].data.u64 == root_listen_tag) accept_some(root_listener_.get(), 1);
     }
     for (int i = 0; i < n; ++i) {
       const auto tag = events[i].data.u64;
       if (tag == root_listen_tag) continue;
       if (tag == listen_tag) {
-        accept_some(listener_.get());
+        accept_some(listener_.get(), accepts_per_turn);
       } else if (tag == signal_tag) {
         stopping_ = true;
       } else {
@@ -80,7 +87,7 @@ int server::run() {
   // Leave only the persistent blocks and foreign entries.
   for (const auto& key : conns_.keys()) drop(key);
   pending_.clear();
-  if (root_listener_) ::unlinkat(folder_, detail::broker_presence::name_of("root").c_str(), 0);
+  if (root_listener_) ::unlink(root_socket_.c_str());
   if (const auto ec = kernel_.commit(wanted(), why, true)) log("kernel list at exit: %s", why.c_str());
   return 0;
 }
@@ -134,16 +141,17 @@ bool server::listen() {
 // 0600): root's requests never queue behind other users' connections.
 // Without it root uses the abstract name like everyone.
 void server::listen_for_root() {
-  const auto path = detail::broker_presence::root_socket();
-  const auto address = wire::path_address(path);
+  const auto path = detail::broker_presence::root_socket(listener_.get());
+  const auto address = path ? wire::path_address(*path) : std::nullopt;
   if (!address) return;
-  ::unlinkat(folder_, detail::broker_presence::name_of("root").c_str(), 0); // a predecessor's
+  root_socket_ = *path;
+  ::unlink(path->c_str()); // a predecessor's
   unique_fd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   const auto mask = ::umask(077);
   const bool bound = s && ::bind(s.get(), reinterpret_cast<const sockaddr*>(&address->addr), address->length) == 0;
   ::umask(mask);
   if (!bound || ::listen(s.get(), 512) != 0) {
-    log("no socket for root at %s (%s): root uses @%s too", path.c_str(), std::strerror(errno),
+    log("no socket for root at %s (%s): root uses @%s too", path->c_str(), std::strerror(errno),
         opts_.socket_name.c_str());
     return;
   }
@@ -157,8 +165,8 @@ bool server::watch(int fd, std::uint64_t tag) {
   return ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
-void server::accept_some(int listener) {
-  for (int i = 0; i < accepts_per_turn; ++i) {
+void server::accept_some(int listener, int most) {
+  for (int i = 0; i < most; ++i) {
     unique_fd fd(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) {
       if ((errno == EMFILE || errno == ENFILE) && spare_) {
@@ -181,7 +189,7 @@ void server::accept_some(int listener) {
     conns_.add(std::move(fd), *peer);
     // A client sends its request right after connecting: answer it now
     // rather than after another trip through epoll_wait.
-    serve(key, EPOLLIN);
+    if (peer->uid == 0 || i < answered_on_accept) serve(key, EPOLLIN);
   }
 }
 
@@ -253,16 +261,18 @@ void server::end_turn() {
   bool force = false;
   for (const auto& p : pending_) force = force || p.must_write;
   std::string why;
-  const auto ec = kernel_.commit(wanted(), why, force);
-  if (ec) refusals_.note(0, "kernel list changes", why);
+  std::error_code ec;
+  if (kernel_.dirty() || force) ec = kernel_.commit(wanted(), why, force);
+  if (ec) refusals_.problem("kernel list not written, grants of this turn refused: " + why);
   for (auto& p : pending_) {
     auto* c = conns_.find(p.key);
     if (c == nullptr || c->serial != p.serial) continue; // gone this turn: its grant went with it
     if (ec && (p.grant != 0 || p.created || p.must_write)) {
       if (p.grant != 0 && c->held == p.grant) forget(*c);
-      if (p.created) {
-        std::error_code ignored;
-        store_.set(detail::linux_store::remove(*p.created, ignored));
+      if (p.created) { // not enforced: not created
+        std::error_code undo;
+        auto before = detail::linux_store::remove(*p.created, undo);
+        if (!undo) store_.set(std::move(before));
         kernel_.touch();
       }
       const auto kind = p.reply.kind;
@@ -292,12 +302,31 @@ port_range server::ephemeral() {
 
 bool server::meets_ephemeral(port_range r) { return r.count() != 0 && r.overlaps(ephemeral()); }
 
-detail::port_bitmap server::wanted() {
+std::uint32_t server::unprivileged_start() {
+  const auto now = clock::now();
+  if (now - unprivileged_read_ > std::chrono::milliseconds(250)) {
+    unprivileged_ = unprivileged_port_start();
+    unprivileged_read_ = now;
+  }
+  return unprivileged_;
+}
+
+const detail::port_bitmap& server::wanted() {
+  const auto key = std::tuple(table_.version(), store_.version(), ephemeral());
+  if (store_.damaged()) { // persistent blocks unknown: remove nothing we listed before
+    wanted_key_.reset();
+  } else if (wanted_key_ == key) {
+    return wanted_;
+  }
   auto blocks = table_.all_ports();
   blocks |= store_.all_ports();
-  auto out = detail::reserved_ports::to_enforce(blocks, ephemeral());
-  if (store_.damaged()) out |= kernel_.owner().owned(); // persistent blocks unknown: remove nothing
-  return out;
+  wanted_ = detail::reserved_ports::to_enforce(blocks, std::get<2>(key));
+  if (store_.damaged()) {
+    wanted_ |= kernel_.owner().owned();
+  } else {
+    wanted_key_ = key;
+  }
+  return wanted_;
 }
 
 detail::port_bitmap server::wanted_with(const std::vector<detail::linux_store::entry>& stored) {

@@ -15,6 +15,7 @@
 #include "portresd/store_view.hpp"
 
 #include <optional>
+#include <tuple>
 #include <vector>
 
 namespace portres::portresd {
@@ -51,7 +52,7 @@ private:
   bool listen();
   void listen_for_root();
   bool watch(int fd, std::uint64_t tag);
-  void accept_some(int listener);
+  void accept_some(int listener, int most);
   void refuse_connection(detail::linux_files::unique_fd fd, std::uint32_t uid);
   void serve(int key, std::uint32_t events);
   void drop(int key);
@@ -65,7 +66,7 @@ private:
   std::error_code persistent(connection& c, const detail::broker_wire::request& q, detail::broker_wire::reply& r,
                              outcome& out);
   void list_page(connection& c, std::uint64_t cursor, detail::broker_wire::reply& r) const;
-  port_range place_for(protocol p, port_range request, port_range placement, const detail::port_bitmap* list,
+  port_range place_for(protocol p, port_range request, port_range placement, const detail::port_bitmap* foreign,
                        std::error_code& ec);
   const detail::port_bitmap* held_ports(protocol p, port_range request, std::error_code& ec);
   bool may_persist(const connection& c) const;
@@ -73,10 +74,11 @@ private:
   /// What the kernel list must hold for us: live and persistent blocks where
   /// they meet the ephemeral range (and, with the store unreadable, whatever
   /// we listed before: persistent blocks unknown, nothing removed).
-  detail::port_bitmap wanted();
+  const detail::port_bitmap& wanted();
   detail::port_bitmap wanted_with(const std::vector<detail::linux_store::entry>& stored);
   port_range ephemeral();
   bool meets_ephemeral(port_range r);
+  std::uint32_t unprivileged_start(); // ip_unprivileged_port_start, read at most every 250 ms
   void forget(connection& c);
 
   const options& opts_;
@@ -90,12 +92,16 @@ private:
   refusal_log refusals_;
   detail::broker_presence::marker presence_;
   detail::linux_files::unique_fd listener_, root_listener_, signals_, epoll_, spare_;
+  std::string root_socket_; // the path of root_listener_
   std::vector<pending> pending_;
+  detail::port_bitmap wanted_; // what wanted() said for wanted_key_
+  std::optional<std::tuple<std::uint64_t, std::uint64_t, port_range>> wanted_key_;
   std::optional<detail::port_bitmap> held_this_turn_[2]; // ports sockets hold, asked once per turn
   detail::port_bitmap recent_held_;
   bool stopping_ = false;
   port_range ephemeral_;
-  clock::time_point ephemeral_read_{}, last_sweep_{};
+  std::uint32_t unprivileged_ = 1024;
+  clock::time_point ephemeral_read_{}, unprivileged_read_{}, last_sweep_{};
 };
 
 } // namespace portres::portresd

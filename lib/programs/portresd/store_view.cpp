@@ -19,6 +19,7 @@ bool store_view::load(std::string& problem) {
   std::error_code ec;
   auto entries = detail::linux_store::load(ec);
   damaged_ = static_cast<bool>(ec);
+  ++version_;
   if (ec) {
     problem = ec.message();
     return false;
@@ -42,6 +43,7 @@ void store_view::set(std::vector<detail::linux_store::entry> entries) {
   for (const auto& e : entries_) ports_[e.proto == protocol::tcp ? 0 : 1].set_range(e.range.first(), e.range.last());
   stamp_ = store_mtime();
   damaged_ = false;
+  ++version_;
 }
 
 detail::port_bitmap store_view::all_ports() const {

@@ -32,6 +32,8 @@ public:
   detail::port_bitmap all_ports() const;
   /// The last load failed: persistent blocks are unknown.
   bool damaged() const { return damaged_; }
+  /// Changes whenever the entries may have (for caches of what depends on them).
+  std::uint64_t version() const { return version_; }
 
 private:
   std::vector<detail::linux_store::entry> entries_;
@@ -39,6 +41,7 @@ private:
   std::optional<std::int64_t> stamp_;
   std::chrono::steady_clock::time_point checked_{};
   bool damaged_ = false;
+  std::uint64_t version_ = 0;
 };
 
 } // namespace portres::portresd

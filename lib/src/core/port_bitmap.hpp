@@ -52,6 +52,19 @@ public:
     }
   }
 
+  /// How many ports of [lo, hi] are set (a word at a time).
+  std::uint32_t count(std::uint32_t lo, std::uint32_t hi) const noexcept {
+    if (lo > hi) return 0;
+    std::uint32_t n = 0;
+    for (std::uint32_t w = lo >> 6; w <= (hi >> 6); ++w) {
+      std::uint64_t word = words_[w];
+      if (w == (lo >> 6)) word &= ~std::uint64_t{0} << (lo & 63);
+      if (w == (hi >> 6) && (hi & 63) != 63) word &= (std::uint64_t{1} << ((hi & 63) + 1)) - 1;
+      n += static_cast<std::uint32_t>(std::popcount(word));
+    }
+    return n;
+  }
+
   /// Calls f(first, last) for each run of set ports inside [lo, hi], in order.
   template <class F>
   void for_each_run(std::uint32_t lo, std::uint32_t hi, F f) const {

@@ -10,9 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
-#include <thread>
 
 #include <fcntl.h>
 
@@ -26,8 +24,10 @@ namespace {
 
 // A daemon that stops answering must not hang its clients for ever.
 constexpr timeval reply_timeout{10, 0};
-// How long a full backlog is retried: a busy daemon drains it in far less.
-constexpr auto busy_patience = std::chrono::seconds(1);
+// How long a full backlog (and a send) may wait: a busy daemon drains it in
+// far less. Root waits 20 ms, then uses its own socket.
+constexpr timeval busy_patience{1, 0};
+constexpr timeval root_patience{0, 20000};
 
 std::error_code last_error() { return {errno, std::system_category()}; }
 
@@ -35,26 +35,13 @@ std::error_code last_error() { return {errno, std::system_category()}; }
 
 namespace {
 
-// A connected socket to `address` (shown as `shown`) whose peer is root.
-// Non-blocking connect: a listener that never accepts (anyone may bind an
-// abstract name) cannot hold us; a full backlog answers EAGAIN at once.
-linux_files::unique_fd connect_to(const broker_wire::socket_address& address, const std::string& shown,
-                                  bool retry_busy, std::error_code& ec, std::string* why) {
-  linux_files::unique_fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) {
-    ec = last_error();
-    if (why) *why = "socket: " + ec.message();
-    return {};
-  }
-  const auto deadline = std::chrono::steady_clock::now() + busy_patience;
-  auto pause = std::chrono::microseconds(100);
-  while (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address.addr), address.length) != 0) {
+// Connects `fd` to `address` (shown as `shown`) and checks that the peer is
+// root. With O_NONBLOCK a full backlog answers at once; without, it is
+// waited for at most the send timeout (the kernel bounds a connect by it).
+bool connect_to(int fd, const broker_wire::socket_address& address, const std::string& shown, std::error_code& ec,
+                std::string* why) {
+  while (::connect(fd, reinterpret_cast<const sockaddr*>(&address.addr), address.length) != 0) {
     if (errno == EINTR) continue;
-    if (errno == EAGAIN && retry_busy && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, std::chrono::microseconds(20000));
-      continue;
-    }
     if (errno == EAGAIN) {
       ec = linux_error::broker_busy;
       if (why) *why = shown + " does not take connections (its backlog is full)";
@@ -62,49 +49,70 @@ linux_files::unique_fd connect_to(const broker_wire::socket_address& address, co
       ec = last_error();
       if (why) *why = "no broker answers on " + shown + " (" + ec.message() + ")";
     }
-    return {};
+    return false;
   }
   ucred peer{};
   socklen_t peer_len = sizeof peer;
-  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0) {
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0) {
     ec = last_error();
     if (why) *why = "SO_PEERCRED: " + ec.message();
-    return {};
+    return false;
   }
   if (peer.uid != 0) {
     // Anyone can bind an abstract name; only root's listener is the broker.
     ec = error::backend_unavailable;
     if (why) *why = "portresd name " + shown + " held by non-root uid " + std::to_string(peer.uid) + " (pid " +
                     std::to_string(peer.pid) + ", impostor): not root, refused";
-    return {};
+    return false;
   }
-  // Blocking from here, every wait bounded: the peer is root's daemon.
-  ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &reply_timeout, sizeof reply_timeout);
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &reply_timeout, sizeof reply_timeout);
   ec.clear();
-  return fd;
+  return true;
 }
 
 } // namespace
 
 int connect(const std::string& name, std::error_code& ec, std::string* why, bool retry_busy) {
   ec.clear();
-  // Root first tries the daemon's socket for root (a file only root may
-  // connect to): there its connections never wait behind other users'.
-  if (::geteuid() == 0) {
-    if (const auto root = broker_wire::path_address(broker_presence::root_socket())) {
-      if (auto fd = connect_to(*root, broker_presence::root_socket(), retry_busy, ec, nullptr)) return fd.release();
-    }
-    ec.clear();
-  }
   const auto address = broker_wire::abstract_address(name);
   if (!address) {
     ec = std::make_error_code(std::errc::invalid_argument);
     if (why) *why = "broker socket name '" + name + "' is empty or too long";
     return -1;
   }
-  return connect_to(*address, "@" + name, retry_busy, ec, why).release();
+  // Every wait on this socket is bounded: a listener that never accepts
+  // (anyone may bind an abstract name) holds a connect for at most the send
+  // timeout, or not at all without `retry_busy`.
+  const bool root = ::geteuid() == 0;
+  linux_files::unique_fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | (retry_busy ? 0 : SOCK_NONBLOCK), 0));
+  if (!fd) {
+    ec = last_error();
+    if (why) *why = "socket: " + ec.message();
+    return -1;
+  }
+  if (retry_busy) {
+    // Root has a way round a full backlog (below): it waits only a moment.
+    const auto& patience = root ? root_patience : busy_patience;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof patience);
+  }
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &reply_timeout, sizeof reply_timeout);
+  if (!connect_to(fd.get(), *address, "@" + name, ec, why)) {
+    // Root, whose connection the name does not take (a flood fills its
+    // backlog, or a squatter holds it), goes through the daemon's socket for
+    // root: a file only root may connect to, served first.
+    if (!root) return -1;
+    linux_files::unique_fd again(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    const auto path = again ? broker_presence::root_socket(again.get()) : std::nullopt;
+    const auto root_address = path ? broker_wire::path_address(*path) : std::nullopt;
+    std::error_code root_ec;
+    if (!root_address || !connect_to(again.get(), *root_address, *path, root_ec, nullptr)) return -1;
+    ::setsockopt(again.get(), SOL_SOCKET, SO_SNDTIMEO, &busy_patience, sizeof busy_patience);
+    ::setsockopt(again.get(), SOL_SOCKET, SO_RCVTIMEO, &reply_timeout, sizeof reply_timeout);
+    ::fcntl(again.get(), F_SETFL, ::fcntl(again.get(), F_GETFL) & ~O_NONBLOCK);
+    ec.clear();
+    return again.release();
+  }
+  if (!retry_busy) ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+  return fd.release();
 }
 
 broker_wire::reply receive(int fd, std::error_code& ec) {

@@ -3,9 +3,9 @@
 // the block when the connection closes (release, exit or crash), as Windows
 // frees a reservation with its handle. Every connection checks that the peer
 // is root (SO_PEERCRED), so nobody else can pose as the broker, and nothing
-// on the socket waits without a bound: the connect never blocks (a listener
-// whose backlog is full is retried for at most a second), sends and replies
-// time out.
+// on the socket waits without a bound: a connect to a listener whose backlog
+// is full waits at most a second (root: 20 ms, then the daemon's socket for
+// root), sends and replies time out.
 //
 // Fork: the connection is inherited (close-on-exec, so not across exec); the
 // block then lives until parent and child have both closed it, and a release
@@ -62,9 +62,10 @@ private:
 };
 
 namespace broker_link {
-/// A connected SOCK_SEQPACKET socket to abstract `name`, the peer checked to
-/// be root; -1 with `ec` (and `why` in words) otherwise. Never blocks: a
-/// full backlog is retried for at most a second when `retry_busy`, then
+/// A connected SOCK_SEQPACKET socket to abstract `name` (for root, else the
+/// daemon's socket for root), the peer checked to be root; -1 with `ec`
+/// (and `why` in words) otherwise. A full backlog is waited for at most a
+/// second when `retry_busy`, not at all otherwise, then
 /// linux_error::broker_busy. Sends and receives on it time out.
 int connect(const std::string& name, std::error_code& ec, std::string* why = nullptr, bool retry_busy = true);
 /// Sends `r` and reads one reply on `fd` (bounded wait). An error reply

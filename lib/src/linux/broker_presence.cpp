@@ -5,8 +5,13 @@
 #include <cerrno>
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71 // Linux 5.14
+#endif
 
 namespace portres::detail::broker_presence {
 namespace {
@@ -47,7 +52,12 @@ linux_files::unique_fd open_folder(bool create, std::error_code& ec) {
   return dir;
 }
 
-std::string root_socket() { return folder() + "/" + name_of("root"); }
+std::optional<std::string> root_socket(int fd) {
+  std::uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (::getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) return std::nullopt;
+  return folder() + "/root." + std::to_string(cookie);
+}
 
 bool daemon_serves() {
   const auto path = folder();

@@ -9,7 +9,7 @@
 //   kernel-lock.<netns>  the writers' lock around each read-modify-write of
 //                        the kernel list (0600)
 //   kernel-owned.<netns> the daemon's record of the entries it added
-//   root.<netns>         portresd's second listening socket, for root only
+//   root.<netns cookie>  portresd's second listening socket, for root only
 //                        (a socket file of mode 0600): root's connections
 //                        never queue behind other users' in the backlog of
 //                        the abstract name, which anyone may flood or squat
@@ -21,6 +21,7 @@
 
 #include "linux/state_files.hpp"
 
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -37,8 +38,11 @@ std::string name_of(const char* what);
 /// error::unsafe_path otherwise.
 linux_files::unique_fd open_folder(bool create, std::error_code& ec);
 
-/// The path of the daemon's socket for root.
-std::string root_socket();
+/// The path of the daemon's socket for root in the network namespace of
+/// socket `fd` (named by its SO_NETNS_COOKIE, which costs a client one
+/// getsockopt where the namespace's inode costs a stat of /proc); nullopt
+/// when the kernel cannot say (before 5.14).
+std::optional<std::string> root_socket(int fd);
 
 /// Whether a portresd serves this network namespace now: its presence file
 /// is write-locked. Costs a stat and an open (and one fcntl when the file

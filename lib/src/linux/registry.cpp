@@ -186,7 +186,8 @@ public:
     if (ec) return nullptr;
     if (list && enforcing_) {
       std::uint32_t remaining = 0;
-      if ((ec = kernel_->check_share(*list, wanted_ports(live, stored), granted, ephemeral, remaining))) return nullptr;
+      if ((ec = kernel_->check_share(kernel_->foreign(*list), wanted_ports(live, stored), granted, ephemeral, remaining)))
+        return nullptr;
     }
     live.push_back({p, granted, token, platform::process_id()});
     const bool kernel_changes = enforcing_ && !(wanted_ports(live, stored) == kernel_->owned());
@@ -258,12 +259,14 @@ public:
     const auto after = linux_store::add(e, live_ranges, [&](const std::vector<linux_store::entry>& stored) {
       std::uint32_t remaining = 0;
       if (!list || !enforcing_) return std::error_code();
-      return kernel_->check_share(*list, wanted_ports(live, stored), e.range, platform::ephemeral_range(), remaining);
+      return kernel_->check_share(kernel_->foreign(*list), wanted_ports(live, stored), e.range,
+                                  platform::ephemeral_range(), remaining);
     }, ec);
     if (ec) return {};
     if (enforcing_ && (ec = sync_kernel(live, after))) {
-      std::error_code ignored; // not enforced: not created
-      sync_kernel(live, linux_store::remove(e, ignored));
+      std::error_code undo; // not enforced: not created
+      const auto before = linux_store::remove(e, undo);
+      if (!undo) sync_kernel(live, before);
       return {};
     }
     return linux_store::token_of(e);

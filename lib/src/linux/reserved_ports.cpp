@@ -151,8 +151,7 @@ std::error_code check_free_share(const port_bitmap& reserved, port_range ephemer
                                  std::uint32_t& remaining) {
   const std::uint32_t first = ephemeral.first();
   const std::uint32_t last = ephemeral.last();
-  std::uint32_t taken = 0;
-  reserved.for_each_run(first, last, [&](std::uint32_t a, std::uint32_t b) { taken += b - a + 1; });
+  const std::uint32_t taken = reserved.count(first, last);
   remaining = ephemeral.count() - taken;
   const auto needed = static_cast<std::uint32_t>(std::ceil(share * ephemeral.count()));
   return remaining < needed ? std::error_code(error::ephemeral_starved) : std::error_code();

@@ -47,14 +47,13 @@ port_bitmap reserved_ports_owner::foreign(const port_bitmap& list) const {
   return out;
 }
 
-std::error_code reserved_ports_owner::check_share(const port_bitmap& list, const port_bitmap& wanted,
-                                                  port_range block, port_range ephemeral,
-                                                  std::uint32_t& remaining) const {
-  port_bitmap reserved = foreign(list);
+std::error_code reserved_ports_owner::check_share(const port_bitmap& foreign, const port_bitmap& wanted,
+                                                  port_range block, port_range ephemeral, std::uint32_t& remaining) {
+  port_bitmap reserved = foreign;
   reserved |= wanted;
   reserved.set_range(block.first(), block.last());
-  return reserved_ports::check_free_share(reserved_ports::to_enforce(reserved, ephemeral), ephemeral,
-                                          reserved_ports::required_free_share(), remaining);
+  // Counted inside the ephemeral range only: the kernel allocates nowhere else.
+  return reserved_ports::check_free_share(reserved, ephemeral, reserved_ports::required_free_share(), remaining);
 }
 
 std::error_code reserved_ports_owner::record(const port_bitmap& ports) {

@@ -48,10 +48,10 @@ public:
   port_bitmap foreign(const port_bitmap& list) const;
 
   /// error::ephemeral_starved when the list as it would be with `wanted`
-  /// plus `block` (its part inside `ephemeral`) leaves less than the
+  /// plus `block` besides the `foreign` entries leaves less than the
   /// required share of `ephemeral` free; `remaining` is what would be left.
-  std::error_code check_share(const port_bitmap& list, const port_bitmap& wanted, port_range block,
-                              port_range ephemeral, std::uint32_t& remaining) const;
+  static std::error_code check_share(const port_bitmap& foreign, const port_bitmap& wanted, port_range block,
+                                     port_range ephemeral, std::uint32_t& remaining);
 
   /// Makes the list (entries others added) | `wanted` (see above). Returns
   /// linux_error::enforcement_failed with `why` in words when the writers'
