@@ -117,11 +117,21 @@ int connect(const std::string& name, std::error_code& ec, std::string* why, bool
 
 broker_wire::reply receive(int fd, std::error_code& ec) {
   std::uint8_t buf[broker_wire::max_reply_size];
+  int flags = MSG_TRUNC;
   while (true) {
-    const auto n = ::recv(fd, buf, sizeof buf, MSG_TRUNC);
+    const auto n = ::recv(fd, buf, sizeof buf, flags);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == ECONNRESET && flags == MSG_TRUNC) {
+      // The daemon closed a connection whose request it had not read (it
+      // refused it): the kernel reports that first, then the reply it sent.
+      flags = MSG_TRUNC | MSG_DONTWAIT;
+      continue;
+    }
     if (n < 0) {
-      ec = errno == EAGAIN ? std::make_error_code(std::errc::timed_out) : last_error();
+      const bool reset = flags != MSG_TRUNC; // nothing followed the reset
+      ec = reset ? std::make_error_code(std::errc::connection_reset)
+           : errno == EAGAIN ? std::make_error_code(std::errc::timed_out)
+                             : last_error();
       return {};
     }
     if (n == 0) {
