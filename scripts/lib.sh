@@ -16,7 +16,7 @@ install_missing() {
 }
 
 native_packages=(cmake g++ make libasio-dev libmsgsl-dev doctest-dev libbenchmark-dev
-  libbenchmark-tools iproute2 util-linux python3 gnuplot-nox)
+  libbenchmark-tools iproute2 util-linux python3 python3-yaml pkgconf ccache gnuplot-nox)
 # scripts/bench: the peers (nginx, ab, wrk) and the system-call counter.
 bench_packages=(nginx-light apache2-utils wrk strace)
 windows_packages=(mingw-w64 g++-mingw-w64-x86-64-posix wine wine64)

@@ -1,13 +1,13 @@
 // Every asynchronous operation works with each completion token: callback,
-// asio::use_future, asio::use_awaitable (co_spawn) and
-// asio::experimental::deferred.
+// asio::use_future, asio::use_awaitable (co_spawn) and deferred
+// (asio::deferred; asio::experimental::deferred before Asio 1.24).
 #include "portres/portres.hpp"
 
+#include "deferred_token.hpp"
 #include "support.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
-#include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/udp.hpp>
@@ -85,10 +85,10 @@ TEST_CASE("use_awaitable") {
 TEST_CASE("deferred") {
   asio::io_context io;
   bool finished = false;
-  auto op = async_acquire(io.get_executor(), protocol::udp, port_range::wildcard(2), asio::experimental::deferred);
+  auto op = async_acquire(io.get_executor(), protocol::udp, port_range::wildcard(2), portres_test::deferred);
   std::move(op)([&](std::error_code ec, runtime_reservation r) {
     CHECK_FALSE(ec);
-    auto release = r.async_release(asio::experimental::deferred);
+    auto release = r.async_release(portres_test::deferred);
     std::move(release)([&](std::error_code ec2) {
       CHECK_FALSE(ec2);
       finished = true;
@@ -111,7 +111,7 @@ TEST_CASE("socket_pool::async_get with each completion token") {
     CHECK(r.range().contains(s.port()));
     ++got;
   });
-  auto deferred_get = pool.async_get(asio::experimental::deferred);
+  auto deferred_get = pool.async_get(portres_test::deferred);
   std::move(deferred_get)([&](std::error_code ec, pooled_socket<asio::ip::udp>) {
     CHECK_FALSE(ec);
     ++got;

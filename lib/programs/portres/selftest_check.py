@@ -3,8 +3,9 @@
 
 Native Linux: every check runs against the Linux backend and none may fail
 (persistent needs root: as root it runs inside a private network namespace
-with private portres folders). Under Wine (--wine): the native checks must
-report not_supported with the code Wine answers, and none may fail.
+with private portres folders). Native Windows: none may fail. Under Wine
+(--wine): the native checks must report not_supported with the code Wine
+answers, and none may fail.
 Also checks the text mode prints one line per check, that os_error carries
 the OS's own code (null where portres itself detected the failure), and that
 a cancellation check passes only when its operation was really pending.
@@ -55,7 +56,7 @@ def main():
     for folder in ("run", "state"):
         os.makedirs(os.path.join(scratch, folder), mode=0o700)
     cmd = list(a.emulator) + [a.cli, "selftest"]
-    if not a.wine and os.geteuid() == 0:
+    if not a.wine and sys.platform.startswith("linux") and os.geteuid() == 0:
         # loopback only, and persistent reservations touch ip_local_reserved_ports: a private namespace.
         cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"] + cmd
 
@@ -111,6 +112,9 @@ def main():
                f"persistent carries GetProcAddress' code: {by_name['persistent'].get('os_error')}")
         expect(by_name["cancel_pending"].get("result") in ("not_supported", "pass"),
                f"cancel_pending under Wine: {by_name['cancel_pending'].get('result')}")
+    elif sys.platform == "win32":
+        # Native Windows (the MSVC build's ctest): the generic checks above, and the OS named.
+        expect(report["os"].startswith("Windows"), f"Windows is named in the report: {report['os']}")
     else:
         expect(report["os"].startswith("Linux"), "Linux is named in the report")
         for name in ["wildcard_acquire", "specific_acquire", "associate_bind_20", "exhausted_21st", "release", "ipv6_bind"]:
