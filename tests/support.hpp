@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -41,6 +42,14 @@ namespace portres_test {
 bool in_private_netns();
 /// A per-process scratch folder, removed at exit.
 const std::filesystem::path& scratch_dir();
+
+/// `full` divided by PORTRES_RACE_SCALE (a divisor, default 1): the
+/// sanitizer suites run the long races and floods smaller.
+inline int race_scaled(int full) {
+  const char* s = std::getenv("PORTRES_RACE_SCALE");
+  const int v = s ? std::atoi(s) : 1;
+  return full / (v > 0 ? v : 1);
+}
 
 /// The first line of a sysctl (or any small file); empty when unreadable.
 /// One read from offset 0 with room for any sysctl: a /proc/sys file longer

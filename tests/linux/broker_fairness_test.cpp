@@ -24,12 +24,6 @@ namespace wire = portres::detail::broker_wire;
 
 namespace {
 
-// 4,000 acquires; PORTRES_RACE_SCALE (a divisor) shrinks it for the sanitizer suites.
-int burst_size() {
-  const char* scale = std::getenv("PORTRES_RACE_SCALE");
-  return 4000 / std::max(1, scale ? std::atoi(scale) : 1);
-}
-
 // How long one root grant takes now.
 std::chrono::milliseconds time_root_grant(const test_daemon& daemon, std::uint64_t token) {
   auto broker = daemon.client();
@@ -50,7 +44,7 @@ TEST_CASE("portresd fairness: one user's 4,000 pipelined acquires, and its death
   const auto policy = scratch_dir() / "portresd.policy";
   std::ofstream(policy) << "max-blocks 65534 5000\nmax-ports 65534 5000\nmax-connections 65534 5000\n";
   test_daemon daemon("fair", policy.string());
-  const int burst = burst_size();
+  const int burst = race_scaled(4000); // 4,000 acquires (fewer under the sanitizers)
   const auto eph = portres::detail::platform::ephemeral_range();
   REQUIRE(eph.count() >= 2 * burst + 200);
 

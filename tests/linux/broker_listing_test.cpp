@@ -19,13 +19,6 @@ namespace wire = portres::detail::broker_wire;
 
 namespace {
 
-// 12,000 grants (the listing runs to 24 pages); PORTRES_RACE_SCALE (a
-// divisor) shrinks it for the sanitizer suites.
-unsigned live_grants() {
-  const char* scale = std::getenv("PORTRES_RACE_SCALE");
-  return 12000 / static_cast<unsigned>(std::max(1, scale ? std::atoi(scale) : 1));
-}
-
 // Runs `command` and returns its standard output.
 std::string output_of(const std::string& command) {
   std::string out;
@@ -51,7 +44,8 @@ TEST_CASE("portres show --json lists every one of 12,000 live grants of the daem
 #if !defined(PORTRES_CLI)
   PORTRES_SKIP("the portres CLI is not built");
 #else
-  const unsigned live = live_grants();
+  // 12,000 grants, the listing 24 pages (fewer under the sanitizers).
+  const auto live = static_cast<unsigned>(race_scaled(12000));
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
   if (limit.rlim_max < live + 200) PORTRES_SKIP("the descriptor limit is below 12,200 (a grant is a connection)");
