@@ -67,10 +67,7 @@ TEST_CASE("portresd default policy: one user cannot take the placement range, ro
   CHECK(verdict(root.ask("acquire tcp 0 256")) == "ok");
   // The ephemeral range stays at least half free for everyone.
   const auto eph = portres::detail::platform::ephemeral_range();
-  std::ifstream reserved("/proc/sys/net/ipv4/ip_local_reserved_ports");
-  std::string list;
-  std::getline(reserved, list);
-  const auto taken = portres::detail::linux_files::parse_port_list(list).value_or(portres::detail::port_bitmap{});
+  const auto taken = portres::detail::linux_files::parse_port_list(read_sysctl(reserved_ports_path)).value_or(portres::detail::port_bitmap{});
   std::uint32_t remaining = 0;
   CHECK_FALSE(portres::detail::reserved_ports::check_free_share(taken, eph, 0.5, remaining));
 }

@@ -84,7 +84,7 @@ struct shared_state {
 } // namespace
 
 TEST_CASE("race: no two live grants ever overlap (processes, listings, SIGKILLs)") {
-  const int acquires = race_scaled(full_acquires);
+  const int acquires = portres_test::race_scaled(full_acquires);
   void* memory = ::mmap(nullptr, sizeof(shared_state), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   REQUIRE(memory != MAP_FAILED);
   auto& st = *new (memory) shared_state{};
