@@ -1,5 +1,5 @@
 // Case 3, taking a socket from a pool with ready stock: the synchronous path
-// (try_get) and async_get through a running io_context. Case 4, the
+// (try_get), async_get through a running io_context, and async_connect. Case 4, the
 // reservation lifecycle: acquire + associate + release, sync and async, and
 // acquire cost against block size.
 #include "bench_support.hpp"
@@ -7,9 +7,11 @@
 #include "portres/portres.hpp"
 
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/ip/udp.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 namespace {
@@ -94,6 +96,59 @@ void pool_get_async(benchmark::State& state) {
     if (!wait_for(io, op->done, state)) break;
     if (op->failed) ++errors;
     lat.add_timed(state, op->stop - start);
+    op->got = {};
+    io.poll();
+  }
+  lat.report(state);
+  state.counters["errors"] = static_cast<double>(errors);
+}
+
+// async_connect with ready stock: from the call to the handler, the
+// connect to a loopback listener included (it accepts and closes). Each
+// connection is reset afterwards, outside the timer.
+void pool_connect_async(benchmark::State& state) {
+  prepare_environment();
+  asio::io_context io;
+  auto busy = asio::make_work_guard(io);
+  asio::ip::tcp::acceptor listener(io, asio::ip::tcp::endpoint(loopback, 0));
+  std::function<void()> accept = [&] {
+    listener.async_accept([&](std::error_code ec, asio::ip::tcp::socket) {
+      if (!ec) accept(); // the accepted socket closes here
+    });
+  };
+  accept();
+  auto block = portres::acquire(io.get_executor(), portres::protocol::tcp, portres::port_range::wildcard(1024));
+  portres::socket_pool<asio::ip::tcp>::options o;
+  o.low_water = 64;
+  o.high_water = 256;
+  o.rest_interval = std::chrono::milliseconds(0); // reset connections leave no TIME_WAIT
+  portres::socket_pool<asio::ip::tcp> pool(io.get_executor(), block, loopback, o);
+  const auto warm = clock_type::now() + std::chrono::seconds(30);
+  while (pool.stats().ready < 256 && clock_type::now() < warm) io.run_one_for(std::chrono::milliseconds(100));
+  latencies lat;
+  std::uint64_t errors = 0;
+  for (auto _ : state) {
+    struct shared {
+      std::atomic<bool> done{false};
+      clock_type::time_point stop;
+      portres::pooled_socket<asio::ip::tcp> got;
+      bool failed = false;
+    };
+    auto op = std::make_shared<shared>();
+    const auto start = clock_type::now();
+    pool.async_connect(listener.local_endpoint(), [op](std::error_code ec, portres::pooled_socket<asio::ip::tcp> s) {
+      op->stop = clock_type::now();
+      op->failed = static_cast<bool>(ec);
+      op->got = std::move(s);
+      op->done = true;
+    });
+    if (!wait_for(io, op->done, state)) break;
+    if (op->failed) ++errors;
+    lat.add_timed(state, op->stop - start);
+    if (op->got) {
+      std::error_code ignored;
+      op->got->set_option(asio::socket_base::linger(true, 0), ignored);
+    }
     op->got = {};
     io.poll();
   }
@@ -258,6 +313,7 @@ void register_acquire_cases(const std::string& mode) {
 
 BENCHMARK(pool_get_sync)->Name("pool/get_sync")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(pool_get_async)->Name("pool/get_async")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(pool_connect_async)->Name("pool/connect_async")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(lifecycle_sync)->Name("lifecycle/acquire_associate_release/sync")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(acquire_by_size)
     ->Name("lifecycle/acquire")

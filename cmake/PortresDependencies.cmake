@@ -110,3 +110,19 @@ function(portres_find_dependency name)
     message(FATAL_ERROR "portres needs ${hint}")
   endif()
 endfunction()
+
+# portres_asio_version(VAR): ASIO_VERSION (e.g. 102201) of the asio::asio found,
+# read from its asio/version.hpp; empty when no folder of it holds one.
+function(portres_asio_version var)
+  set(version)
+  get_target_property(dirs asio::asio INTERFACE_INCLUDE_DIRECTORIES)
+  foreach(dir IN LISTS dirs)
+    if(NOT version AND EXISTS "${dir}/asio/version.hpp")
+      file(STRINGS "${dir}/asio/version.hpp" line REGEX "^#define ASIO_VERSION [0-9]+")
+      if(line MATCHES "ASIO_VERSION ([0-9]+)") # "#define ASIO_VERSION 102201 // 1.22.1"
+        set(version ${CMAKE_MATCH_1})
+      endif()
+    endif()
+  endforeach()
+  set(${var} "${version}" PARENT_SCOPE)
+endfunction()

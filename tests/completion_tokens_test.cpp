@@ -137,3 +137,31 @@ TEST_CASE("socket_pool::async_get with each completion token") {
   pool.close();
   runner.join();
 }
+
+TEST_CASE("callback: a named handler (an lvalue) is copied, as Asio allows, and the copy is called once") {
+  asio::io_context io;
+  int calls = 0;
+  runtime_reservation kept;
+  const auto on_acquired = [&](std::error_code ec, runtime_reservation r) {
+    CHECK_FALSE(ec);
+    kept = std::move(r);
+    ++calls;
+  };
+  async_acquire(io.get_executor(), protocol::udp, port_range::wildcard(4), on_acquired);
+  io.run_for(std::chrono::seconds(2));
+  REQUIRE(calls == 1);
+  socket_pool<asio::ip::udp>::options o;
+  o.low_water = 1;
+  o.high_water = 2;
+  socket_pool<asio::ip::udp> pool(io.get_executor(), kept, asio::ip::address_v4::loopback(), o);
+  auto on_socket = [&](std::error_code ec, pooled_socket<asio::ip::udp> s) {
+    CHECK_FALSE(ec);
+    CHECK(kept.range().contains(s.port()));
+    ++calls;
+  };
+  pool.async_get(on_socket);
+  pool.async_get(on_socket);
+  io.restart();
+  io.run_for(std::chrono::seconds(2));
+  CHECK(calls == 3);
+}

@@ -21,13 +21,13 @@ std::error_code sys(int value) { return {value, std::system_category()}; }
 
 TEST_CASE("every portres error has a distinct message and category portres") {
   std::set<std::string> messages;
-  for (int v = static_cast<int>(error::zero_count); v <= static_cast<int>(error::os_unsupported); ++v) {
+  for (int v = static_cast<int>(error::zero_count); v <= static_cast<int>(error::reservation_released); ++v) {
     const std::error_code ec = static_cast<error>(v);
     CHECK(std::string(ec.category().name()) == "portres");
     CHECK(ec.message().find("unknown") == std::string::npos);
     messages.insert(ec.message());
   }
-  CHECK(messages.size() == static_cast<std::size_t>(error::os_unsupported));
+  CHECK(messages.size() == static_cast<std::size_t>(error::reservation_released));
 }
 
 TEST_CASE("portres errors map to conditions") {
@@ -37,6 +37,7 @@ TEST_CASE("portres errors map to conditions") {
   CHECK(std::error_code(error::privilege_required) == condition::access_denied);
   CHECK(std::error_code(error::backend_unavailable) == condition::not_supported);
   CHECK(std::error_code(error::pool_closed) == condition::aborted);
+  CHECK(std::error_code(error::reservation_released) == condition::aborted);
   CHECK(std::error_code(error::zero_count) != condition::exhausted);
 }
 
@@ -49,6 +50,18 @@ TEST_CASE("detailed errors name the port or block") {
   CHECK(exhausted.message().find("50000-50019") != std::string::npos);
   const auto high = block_exhausted_error(65000, 536);
   CHECK(high.message().find("65000-65535") != std::string::npos);
+}
+
+TEST_CASE("a destination error names the block and the peer, and is an error from the first one on") {
+  const auto first = destination_exhausted_error(40000, 200, "[::1]:8443");
+  CHECK(first); // never the value 0, which would read as success
+  CHECK(first == condition::exhausted);
+  CHECK(first.message().find("40000-40199") != std::string::npos);
+  CHECK(first.message().find("[::1]:8443") != std::string::npos);
+  const auto other = destination_exhausted_error(40000, 200, "127.0.0.1:9001");
+  CHECK(other != first);
+  CHECK(other.message().find("127.0.0.1:9001") != std::string::npos);
+  CHECK(destination_exhausted_error(40000, 200, "[::1]:8443") == first); // kept once
 }
 
 TEST_CASE("errno values in the generic category map on every OS") {

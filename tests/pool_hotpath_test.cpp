@@ -3,6 +3,9 @@
 // errors that complete waiters, and initiating calls that never wait.
 #include "portres/reservation.hpp"
 #include "portres/socket_pool.hpp"
+#if defined(__linux__)
+#include "portres/linux_error.hpp"
+#endif
 
 #include "backend.hpp"
 #include "core/port_block.hpp"
@@ -19,6 +22,7 @@
 #include <cstdio>
 #include <chrono>
 #include <memory>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -275,6 +279,45 @@ public:
   std::error_code persistent_access() const override { return {}; }
 };
 
+// What a lease reports once lost: on Linux the broker's code; elsewhere no
+// lease is ever lost, and any code stands for it.
+#if defined(__linux__)
+const std::error_code lost_code = linux_error::reservation_lost;
+#else
+const std::error_code lost_code = std::make_error_code(std::errc::operation_canceled);
+#endif
+
+// A registry whose grants end without a release once `lose` is set (as when
+// portresd goes away).
+class losing_registry final : public detail::registry {
+public:
+  std::atomic<bool> lose{false};
+
+  class losing_lease final : public lease {
+  public:
+    explicit losing_lease(const std::atomic<bool>& lost) : lost_(lost) {}
+    std::error_code lost() override { return lost_ ? lost_code : std::error_code(); }
+
+  private:
+    const std::atomic<bool>& lost_;
+  };
+
+  std::unique_ptr<lease> grant(protocol, port_range request, reservation_token, detail::blocking, port_range& granted,
+                               std::error_code& ec) override {
+    ec.clear();
+    granted = request.is_wildcard() ? port_range{41000, request.count()} : request;
+    return std::make_unique<losing_lease>(lose);
+  }
+  void release(lease&, detail::blocking, std::error_code& ec) override { ec.clear(); }
+  std::error_code classify_unknown(reservation_token, detail::blocking) override { return error::unknown_token; }
+  std::optional<port_range> persistent_block(protocol, reservation_token, detail::blocking,
+                                             std::error_code& ec) override {
+    ec.clear();
+    return std::nullopt;
+  }
+  std::error_code persistent_access() const override { return {}; }
+};
+
 struct installed_backend {
   explicit installed_backend(detail::backend& b) : previous(detail::replace_active(&b)) {}
   ~installed_backend() { detail::replace_active(previous); }
@@ -323,6 +366,43 @@ TEST_CASE("async_acquire, async_release and async_associate never wait on the in
   REQUIRE(run_until(io, [&] { return released == 1; }));
   CHECK(slow->release_thread.load() != caller);
   CHECK(slow->release_thread.load() != std::thread::id{});
+}
+
+TEST_CASE("pool: a lost reservation (its broker gone) completes every waiter, within a retry") {
+  asio::io_context io;
+  auto losing = std::make_shared<losing_registry>();
+  detail::portable_backend backend(backend_kind::fallback, losing);
+  installed_backend installed(backend);
+  auto r = acquire(io.get_executor(), protocol::udp, port_range::wildcard(1));
+  socket_pool<asio::ip::udp>::options o;
+  o.low_water = 0;
+  o.high_water = 1;
+  socket_pool<asio::ip::udp> pool(io.get_executor(), r, loopback, o);
+  pooled_socket<asio::ip::udp> held;
+  REQUIRE(run_until(io, [&] {
+    std::error_code ec;
+    if (!held) held = pool.try_get(ec);
+    return static_cast<bool>(held);
+  }));
+  std::vector<std::error_code> results;
+  for (int i = 0; i < 2; ++i) {
+    pool.async_get([&](std::error_code ec, pooled_socket<asio::ip::udp> s) {
+      CHECK_FALSE(s);
+      results.push_back(ec);
+    });
+  }
+  run_until(io, [] { return false; }, 50ms);
+  REQUIRE(results.empty()); // waiting: the held socket's port comes back
+  losing->lose = true;
+  CHECK(run_until(io, [&] { return results.size() == 2; }, 2s)); // the retry timer checks, at most 1 s apart
+  for (const auto& ec : results) {
+    CHECK(ec == lost_code);
+    CHECK(ec == condition::aborted);
+  }
+  std::error_code later;
+  pool.async_get([&](std::error_code ec, pooled_socket<asio::ip::udp>) { later = ec; });
+  CHECK(run_until(io, [&] { return static_cast<bool>(later); }, 200ms));
+  CHECK(later == lost_code);
 }
 
 #if !defined(_WIN32)

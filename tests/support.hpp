@@ -16,6 +16,10 @@
 #include <string>
 #include <system_error>
 
+#if !defined(_WIN32)
+#include <sys/resource.h>
+#endif
+
 namespace doctest {
 template <>
 struct StringMaker<std::error_code> {
@@ -66,6 +70,21 @@ inline std::string read_sysctl(const char* path) {
 inline void write_sysctl(const char* path, const std::string& value) {
   std::ofstream out(path);
   out << value << '\n';
+}
+
+/// Raises the soft limit on open descriptors to at least `needed` (within
+/// the hard limit); false when it cannot. Windows has no such limit.
+inline bool ensure_descriptors([[maybe_unused]] std::size_t needed) {
+#if defined(_WIN32)
+  return true;
+#else
+  rlimit l{};
+  if (::getrlimit(RLIMIT_NOFILE, &l) != 0) return false;
+  if (l.rlim_cur >= needed) return true;
+  if (l.rlim_max < needed) return false;
+  l.rlim_cur = needed;
+  return ::setrlimit(RLIMIT_NOFILE, &l) == 0;
+#endif
 }
 
 /// Runs `io` until `done()` or `limit` passes; returns done().

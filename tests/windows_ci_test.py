@@ -35,6 +35,17 @@ def main():
     # YAML 1.1 reads the key `on` as true.
     expect(isinstance(workflow, dict) and (workflow.get("on") or workflow.get(True)) is not None,
            "the workflow has triggers (on:)")
+    # Each Windows run costs up to 90 minutes of a hosted runner: a commit on a
+    # branch with a pull request runs once (push only for named branches), and
+    # a newer push to the same ref cancels the run it makes obsolete.
+    triggers = workflow.get("on") or workflow.get(True) or {}
+    if isinstance(triggers, dict) and "push" in triggers and "pull_request" in triggers:
+        expect(bool((triggers.get("push") or {}).get("branches")),
+               "with pull_request runs, push runs only for named branches (no second run of each PR commit)")
+    concurrency = workflow.get("concurrency") or {}
+    expect(isinstance(concurrency, dict) and concurrency.get("cancel-in-progress") is True
+           and "github.ref" in str(concurrency.get("group", "")),
+           "a newer run on the same ref cancels the older one (concurrency)")
     jobs = workflow.get("jobs") or {}
     expect(len(jobs) > 0, "the workflow has jobs")
     steps = []
@@ -73,6 +84,17 @@ def main():
             expect(feature in manifest.get("features", {}), f"vcpkg feature {feature} (preset {configure}) is in vcpkg.json")
         expect("vcpkg.cmake" in preset.get("toolchainFile", ""), f"preset {configure} uses vcpkg's toolchain")
     expect("selftest --json" in script, "the workflow runs portres selftest --json")
+
+    # A pwsh step (the default shell on Windows runners) fails only on its last
+    # native command's exit code: one failing earlier is lost unless the script
+    # looks at $LASTEXITCODE itself or makes native failures stop it.
+    for step in steps:
+        run = step.get("run", "")
+        native = [line for line in run.splitlines() if re.match(r"\s*(cmake|ctest|git|cmd|&)\s", line)]
+        shell = step.get("shell", "pwsh")
+        handled = "$LASTEXITCODE" in run or re.search(r"\$PSNativeCommandUseErrorActionPreference\s*=\s*\$true", run)
+        expect(len(native) <= 1 or shell not in ("pwsh", "powershell") or handled,
+               f"step {step.get('name')}: no native command's failure is hidden by a later one ({len(native)} native commands)")
     uploads = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     expect(any("results/" in str(s.get("with", {}).get("path", "")) for s in uploads),
            "the self-test report (results/) is uploaded as an artifact")

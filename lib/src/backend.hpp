@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <span>
 
 namespace portres::detail {
 
@@ -61,10 +62,47 @@ public:
   /// pool then uses async_associate and bind).
   virtual std::uint16_t bind_fresh(native_socket s, protocol p, reservation_token t, const asio::ip::address& local,
                                    blocking b, std::error_code& ec);
-  /// A pool closed a socket bound to `port` of `t`'s block: the port is free
-  /// again, resting until `ready_at` while others are free. Default: nothing
-  /// (the OS picks ports).
-  virtual void port_returned(reservation_token t, std::uint16_t port, std::chrono::steady_clock::time_point ready_at);
+
+  // Port sharing (TCP): a port carries one connection per destination.
+  // Backends where the OS picks the port at bind time (the Windows engine)
+  // keep ports exclusive: the defaults below.
+
+  /// Whether ports of `p` blocks are shared per destination.
+  virtual bool shares_ports(protocol p) const noexcept;
+  /// bind() of an associated socket to a port free towards the peer, from
+  /// the least used of `sources` (of the socket's family; empty: its
+  /// any-address); the use is tracked by the socket's key until it is gone.
+  /// Default: an exclusive bind() to the first source.
+  virtual std::uint16_t bind_towards(native_socket s, std::span<const asio::ip::address> sources,
+                                     const asio::ip::address& peer, std::uint16_t peer_port, std::error_code& ec);
+  /// The pool's form: `s` was just opened by the library (the family of
+  /// `sources`); the use is the pool's until port_returned. `source` gets the
+  /// address bound.
+  virtual std::uint16_t bind_fresh_towards(native_socket s, reservation_token t,
+                                           std::span<const asio::ip::address> sources, const asio::ip::address& peer,
+                                           std::uint16_t peer_port, blocking b, asio::ip::address& source,
+                                           std::error_code& ec);
+  /// A port a pool holds exclusively (a ready socket) now carries its
+  /// connection towards `d`.
+  virtual void share_port(reservation_token t, std::uint16_t port, const destination& d);
+  /// A pool closed a socket bound to `port` of `t`'s block (with a connection
+  /// towards `*towards` when not null): the port is free again (towards it),
+  /// resting until `ready_at` while others are free. Default: nothing (the OS
+  /// picks ports).
+  virtual void port_returned(reservation_token t, std::uint16_t port, const destination* towards,
+                             std::chrono::steady_clock::time_point ready_at);
+  /// A pool handed socket `s` to its user for good: its port is no longer the
+  /// pool's to return; it comes back once the socket is gone.
+  virtual void port_released(reservation_token t, std::uint16_t port, const destination* towards, native_socket s);
+  virtual destination_headroom headroom(reservation_token t, std::span<const asio::ip::address> sources,
+                                        const asio::ip::address& peer, std::uint16_t peer_port);
+  /// Ports of `t`'s block free for a socket of its own, as far as known
+  /// without asking the OS (a pool stocks only then). Default: unknown (max).
+  virtual std::size_t free_ports(reservation_token t);
+  /// The reservation's state: error::reservation_released once released,
+  /// what its lease reports once lost (Linux: linux_error::reservation_lost);
+  /// empty while alive.
+  virtual std::error_code status(owned_state& s);
 
   // Asynchronous forms. The defaults run the synchronous call as described
   // at `blocking`; the Windows engine overrides them with overlapped I/O.
@@ -83,6 +121,8 @@ backend& fallback_backend();
 
 /// The backend in force (core/dispatch.cpp).
 backend& active();
+/// The backend that granted `r` (the one in force for a persistent token: null).
+backend& owner_of(const runtime_state* r);
 /// Tests: puts `b` in force (null: back to the selection); returns what was.
 backend* replace_active(backend* b);
 

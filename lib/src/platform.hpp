@@ -55,6 +55,16 @@ void close_socket(native_socket s) noexcept;
 /// Explicit bind to `address`:`port`.
 std::error_code bind_to(native_socket s, const asio::ip::address& address, std::uint16_t port);
 
+/// SO_REUSEADDR before a TCP bind, so that the port can carry one connection
+/// per destination: the bind then succeeds beside other such sockets that are
+/// not listening, and connect fails only if the 4-tuple is taken.
+std::error_code share_address(native_socket s);
+
+/// Whether `s` is still the socket that had `key` when it was bound to `port`
+/// (Linux: its SO_COOKIE; Windows: the handle still names a socket on that
+/// port): a socket the library tracks without seeing it close.
+bool socket_alive(native_socket s, std::uint64_t key, std::uint16_t port) noexcept;
+
 /// Ports of `range` held by any socket of this machine (network namespace),
 /// in any state (TIME_WAIT included), as far as the OS can tell. Costs a
 /// walk of the kernel's socket tables: milliseconds, whatever the range.

@@ -23,6 +23,19 @@ string(REPLACE "|" ";" emulator "${CONSUMER_EMULATOR}") # empty: run natively
 
 run(${CMAKE_COMMAND} --install ${PORTRES_BUILD_DIR} --prefix ${prefix} --config ${BUILD_TYPE})
 
+# A package outlives its build tree: no installed package file may name it
+# (the scratch prefix lies inside the build tree, so its own path is allowed).
+file(GLOB_RECURSE package_files ${prefix}/*.pc ${prefix}/*.cmake)
+foreach(file IN LISTS package_files)
+  file(READ ${file} text)
+  string(REPLACE "${prefix}" "<prefix>" text "${text}")
+  string(FIND "${text}" "${PORTRES_BUILD_DIR}/" at)
+  if(NOT at EQUAL -1)
+    string(SUBSTRING "${text}" ${at} 160 where)
+    message(FATAL_ERROR "consumer: ${file} names the build tree: ${where}")
+  endif()
+endforeach()
+
 if(PKG_CONFIG)
   # The compiler with the flags portres.pc gives, nothing else.
   set(ENV{PKG_CONFIG_PATH} ${prefix}/${LIBDIR}/pkgconfig)

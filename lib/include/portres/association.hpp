@@ -13,9 +13,12 @@
 #include <asio/ip/address_v6.hpp>
 
 #include <cstdint>
+#include <span>
 #include <system_error>
 
 namespace portres {
+
+class runtime_reservation;
 
 /// Associates an open, unbound TCP or UDP socket with a reservation, so that
 /// portres::bind takes its port from the reserved block
@@ -55,6 +58,50 @@ template <class Socket>
 std::uint16_t bind(Socket& socket, std::error_code& ec) noexcept;
 template <class Socket>
 std::uint16_t bind(Socket& socket, const asio::ip::address& local_address, std::error_code& ec) noexcept;
+
+/// Binds an associated socket to a port of its reservation free towards
+/// `peer`, for a connect to `peer` right after, and returns the port.
+///
+/// TCP, where capabilities().port_sharing: a port carries one connection
+/// per destination (source address, peer address and port), so a block of
+/// N ports serves up to N connections towards each peer, as kernel
+/// autobind does. The library sets SO_REUSEADDR (the port may be bound by
+/// sockets towards other peers) and chooses a port that no socket bound this
+/// way uses towards `peer` from the same source; it notices a socket is gone
+/// when the peer's ports run out (it checks the sockets it bound). Mixing the
+/// any-address with specific source addresses towards the same peer can
+/// collide: connect then fails with EADDRNOTAVAIL. Elsewhere (UDP, which
+/// keeps one socket per port, and the Windows engine, where the OS picks the
+/// port at bind time) it binds as bind(socket) does.
+///
+/// @param sources local addresses to choose from, the least used (live
+///        connections of the block) first; only those of the socket's
+///        family count. Default: the any-address of the socket's family.
+/// Errors: as bind(socket); condition::exhausted naming the block and the
+/// peer when no port is free towards it; std::errc::address_family_not_supported
+/// when no source has the socket's family.
+template <class Socket>
+std::uint16_t bind(Socket& socket, const typename Socket::endpoint_type& peer);
+template <class Socket>
+std::uint16_t bind(Socket& socket, const typename Socket::endpoint_type& peer, std::error_code& ec) noexcept;
+template <class Socket>
+std::uint16_t bind(Socket& socket, const asio::ip::address& local_address, const typename Socket::endpoint_type& peer);
+template <class Socket>
+std::uint16_t bind(Socket& socket, const asio::ip::address& local_address, const typename Socket::endpoint_type& peer,
+                   std::error_code& ec) noexcept;
+template <class Socket>
+std::uint16_t bind(Socket& socket, std::span<const asio::ip::address> sources,
+                   const typename Socket::endpoint_type& peer);
+template <class Socket>
+std::uint16_t bind(Socket& socket, std::span<const asio::ip::address> sources,
+                   const typename Socket::endpoint_type& peer, std::error_code& ec) noexcept;
+
+/// Room left in `reservation`'s block towards `peer` from `sources`
+/// (default: the any-address), as bind towards a peer and pools count it:
+/// ports still free towards it, and connections recorded towards it.
+/// The Windows engine (the OS picks ports) answers zero.
+destination_headroom headroom(const runtime_reservation& reservation, const asio::ip::address& peer,
+                              std::uint16_t peer_port, std::span<const asio::ip::address> sources = {});
 
 } // namespace portres
 

@@ -39,6 +39,11 @@ struct capability_report {
   std::string kernel_enforcement_reason;
   bool socket_reuse = false;        ///< pools reuse disconnected TCP sockets (Windows DisconnectEx)
   std::string socket_reuse_reason;
+  /// TCP: a reserved port carries one connection per destination (source
+  /// address, peer address and port): pools' async_connect and
+  /// portres::bind towards a peer. UDP ports stay one socket each.
+  bool port_sharing = false;
+  std::string port_sharing_reason;
   /// Linux: who coordinates runtime reservations. True with the portresd
   /// broker: every process of every user in this network namespace, kernel-
   /// enforced. False: the per-user registry (only processes sharing its folder).

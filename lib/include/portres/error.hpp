@@ -2,6 +2,7 @@
 #ifndef PORTRES_ERROR_HPP
 #define PORTRES_ERROR_HPP
 
+#include <string_view>
 #include <system_error>
 
 namespace portres {
@@ -34,6 +35,7 @@ enum class error {
   bad_response,            ///< the OS returned a malformed result
   os_unsupported,          ///< the OS lacks the function (e.g. Wine: no persistent reservations)
   ephemeral_starved,       ///< Linux: the block would leave too little of the ephemeral range free
+  reservation_released,    ///< a pool's reservation was released: it has no ports left to give
   // Broker, policy and kernel-list states: portres::linux_error (<portres/linux_error.hpp>).
 };
 
@@ -56,6 +58,10 @@ std::error_code port_in_use_error(unsigned port) noexcept;
 /// An exhausted error whose message names the block
 /// ("no free port left in block 50000-50019"); compares equal to condition::exhausted.
 std::error_code block_exhausted_error(unsigned first, unsigned count) noexcept;
+/// An exhausted error naming the block and the peer none of its ports is
+/// free towards ("no port of block 50000-50199 is free towards
+/// 127.0.0.1:9001 ..."); compares equal to condition::exhausted.
+std::error_code destination_exhausted_error(unsigned first, unsigned count, std::string_view peer);
 
 inline std::error_code make_error_code(error e) noexcept {
   return {static_cast<int>(e), error_category()};

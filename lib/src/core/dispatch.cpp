@@ -4,10 +4,12 @@
 #include "platform.hpp"
 #include "portres/backend.hpp"
 #include "portres/reservation.hpp"
+#include "portres/association.hpp"
 
 #include <asio/post.hpp>
 
 #include <cstdlib>
+#include <limits>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -136,7 +138,35 @@ std::uint16_t backend::bind_fresh(native_socket, protocol, reservation_token, co
   return 0;
 }
 
-void backend::port_returned(reservation_token, std::uint16_t, std::chrono::steady_clock::time_point) {}
+bool backend::shares_ports(protocol) const noexcept { return false; }
+
+std::uint16_t backend::bind_towards(native_socket s, std::span<const asio::ip::address> sources,
+                                    const asio::ip::address&, std::uint16_t, std::error_code& ec) {
+  return bind(s, sources.empty() ? nullptr : &sources.front(), ec);
+}
+
+std::uint16_t backend::bind_fresh_towards(native_socket, reservation_token, std::span<const asio::ip::address>,
+                                          const asio::ip::address&, std::uint16_t, blocking, asio::ip::address&,
+                                          std::error_code& ec) {
+  ec = std::make_error_code(std::errc::function_not_supported);
+  return 0;
+}
+
+void backend::share_port(reservation_token, std::uint16_t, const destination&) {}
+
+void backend::port_returned(reservation_token, std::uint16_t, const destination*,
+                            std::chrono::steady_clock::time_point) {}
+
+void backend::port_released(reservation_token, std::uint16_t, const destination*, native_socket) {}
+
+destination_headroom backend::headroom(reservation_token, std::span<const asio::ip::address>,
+                                       const asio::ip::address&, std::uint16_t) {
+  return {};
+}
+
+std::size_t backend::free_ports(reservation_token) { return std::numeric_limits<std::size_t>::max(); }
+
+std::error_code backend::status(owned_state&) { return {}; }
 
 void backend::async_associate(const asio::any_io_executor&, native_socket s, reservation_token t,
                               status_completion done) {
@@ -171,6 +201,7 @@ void async_acquire(const asio::any_io_executor& ex, protocol p, port_range r, ac
 
 void release(runtime_state& s, std::error_code& ec) {
   owned(s).owner().release(owned(s), blocking::allowed, ec);
+  s.ended(error::reservation_released); // pools waiting on it stop waiting now
 }
 
 void async_release(state_ptr s, status_completion done) {
@@ -179,6 +210,7 @@ void async_release(state_ptr s, status_completion done) {
     return;
   }
   auto state = std::static_pointer_cast<owned_state>(std::move(s));
+  state->ended(error::reservation_released); // gone for its users as soon as the release starts
   auto& owner = state->owner();
   owner.async_release(std::move(state), std::move(done));
 }
@@ -220,27 +252,25 @@ std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_c
   return active().bind(s, local, ec);
 }
 
-namespace {
+std::uint16_t bind_towards(native_socket s, std::span<const asio::ip::address> sources, const asio::ip::address& peer,
+                           std::uint16_t peer_port, std::error_code& ec) {
+  return active().bind_towards(s, sources, peer, peer_port, ec);
+}
+
+destination_headroom headroom(const runtime_state& r, std::span<const asio::ip::address> sources,
+                              const asio::ip::address& peer, std::uint16_t peer_port) {
+  return owner_of(&r).headroom(r.granted().token, sources, peer, peer_port);
+}
+
 backend& owner_of(const runtime_state* owner) {
   return owner ? static_cast<const owned_state*>(owner)->owner() : active();
 }
-} // namespace
 
 native_socket open_uninheritable(bool ipv6, protocol p, std::error_code& ec) {
   return platform::open_socket(ipv6, p, ec);
 }
 
 void close_native(native_socket s) noexcept { platform::close_socket(s); }
-
-std::uint16_t pool_bind(const runtime_state* owner, native_socket s, protocol p, reservation_token t,
-                        const asio::ip::address& local, bool may_block, std::error_code& ec) {
-  return owner_of(owner).bind_fresh(s, p, t, local, may_block ? blocking::allowed : blocking::forbidden, ec);
-}
-
-void pool_port_returned(const runtime_state* owner, reservation_token t, std::uint16_t port,
-                        std::chrono::steady_clock::time_point ready_at) {
-  owner_of(owner).port_returned(t, port, ready_at);
-}
 
 bool run_blocking(const asio::any_io_executor& ex, std::function<void()> job) {
   blocking_work work;
@@ -292,6 +322,11 @@ backend_kind active_backend() { return detail::active().kind(); }
 capability_report capabilities() {
   auto report = detail::os_capabilities();
   report.socket_reuse = detail::platform::socket_reuse(report.socket_reuse_reason);
+  report.port_sharing = detail::active().shares_ports(protocol::tcp);
+  if (!report.port_sharing) {
+    report.port_sharing_reason = "the backend in force lets the OS pick the port at bind time (Windows port "
+                                 "reservations), so each port carries one socket";
+  }
   return report;
 }
 
@@ -326,6 +361,12 @@ void runtime_reservation::set_port_policy(port_policy policy) {
   std::error_code ec;
   set_port_policy(policy, ec);
   detail::throw_if(ec, "portres::runtime_reservation::set_port_policy");
+}
+
+destination_headroom headroom(const runtime_reservation& reservation, const asio::ip::address& peer,
+                              std::uint16_t peer_port, std::span<const asio::ip::address> sources) {
+  if (!reservation) return {};
+  return detail::headroom(*reservation.state(), sources, peer, peer_port);
 }
 
 void runtime_reservation::release(std::error_code& ec) noexcept {

@@ -5,7 +5,10 @@
 #include <asio/error.hpp>
 
 #include <cerrno>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace portres {
 namespace {
@@ -39,6 +42,8 @@ std::string message_of(error e) {
   case error::ephemeral_starved:
     return "the block would leave fewer than the required share of the ephemeral port range free "
            "(PORTRES_EPHEMERAL_FREE_SHARE, default 0.5; 'portres add --force' overrides)";
+  case error::reservation_released:
+    return "the pool's reservation was released, so it has no ports left to give; acquire a new one";
   }
   return "unknown portres error " + std::to_string(static_cast<int>(e));
 }
@@ -62,6 +67,7 @@ std::optional<condition> condition_of(error e) noexcept {
   case error::block_unavailable:
   case error::too_many_waiters:
   case error::ephemeral_starved: return condition::exhausted;
+  case error::reservation_released: return condition::aborted;
   case error::port_in_use:
   case error::overlaps_reservation: return condition::in_use;
   case error::backend_unavailable:
@@ -145,6 +151,36 @@ public:
   }
 };
 
+// The peer does not fit in an error code's value: each distinct message is
+// kept once (bounded) and the value is its number (from 1: 0 means success).
+class destination_exhausted_category final : public std::error_category {
+public:
+  static constexpr std::size_t capacity = 4096;
+  const char* name() const noexcept override { return "portres.destination_exhausted"; }
+  std::string message(int value) const override {
+    std::lock_guard lock(mutex_);
+    if (value >= 1 && static_cast<std::size_t>(value) <= messages_.size()) {
+      return messages_[static_cast<std::size_t>(value) - 1];
+    }
+    return "no port of the block is free towards the peer";
+  }
+  std::error_condition default_error_condition(int) const noexcept override { return condition::exhausted; }
+  int intern(std::string text) const {
+    std::lock_guard lock(mutex_);
+    if (const auto it = index_.find(text); it != index_.end()) return it->second;
+    if (messages_.size() == capacity) return static_cast<int>(capacity) + 1; // the general message
+    messages_.push_back(text);
+    const auto value = static_cast<int>(messages_.size());
+    index_.emplace(std::move(text), value);
+    return value;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  mutable std::vector<std::string> messages_;
+  mutable std::unordered_map<std::string, int> index_;
+};
+
 } // namespace
 
 namespace detail {
@@ -190,6 +226,14 @@ std::error_code port_in_use_error(unsigned port) noexcept {
 std::error_code block_exhausted_error(unsigned first, unsigned count) noexcept {
   static const block_exhausted_category instance;
   return {static_cast<int>(((first & 0xffffu) << 16) | (count & 0xffffu)), instance};
+}
+
+std::error_code destination_exhausted_error(unsigned first, unsigned count, std::string_view peer) {
+  static const destination_exhausted_category instance;
+  const auto range = std::to_string(first) + "-" + std::to_string(first + count - 1);
+  return {instance.intern("no port of block " + range + " is free towards " + std::string(peer) + " (each of its " +
+                          std::to_string(count) + " ports carries a connection towards it, or is held exclusively)"),
+          instance};
 }
 
 } // namespace portres

@@ -14,6 +14,7 @@ namespace portres::detail {
 class port_bitmap {
 public:
   void set(std::uint32_t port) noexcept { words_[port >> 6] |= bit(port); }
+  void reset(std::uint32_t port) noexcept { words_[port >> 6] &= ~bit(port); }
   bool test(std::uint32_t port) const noexcept { return (words_[port >> 6] & bit(port)) != 0; }
 
   /// Sets ports [first, last].

@@ -160,6 +160,11 @@ void port_block::mark_owned(std::uint16_t port) {
   if (state_[offset(port)] == slot_state::taken) state_[offset(port)] = slot_state::owned;
 }
 
+void port_block::disown(std::uint16_t port) {
+  Expects(range_.contains(port));
+  if (state_[offset(port)] == slot_state::owned) state_[offset(port)] = slot_state::taken;
+}
+
 void port_block::give_back(std::uint16_t port) {
   Expects(range_.contains(port));
   const auto i = offset(port);

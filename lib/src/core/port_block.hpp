@@ -41,6 +41,9 @@ public:
   /// frees it, never a reclaim (a bound, unconnected socket may be
   /// invisible to the kernel listing the reclaim trusts).
   void mark_owned(std::uint16_t port);
+  /// An owned port whose socket went to its user for good: taken again, so a
+  /// reclaim frees it once the kernel no longer holds it.
+  void disown(std::uint16_t port);
   /// Makes every taken (not owned) port that `held` does not mark free again, oldest
   /// return first. Returns how many came back.
   std::size_t reclaim_unheld(const port_bitmap& held);

@@ -7,8 +7,13 @@
 #include <asio/ip/address_v6.hpp>
 #include <asio/detail/socket_ops.hpp>
 
+#include <gsl/gsl>
+
 #include <algorithm>
 #include <atomic>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace portres::detail {
 
@@ -16,7 +21,7 @@ class portable_backend::block_state final : public owned_state {
 public:
   block_state(backend& owner, protocol p, reservation r, asio::any_io_executor ex,
               std::unique_ptr<registry::lease> lease)
-      : owned_state(owner, p, r, std::move(ex)), lease_(std::move(lease)), ports_(r.range) {}
+      : owned_state(owner, p, r, std::move(ex)), lease_(std::move(lease)), ports_(r.range), shared(r.range) {}
 
   std::mutex mutex;                         // guards everything below
   std::unique_ptr<registry::lease> lease_;  // null once released (and for persistent blocks)
@@ -28,6 +33,7 @@ public:
   std::chrono::steady_clock::time_point held_at{};
   bool held_valid = false;
   std::size_t held_freed = 0;
+  destination_ports shared; // TCP: ports carrying connections per destination (owned in ports_)
 };
 
 namespace {
@@ -37,6 +43,18 @@ constexpr int binds_per_pass = 8;
 } // namespace
 
 std::uint64_t bind_attempts() noexcept { return bind_attempt_count.load(std::memory_order_relaxed); }
+
+namespace {
+// Tracked uses (portres::bind towards a peer) whose socket is gone give their ports back.
+std::size_t reclaim_shared(destination_ports& shared, port_block& ports, const destination* d,
+                           std::chrono::steady_clock::time_point now) {
+  return shared.reclaim(
+      ports, d, [](const destination_ports::tracked_socket& s, std::uint16_t port) {
+        return platform::socket_alive(s.handle, s.key, port);
+      },
+      now);
+}
+} // namespace
 
 portable_backend::portable_backend(backend_kind kind, std::shared_ptr<registry> reg)
     : kind_(kind), registry_(std::move(reg)) {}
@@ -209,36 +227,44 @@ void portable_backend::associate_inspected(native_socket, const platform::socket
   associations_[info.key] = {block, info.ipv6};
 }
 
-std::uint16_t portable_backend::bind(native_socket s, const asio::ip::address* local, std::error_code& ec) {
-  // The hot path: one system call for the key, one for the bind.
-  const auto key = platform::socket_key(s, ec);
-  if (ec) return 0;
+portable_backend::block_ptr portable_backend::associated_block(native_socket s, std::uint64_t& key, bool& ipv6,
+                                                              std::error_code& ec) {
+  key = platform::socket_key(s, ec);
+  if (ec) return nullptr;
   block_ptr block;
-  bool ipv6 = false;
   {
     std::lock_guard lock(mutex_);
     const auto it = associations_.find(key);
     if (it == associations_.end()) {
       ec = error::not_associated;
-      return 0;
+      return nullptr;
     }
     block = it->second.block.lock();
     ipv6 = it->second.ipv6;
     if (!block) associations_.erase(it);
   }
-  if (!block) {
-    ec = error::already_released;
-    return 0;
-  }
+  if (!block) ec = error::already_released;
+  return block;
+}
+
+std::uint16_t portable_backend::bind(native_socket s, const asio::ip::address* local, std::error_code& ec) {
+  // The hot path: one system call for the key, one for the bind.
+  std::uint64_t key = 0;
+  bool ipv6 = false;
+  const auto block = associated_block(s, key, ipv6, ec);
+  if (!block) return 0;
   const asio::ip::address address =
       local ? *local : (ipv6 ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
-  const auto port = bind_from(*block, s, address, false, ec);
+  return bound(s, key, bind_from(*block, s, address, false, ec), ec);
+}
+
+std::uint16_t portable_backend::bound(native_socket s, std::uint64_t key, std::uint16_t port, std::error_code& ec) {
   if (ec) {
     ec = explain_bind_failure(s, ec);
     return 0;
   }
   std::lock_guard lock(mutex_);
-  associations_.erase(key);
+  associations_.erase(key); // used up
   return port;
 }
 
@@ -258,21 +284,34 @@ std::uint16_t portable_backend::bind_fresh(native_socket s, protocol p, reservat
     ec = error::unsupported_socket;
     return 0;
   }
+  // A TCP pool's socket may later carry its connection on a shared port.
+  if (p == protocol::tcp && (ec = platform::share_address(s))) return 0;
   // Owned: the pool returns this port when its socket comes back (port_returned).
   return bind_from(*block, s, local, true, ec);
 }
 
-void portable_backend::port_returned(reservation_token t, std::uint16_t port,
-                                     std::chrono::steady_clock::time_point ready_at) {
-  block_ptr block;
-  {
-    std::lock_guard lock(mutex_);
-    if (auto it = runtime_.find(t); it != runtime_.end()) block = it->second.lock();
-    if (auto it = persistent_.find(t); !block && it != persistent_.end()) block = it->second;
+portable_backend::block_ptr portable_backend::live_block(reservation_token t) {
+  std::lock_guard lock(mutex_);
+  if (auto it = runtime_.find(t); it != runtime_.end()) {
+    if (auto block = it->second.lock()) return block;
   }
+  if (auto it = persistent_.find(t); it != persistent_.end()) return it->second;
+  return nullptr;
+}
+
+void portable_backend::port_returned(reservation_token t, std::uint16_t port, const destination* towards,
+                                     std::chrono::steady_clock::time_point ready_at) {
+  const auto block = live_block(t);
   if (!block) return;
   std::lock_guard lock(block->mutex);
-  if (block->ports_.range().contains(port)) block->ports_.give_back(port, ready_at);
+  if (!block->ports_.range().contains(port)) return;
+  // Its socket is closed: a kernel answer from before must not keep it taken.
+  block->held.reset(port);
+  if (towards) {
+    block->shared.remove(block->ports_, *towards, port, ready_at);
+  } else {
+    block->ports_.give_back(port, ready_at);
+  }
 }
 
 std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, const asio::ip::address& address,
@@ -317,10 +356,167 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
     if (held_ec) break;
     block.held_at = now;
     block.held_valid = true;
-    block.held_freed = ports.reclaim_unheld(block.held);
+    block.held_freed = ports.reclaim_unheld(block.held) + reclaim_shared(block.shared, ports, nullptr, now);
   }
   ec = block_exhausted_error(range.first(), range.count());
   return 0;
+}
+
+// Port sharing (TCP): a port carries one connection per destination.
+
+std::uint16_t portable_backend::bind_towards(native_socket s, std::span<const asio::ip::address> sources,
+                                             const asio::ip::address& peer, std::uint16_t peer_port,
+                                             std::error_code& ec) {
+  std::uint64_t key = 0;
+  bool ipv6 = false;
+  const auto block = associated_block(s, key, ipv6, ec);
+  if (!block) return 0;
+  // Only addresses of the socket's family; none given: its any-address.
+  std::vector<asio::ip::address> usable;
+  for (const auto& a : sources) {
+    if (a.is_v6() == ipv6) usable.push_back(a);
+  }
+  if (sources.empty()) usable.push_back(ipv6 ? asio::ip::address(asio::ip::address_v6::any())
+                                             : asio::ip::address(asio::ip::address_v4::any()));
+  if (usable.empty()) {
+    ec = std::make_error_code(std::errc::address_family_not_supported);
+    return 0;
+  }
+  std::uint16_t port = 0;
+  if (block->proto() == protocol::udp) {
+    // UDP keeps one socket per port (docs/architecture.md, "Port sharing").
+    port = bind_from(*block, s, usable.front(), false, ec);
+  } else {
+    const destination_ports::tracked_socket tracked{s, key};
+    asio::ip::address source;
+    port = bind_shared(*block, s, usable, peer, peer_port, &tracked, source, ec);
+  }
+  return bound(s, key, port, ec);
+}
+
+std::uint16_t portable_backend::bind_fresh_towards(native_socket s, reservation_token t,
+                                                   std::span<const asio::ip::address> sources,
+                                                   const asio::ip::address& peer, std::uint16_t peer_port, blocking b,
+                                                   asio::ip::address& source, std::error_code& ec) {
+  auto block = find_block(protocol::tcp, t, b, ec);
+  if (ec) return 0;
+  if (block->proto() != protocol::tcp) {
+    ec = error::unsupported_socket;
+    return 0;
+  }
+  return bind_shared(*block, s, sources, peer, peer_port, nullptr, source, ec);
+}
+
+std::uint16_t portable_backend::bind_shared(block_state& block, native_socket s,
+                                            std::span<const asio::ip::address> sources, const asio::ip::address& peer,
+                                            std::uint16_t peer_port, const destination_ports::tracked_socket* tracked,
+                                            asio::ip::address& source, std::error_code& ec) {
+  Expects(!sources.empty());
+  if ((ec = platform::share_address(s))) return 0;
+  std::lock_guard lock(block.mutex);
+  if (block.released) {
+    ec = error::already_released;
+    return 0;
+  }
+  if (block.lease_ && (ec = block.lease_->lost())) return 0;
+  auto& ports = block.ports_;
+  // The least used source towards this peer first, then the least used in
+  // the block: ordered by the block alone, one source could take every
+  // connection to one peer and look full towards it, and each later bind
+  // would pay a check of every tracked socket before trying the next source.
+  std::vector<asio::ip::address> order(sources.begin(), sources.end());
+  const auto use = [&](const asio::ip::address& from) {
+    return std::pair(block.shared.headroom(ports, destination{from, peer, peer_port}).live, block.shared.live_from(from));
+  };
+  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) { return use(a) < use(b); });
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& from : order) {
+    const destination d{from, peer, peer_port};
+    bool reclaimed = false;
+    // Bounded: a few binds, then (towards a destination that looks full)
+    // one check of the tracked sockets, then a few more.
+    for (int tried = 0; tried < 2 * binds_per_pass;) {
+      const auto chosen = block.shared.choose(ports, d, now);
+      if (!chosen) {
+        if (reclaimed || reclaim_shared(block.shared, ports, &d, now) == 0) break;
+        reclaimed = true;
+        continue;
+      }
+      ++tried;
+      bind_attempt_count.fetch_add(1, std::memory_order_relaxed);
+      const auto bind_ec = platform::bind_to(s, from, chosen->port);
+      if (!bind_ec) {
+        block.shared.add(ports, d, chosen->port, chosen->fresh, tracked);
+        source = from;
+        ec.clear();
+        return chosen->port;
+      }
+      // Held by an outside socket: a fresh port stays taken (a held-ports
+      // query frees it later); a shared one stays with its connections.
+      if (bind_ec == condition::in_use || bind_ec == condition::access_denied) continue;
+      if (chosen->fresh) ports.give_back(chosen->port);
+      ec = bind_ec;
+      return 0;
+    }
+  }
+  const auto range = ports.range();
+  const auto host = peer.is_v6() ? "[" + peer.to_string() + "]" : peer.to_string();
+  ec = destination_exhausted_error(range.first(), range.count(), host + ":" + std::to_string(peer_port));
+  return 0;
+}
+
+void portable_backend::share_port(reservation_token t, std::uint16_t port, const destination& d) {
+  const auto block = live_block(t);
+  if (!block) return;
+  std::lock_guard lock(block->mutex);
+  if (block->ports_.range().contains(port)) block->shared.add(block->ports_, d, port, false, nullptr);
+}
+
+void portable_backend::port_released(reservation_token t, std::uint16_t port, const destination* towards,
+                                     native_socket s) {
+  const auto block = live_block(t);
+  if (!block) return;
+  std::error_code ec;
+  const auto key = platform::socket_key(s, ec);
+  std::lock_guard lock(block->mutex);
+  if (!block->ports_.range().contains(port)) return;
+  if (!towards) {
+    block->ports_.disown(port);
+  } else if (!ec) {
+    block->shared.track(*towards, port, {s, key});
+  }
+}
+
+destination_headroom portable_backend::headroom(reservation_token t, std::span<const asio::ip::address> sources,
+                                                const asio::ip::address& peer, std::uint16_t peer_port) {
+  destination_headroom total;
+  const auto block = live_block(t);
+  if (!block) return total;
+  std::lock_guard lock(block->mutex);
+  const auto add = [&](const asio::ip::address& from) {
+    const auto h = block->shared.headroom(block->ports_, destination{from, peer, peer_port});
+    total.free_ports += h.free_ports;
+    total.live += h.live;
+  };
+  if (sources.empty()) {
+    add(peer.is_v6() ? asio::ip::address(asio::ip::address_v6::any()) : asio::ip::address(asio::ip::address_v4::any()));
+  }
+  for (const auto& from : sources) add(from);
+  return total;
+}
+
+std::size_t portable_backend::free_ports(reservation_token t) {
+  const auto block = live_block(t);
+  if (!block) return 0;
+  std::lock_guard lock(block->mutex);
+  return block->ports_.free_count();
+}
+
+std::error_code portable_backend::status(owned_state& s) {
+  auto& block = static_cast<block_state&>(s);
+  std::lock_guard lock(block.mutex);
+  if (block.released) return error::reservation_released;
+  return block.lease_ ? block.lease_->lost() : std::error_code();
 }
 
 } // namespace portres::detail

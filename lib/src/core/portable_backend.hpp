@@ -6,6 +6,7 @@
 #define PORTRES_SRC_CORE_PORTABLE_BACKEND_HPP
 
 #include "backend.hpp"
+#include "core/destination_ports.hpp"
 #include "core/port_block.hpp"
 #include "core/registry.hpp"
 #include "platform.hpp"
@@ -33,7 +34,22 @@ public:
   std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec) override;
   std::uint16_t bind_fresh(native_socket s, protocol p, reservation_token t, const asio::ip::address& local,
                            blocking b, std::error_code& ec) override;
-  void port_returned(reservation_token t, std::uint16_t port, std::chrono::steady_clock::time_point ready_at) override;
+  void port_returned(reservation_token t, std::uint16_t port, const destination* towards,
+                     std::chrono::steady_clock::time_point ready_at) override;
+
+  // Port sharing (TCP).
+  bool shares_ports(protocol p) const noexcept override { return p == protocol::tcp; }
+  std::uint16_t bind_towards(native_socket s, std::span<const asio::ip::address> sources,
+                             const asio::ip::address& peer, std::uint16_t peer_port, std::error_code& ec) override;
+  std::uint16_t bind_fresh_towards(native_socket s, reservation_token t, std::span<const asio::ip::address> sources,
+                                   const asio::ip::address& peer, std::uint16_t peer_port, blocking b,
+                                   asio::ip::address& source, std::error_code& ec) override;
+  void share_port(reservation_token t, std::uint16_t port, const destination& d) override;
+  void port_released(reservation_token t, std::uint16_t port, const destination* towards, native_socket s) override;
+  destination_headroom headroom(reservation_token t, std::span<const asio::ip::address> sources,
+                                const asio::ip::address& peer, std::uint16_t peer_port) override;
+  std::size_t free_ports(reservation_token t) override;
+  std::error_code status(owned_state& s) override;
 
 private:
   class block_state;
@@ -46,6 +62,13 @@ private:
   void associate_inspected(native_socket s, const platform::socket_info& info, reservation_token t, blocking b,
                            std::error_code& ec);
   std::error_code explain_bind_failure(native_socket s, std::error_code ec);
+  std::uint16_t bound(native_socket s, std::uint64_t key, std::uint16_t port, std::error_code& ec);
+  block_ptr live_block(reservation_token t);
+  block_ptr associated_block(native_socket s, std::uint64_t& key, bool& ipv6, std::error_code& ec);
+  std::uint16_t bind_shared(block_state& block, native_socket s, std::span<const asio::ip::address> sources,
+                            const asio::ip::address& peer, std::uint16_t peer_port,
+                            const destination_ports::tracked_socket* tracked,
+                            asio::ip::address& source, std::error_code& ec);
 
   backend_kind kind_;
   std::shared_ptr<registry> registry_;

@@ -109,6 +109,19 @@ std::error_code bind_to(native_socket s, const asio::ip::address& address, std::
   return {};
 }
 
+std::error_code share_address(native_socket s) {
+  const int on = 1;
+  if (::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) return last_error();
+  return {};
+}
+
+bool socket_alive(native_socket s, std::uint64_t key, std::uint16_t) noexcept {
+  // The cookie is never reused: a closed descriptor, or one now naming
+  // another socket, answers differently.
+  std::uint64_t cookie = 0;
+  return get_option(s, SOL_SOCKET, SO_COOKIE, cookie) && cookie == key;
+}
+
 port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
   ec.clear();
   // sock_diag first: filtered in the kernel, and it sees bound-but-idle TCP

@@ -114,6 +114,24 @@ std::error_code bind_to(native_socket s, const asio::ip::address& address, std::
   return {};
 }
 
+std::error_code share_address(native_socket s) {
+  const BOOL on = TRUE;
+  if (::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const char*>(&on), sizeof on) != 0) return wsa_error();
+  return {};
+}
+
+bool socket_alive(native_socket s, std::uint64_t key, std::uint16_t port) noexcept {
+  // Handle values are reused after close: the handle must still name a
+  // socket bound to the same port.
+  if (static_cast<std::uint64_t>(s) != key) return false;
+  sockaddr_storage local{};
+  int length = sizeof local;
+  if (::getsockname(s, reinterpret_cast<sockaddr*>(&local), &length) != 0) return false;
+  const auto bound = ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(local).sin6_port
+                                                      : reinterpret_cast<sockaddr_in&>(local).sin_port);
+  return bound == port;
+}
+
 port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
   ec.clear();
   port_bitmap held;

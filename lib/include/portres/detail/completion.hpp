@@ -73,8 +73,10 @@ private:
   struct impl final : base {
     using executor_type = asio::associated_executor_t<Handler, IoExecutor>;
 
-    impl(Handler&& h, const IoExecutor& io_ex)
-        : io_work(io_ex), handler_work(asio::get_associated_executor(h, io_ex)), handler(std::move(h)) {}
+    // H: the handler as given, an lvalue (copied, as Asio allows) or an rvalue.
+    template <class H>
+    impl(H&& h, const IoExecutor& io_ex)
+        : io_work(io_ex), handler_work(asio::get_associated_executor(h, io_ex)), handler(std::forward<H>(h)) {}
 
     asio::cancellation_slot slot() const noexcept override {
       return asio::get_associated_cancellation_slot(handler);

@@ -3,7 +3,9 @@
 #ifndef PORTRES_DETAIL_RUNTIME_STATE_HPP
 #define PORTRES_DETAIL_RUNTIME_STATE_HPP
 
+#include "portres/detail/asio_version.hpp"
 #include "portres/detail/completion.hpp"
+#include "portres/detail/destination.hpp"
 #include "portres/types.hpp"
 
 #include <asio/any_io_executor.hpp>
@@ -15,13 +17,26 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <span>
 #include <system_error>
+#include <vector>
 
 namespace portres {
 class runtime_reservation;
 }
 
 namespace portres::detail {
+
+/// Told when a runtime reservation ends (released), so that what waits on
+/// its ports (a pool's waiters) stops waiting at once.
+class reservation_watcher {
+public:
+  virtual void reservation_ended(std::error_code why) noexcept = 0;
+
+protected:
+  ~reservation_watcher() = default;
+};
 
 /// What a runtime reservation is; the backend's derived class holds what
 /// keeps it alive (Windows: the acquiring socket; Linux: the flocked file).
@@ -38,10 +53,30 @@ public:
   /// The executor the reservation was acquired on.
   const asio::any_io_executor& executor() const noexcept { return executor_; }
 
+  /// `w` hears of the end (once) while it lives.
+  void watch(std::weak_ptr<reservation_watcher> w) {
+    std::lock_guard lock(watch_mutex_);
+    std::erase_if(watchers_, [](const auto& e) { return e.expired(); });
+    watchers_.push_back(std::move(w));
+  }
+  /// The reservation ended: every watcher hears `why`.
+  void ended(std::error_code why) noexcept {
+    std::vector<std::weak_ptr<reservation_watcher>> told;
+    {
+      std::lock_guard lock(watch_mutex_);
+      told.swap(watchers_);
+    }
+    for (auto& w : told) {
+      if (auto alive = w.lock()) alive->reservation_ended(why);
+    }
+  }
+
 private:
   protocol protocol_;
   reservation granted_;
   asio::any_io_executor executor_;
+  std::mutex watch_mutex_;
+  std::vector<std::weak_ptr<reservation_watcher>> watchers_;
 };
 
 using state_ptr = std::shared_ptr<runtime_state>;
@@ -67,16 +102,13 @@ void associate_as(native_socket s, protocol p, reservation_token t, std::error_c
 /// `local` null: the any-address of the socket's family.
 std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_code& ec);
 
-/// The pool's fast path for a socket it just opened (family of `local`):
-/// associate and bind in one step. condition::not_supported: use
-/// async_associate and bind; std::errc::operation_would_block with
-/// `may_block` false: call again on the blocking pool with it true.
-/// `owner`: the runtime reservation (null for a persistent token).
-std::uint16_t pool_bind(const runtime_state* owner, native_socket s, protocol p, reservation_token t,
-                        const asio::ip::address& local, bool may_block, std::error_code& ec);
-/// A pool closed a socket bound to `port`; it rests until `ready_at` when others are free.
-void pool_port_returned(const runtime_state* owner, reservation_token t, std::uint16_t port,
-                        std::chrono::steady_clock::time_point ready_at);
+/// bind() to a port free towards `peer` (TCP port sharing), from the least
+/// used of `sources` of the socket's family (empty: its any-address).
+std::uint16_t bind_towards(native_socket s, std::span<const asio::ip::address> sources, const asio::ip::address& peer,
+                           std::uint16_t peer_port, std::error_code& ec);
+/// Room left in `r`'s block towards `peer` from `sources` (empty: the any-address).
+destination_headroom headroom(const runtime_state& r, std::span<const asio::ip::address> sources,
+                              const asio::ip::address& peer, std::uint16_t peer_port);
 /// Runs `job` on the library's pool for calls that may wait; the job's posts
 /// to `ex` happen before `ex`'s context can be destroyed (its destructor waits
 /// for the job). False (the job is dropped) if that context is shutting down.

@@ -90,6 +90,46 @@ std::uint16_t bind(Socket& socket) {
   return port;
 }
 
+template <class Socket>
+std::uint16_t bind(Socket& socket, std::span<const asio::ip::address> sources,
+                   const typename Socket::endpoint_type& peer, std::error_code& ec) noexcept {
+  if (!socket.is_open()) {
+    ec = error::socket_not_open;
+    return 0;
+  }
+  return detail::bind_towards(socket.native_handle(), sources, peer.address(), peer.port(), ec);
+}
+
+template <class Socket>
+std::uint16_t bind(Socket& socket, const typename Socket::endpoint_type& peer, std::error_code& ec) noexcept {
+  return bind(socket, std::span<const asio::ip::address>(), peer, ec);
+}
+
+template <class Socket>
+std::uint16_t bind(Socket& socket, const asio::ip::address& local_address, const typename Socket::endpoint_type& peer,
+                   std::error_code& ec) noexcept {
+  return bind(socket, std::span<const asio::ip::address>(&local_address, 1), peer, ec);
+}
+
+template <class Socket>
+std::uint16_t bind(Socket& socket, std::span<const asio::ip::address> sources,
+                   const typename Socket::endpoint_type& peer) {
+  std::error_code ec;
+  const auto port = bind(socket, sources, peer, ec);
+  detail::throw_if(ec, "portres::bind");
+  return port;
+}
+
+template <class Socket>
+std::uint16_t bind(Socket& socket, const typename Socket::endpoint_type& peer) {
+  return bind(socket, std::span<const asio::ip::address>(), peer);
+}
+
+template <class Socket>
+std::uint16_t bind(Socket& socket, const asio::ip::address& local_address, const typename Socket::endpoint_type& peer) {
+  return bind(socket, std::span<const asio::ip::address>(&local_address, 1), peer);
+}
+
 } // namespace portres
 
 #endif
