@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -46,12 +47,23 @@ bool in_private_netns();
 /// A per-process scratch folder, removed at exit.
 const std::filesystem::path& scratch_dir();
 
+/// `full` divided by PORTRES_RACE_SCALE (a divisor, default 1): the
+/// sanitizer suites run the long races and floods smaller.
+inline int race_scaled(int full) {
+  const char* s = std::getenv("PORTRES_RACE_SCALE");
+  const int v = s ? std::atoi(s) : 1;
+  return full / (v > 0 ? v : 1);
+}
+
 /// The first line of a sysctl (or any small file); empty when unreadable.
+/// One read from offset 0 with room for any sysctl: a /proc/sys file longer
+/// than a page (ip_local_reserved_ports) reads as empty at any other offset.
 inline std::string read_sysctl(const char* path) {
   std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
+  std::string text(1 << 20, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return text.substr(0, text.find('\n'));
 }
 
 /// Writes a sysctl: only ever inside a test's private network namespace.

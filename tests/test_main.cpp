@@ -2,7 +2,9 @@
 // portres' registry and store point at fresh temporary folders, and as root
 // on Linux the process moves into a private network namespace (loopback up)
 // so kernel settings such as ip_local_reserved_ports are never touched on
-// the host.
+// the host, and a private mount namespace with its own /run/portresd (the
+// fixed folder where portresd and root's registries of a network namespace
+// meet), so no daemon of the host is seen and nothing is left there.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "support.hpp"
 #include "test_watchdog.hpp"
@@ -16,6 +18,8 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #endif
@@ -27,8 +31,11 @@ std::filesystem::path scratch;
 bool private_netns = false;
 
 #if !defined(_WIN32)
-bool enter_private_network_namespace() {
-  if (::geteuid() != 0 || ::unshare(CLONE_NEWNET) != 0) return false;
+bool enter_private_namespaces() {
+  if (::geteuid() != 0 || ::unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) return false;
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
+  ::mkdir("/run/portresd", 0755); // the mount point (an empty folder on the host)
+  if (::mount("portres-test", "/run/portresd", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) return false;
   const int s = ::socket(AF_INET, SOCK_DGRAM, 0);
   if (s < 0) return false;
   ifreq ifr{};
@@ -62,7 +69,7 @@ int main(int argc, char** argv) {
 #else
   ::setenv("PORTRES_RUNTIME_DIR", (scratch / "run").c_str(), 1);
   ::setenv("PORTRES_STATE_DIR", (scratch / "state").c_str(), 1);
-  private_netns = enter_private_network_namespace();
+  private_netns = enter_private_namespaces();
 #endif
   start_watchdog();
   doctest::Context context(argc, argv);

@@ -104,7 +104,8 @@ public:
   /// sockets are dual-mode IPv6, so an IPv4 address in its v4-mapped form.
   virtual asio::ip::address pool_address(const asio::ip::address& local) const { return local; }
   /// The reservation's state: error::reservation_released once released,
-  /// error::reservation_lost once lost; empty while alive.
+  /// what its lease reports once lost (Linux: linux_error::reservation_lost);
+  /// empty while alive.
   virtual std::error_code status(owned_state& s);
 
   // Asynchronous forms. The defaults run the synchronous call as described

@@ -6,6 +6,7 @@
 
 #include "core/portable_backend.hpp"
 #include "linux/broker_mode.hpp"
+#include "linux/broker_presence.hpp"
 #include "linux/registry.hpp"
 #include "linux/state_files.hpp"
 #include "platform.hpp"
@@ -35,43 +36,6 @@ bool kernel_lists(std::uint32_t port) {
   const auto list = portres::detail::linux_files::parse_port_list(read_sysctl(reserved_ports_path));
   return list && list->test(port);
 }
-
-bool become_nobody() { return ::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0; }
-
-// A forked child that holds an abstract SEQPACKET listener as nobody until killed.
-struct squatter {
-  pid_t pid = -1;
-  explicit squatter(const std::string& name) {
-    int ready[2];
-    REQUIRE(::pipe(ready) == 0);
-    pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(ready[0]);
-      char ok = 'n';
-      if (become_nobody()) {
-        const int s = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::memcpy(a.sun_path + 1, name.data(), name.size());
-        const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-        if (::bind(s, reinterpret_cast<sockaddr*>(&a), len) == 0 && ::listen(s, 16) == 0) ok = 'y';
-      }
-      (void)!::write(ready[1], &ok, 1);
-      ::pause();
-      ::_exit(0);
-    }
-    ::close(ready[1]);
-    char ok = 'n';
-    (void)!::read(ready[0], &ok, 1);
-    ::close(ready[0]);
-    REQUIRE(ok == 'y');
-  }
-  ~squatter() {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-  }
-};
 
 } // namespace
 
@@ -108,13 +72,13 @@ TEST_CASE("broker restart: a SIGKILLed daemon's successor leaks no kernel entry,
   const auto close_late = gsl::finally([late] { ::close(late); });
   old_client.bind_fresh(late, protocol::tcp, held->granted().token, asio::ip::make_address("127.0.0.1"),
                         blocking::allowed, ec);
-  CHECK(ec == error::reservation_lost);
+  CHECK(ec == linux_error::reservation_lost);
   CHECK(ec == condition::aborted);
   old_client.associate(late, wildcard->granted().token, blocking::allowed, ec);
-  CHECK(ec == error::reservation_lost);
+  CHECK(ec == linux_error::reservation_lost);
   CHECK(std::string(ec.message()).find("portresd") != std::string::npos);
   old_client.release(static_cast<portres::detail::owned_state&>(*held), blocking::allowed, ec);
-  CHECK(ec == error::reservation_lost);
+  CHECK(ec == linux_error::reservation_lost);
   old_client.release(static_cast<portres::detail::owned_state&>(*held), blocking::allowed, ec);
   CHECK(ec == error::already_released);
 
@@ -166,19 +130,25 @@ TEST_CASE("broker and per-user registry: a grant of root's registry made before 
   CHECK(!granted.overlaps(by_registry_wild));
   CHECK(!granted.overlaps(inside));
 
-  // The other way round: the registry does not grant what the daemon put in the kernel list.
+  // The other way round: while the daemon serves, the registry grants
+  // nothing at all (it cannot see the daemon's blocks outside the kernel list).
   const port_range daemon_block(static_cast<std::uint16_t>(eph.first() + 700), 10);
   auto d4 = broker->grant(protocol::udp, daemon_block, reservation_token{0xb4}, blocking::allowed, granted, ec);
   REQUIRE_MESSAGE(!ec, ec);
   port_range other;
   auto r3 = registry->grant(protocol::udp, daemon_block, reservation_token{0xa3}, blocking::allowed, other, ec);
-  CHECK(ec == error::overlaps_reservation);
+  CHECK(ec == linux_error::broker_started);
   CHECK(!r3);
-  // Once the registry's holder lets go, the daemon grants the block.
+  // Once the registry's holder lets go, the daemon grants the block (it
+  // looks at the registry folder every 100 ms at most).
   ec.clear();
   registry->release(*r1, blocking::allowed, ec);
   CHECK_MESSAGE(!ec, ec.message());
-  auto d5 = broker->grant(protocol::tcp, inside, reservation_token{0xb5}, blocking::allowed, granted, ec);
+  std::unique_ptr<portres::detail::registry::lease> d5;
+  CHECK(eventually([&] {
+    d5 = broker->grant(protocol::tcp, inside, reservation_token{0xb5}, blocking::allowed, granted, ec);
+    return !ec;
+  }, std::chrono::seconds(2)));
   CHECK_MESSAGE(!ec, ec);
   registry->release(*r2, blocking::allowed, ec);
 }
@@ -222,20 +192,18 @@ TEST_CASE("broker and per-user registry: a daemon grant outside the ephemeral ra
   REQUIRE_MESSAGE(!ec, ec);
   // The registry of a process that chose it before the daemon started.
   auto r1 = registry->grant(protocol::tcp, outside, reservation_token{0xc2}, blocking::allowed, again, ec);
-  CHECK_MESSAGE(ec == error::broker_started, "registry granted " << portres::to_string(again)
+  CHECK_MESSAGE(ec == linux_error::broker_started, "registry granted " << portres::to_string(again)
                                                                  << " while the daemon holds it (" << ec << ")");
   if (r1) registry->release(*r1, blocking::allowed, ec);
 #endif
 }
 
 // review12c: "one daemon per namespace (the socket name is taken)" holds only
-// for one name; --socket takes any. A second portresd on another name in the
-// same namespace shares owned.<netns> (each overwrites the other's record, so
-// a crash of both leaks kernel entries) and grants blocks outside the
-// ephemeral range that the first holds. Either the second must refuse to
-// start, or it must not grant the first's block.
-TEST_CASE("broker: a second portresd in the same namespace (another socket name) neither starts nor double-grants "
-          "(review12c)") {
+// for one name; --socket takes any, and older daemons kept their lock in a
+// folder of their own (--state-dir, PORTRES_DAEMON_DIR). A second daemon
+// would grant blocks outside the ephemeral range that the first holds.
+TEST_CASE("broker: a second portresd in the same namespace (another socket name, another state folder) does not "
+          "start, and no block is granted twice") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
 #if defined(PORTRES_PORTRESD)
   const auto eph = portres::detail::platform::ephemeral_range();
@@ -247,29 +215,34 @@ TEST_CASE("broker: a second portresd in the same namespace (another socket name)
   port_range granted;
   auto d1 = a->grant(protocol::tcp, outside, reservation_token{0xd1}, blocking::allowed, granted, ec);
   REQUIRE_MESSAGE(!ec, ec);
-  const std::string name2 = "portres-test-" + std::to_string(::getpid()) + "-second";
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name2.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
+  const auto elsewhere = (scratch_dir() / "elsewhere").string();
+  ::mkdir(elsewhere.c_str(), 0700);
+  for (const bool other_folder : {false, true}) {
+    const std::string name2 = "portres-test-" + std::to_string(::getpid()) + (other_folder ? "-folder" : "-second");
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      if (other_folder) ::setenv("PORTRES_DAEMON_DIR", elsewhere.c_str(), 1);
+      ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name2.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    bool exited = false;
+    for (int i = 0; i < 400 && !exited; ++i) { // bounded: 2 s
+      exited = ::waitpid(pid, nullptr, WNOHANG) == pid;
+      if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!exited) {
+      // Serving: it must not grant the first daemon's block.
+      std::string reason;
+      auto b = broker_registry::connect(name2, reason);
+      port_range again;
+      if (b) b->grant(protocol::tcp, outside, reservation_token{0xd2}, blocking::allowed, again, ec);
+      CHECK_MESSAGE(ec == error::overlaps_reservation, "second portresd granted " << portres::to_string(again));
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+    CHECK_MESSAGE(exited, "a second portresd serves the namespace" << (other_folder ? " (another folder)" : ""));
   }
-  const auto stop = gsl::finally([pid] {
-    ::kill(pid, SIGTERM);
-    ::waitpid(pid, nullptr, 0);
-  });
-  std::shared_ptr<broker_registry> b;
-  std::string reason;
-  for (int i = 0; i < 200 && !b; ++i) {
-    if (::waitpid(pid, nullptr, WNOHANG) == pid) return; // refused to start: fine
-    b = broker_registry::connect(name2, reason);
-    if (!b) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  REQUIRE_MESSAGE(b, reason);
-  port_range again;
-  auto d2 = b->grant(protocol::tcp, outside, reservation_token{0xd2}, blocking::allowed, again, ec);
-  CHECK_MESSAGE(ec == error::overlaps_reservation,
-                "second portresd granted " << portres::to_string(again) << " held through the first");
 #endif
 }
 
@@ -297,7 +270,7 @@ TEST_CASE("broker: a squatter on the socket name is named as an impostor, and PO
   auto none = required.active()->grant(protocol::tcp, port_range(0, 1), reservation_token{1}, blocking::allowed,
                                        granted, ec);
   CHECK(!none);
-  CHECK(ec == error::broker_required);
+  CHECK(ec == linux_error::broker_required);
   CHECK(ec == condition::not_supported);
 }
 
@@ -305,17 +278,13 @@ TEST_CASE("broker: socket activation (LISTEN_FDS) serves on the inherited socket
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
 #if defined(PORTRES_PORTRESD)
   const std::string name = "portres-test-activated-" + std::to_string(::getpid());
-  const int listener = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::memcpy(a.sun_path + 1, name.data(), name.size());
-  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), len) == 0);
-  REQUIRE(::listen(listener, 16) == 0);
+  const int listener = listen_abstract(name, 16);
+  REQUIRE(listener >= 0);
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::dup2(listener, 3);
+    ::fcntl(3, F_SETFD, 0); // inherited across exec, even if it already was descriptor 3
     ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
     ::setenv("LISTEN_FDS", "1", 1);
     ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name.c_str(), static_cast<char*>(nullptr));
@@ -387,13 +356,11 @@ TEST_CASE("broker: portres add --force reaches the daemon (persistent rights sti
 TEST_CASE("broker: a damaged record of a predecessor's kernel entries is reported, and nothing is reclaimed (review12c)") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
 #if defined(PORTRES_PORTRESD)
-  const char* runtime = std::getenv("PORTRES_RUNTIME_DIR");
-  REQUIRE(runtime != nullptr);
-  const std::string dir = std::string(runtime) + "/portresd-damaged";
-  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  const std::string dir = portres::detail::broker_presence::folder(); // the test's own (test_main)
+  ::mkdir(dir.c_str(), 0755);
   const auto ns = std::to_string(portres::detail::linux_files::network_namespace_id());
   {
-    std::FILE* f = std::fopen((dir + "/owned." + ns).c_str(), "w");
+    std::FILE* f = std::fopen((dir + "/kernel-owned." + ns).c_str(), "w");
     REQUIRE(f != nullptr);
     std::fputs("50000-50004,garbage\n", f);
     std::fclose(f);
@@ -401,15 +368,14 @@ TEST_CASE("broker: a damaged record of a predecessor's kernel entries is reporte
   const std::string before = read_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports");
   const auto restore = gsl::finally([before] { write_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports", before); });
   write_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports", "50000-50004"); // someone's entries
-  const std::string log = dir + ".log";
+  const std::string log = dir + "-damaged.log";
   const std::string name = "portres-test-" + std::to_string(::getpid()) + "-damaged";
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out >= 0) ::dup2(out, STDERR_FILENO);
-    ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name.c_str(), "--state-dir", dir.c_str(),
-            static_cast<char*>(nullptr));
+    ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   const auto stop = gsl::finally([pid] {

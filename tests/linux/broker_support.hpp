@@ -1,18 +1,24 @@
 // Test helpers for portresd: a private daemon started as a child process
-// (killed at the end), and small fork/pipe utilities.
+// (killed at the end), a squatter on a socket name, and small utilities.
 #ifndef PORTRES_TESTS_LINUX_BROKER_SUPPORT_HPP
 #define PORTRES_TESTS_LINUX_BROKER_SUPPORT_HPP
 
 #include "linux/broker_client.hpp"
+#include "linux/broker_protocol.hpp"
 #include "support.hpp"
 
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,15 +38,83 @@ inline const char* broker_skip_reason() {
 #endif
 }
 
-/// portresd on a private socket name, as a child process; SIGTERM then
-/// SIGKILL at destruction.
-class test_daemon {
+/// Binds and listens on abstract SEQPACKET `name`: the descriptor, or -1.
+inline int listen_abstract(const std::string& name, int backlog) {
+  const auto address = portres::detail::broker_wire::abstract_address(name);
+  const int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (!address || s < 0 || ::bind(s, reinterpret_cast<const sockaddr*>(&address->addr), address->length) != 0 ||
+      ::listen(s, backlog) != 0) {
+    if (s >= 0) ::close(s);
+    return -1;
+  }
+  return s;
+}
+
+inline bool become_nobody() { return ::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0; }
+
+/// A nobody process holding abstract name `name` until destroyed. With
+/// `never_accepts`, it listens with backlog 0 and fills that backlog
+/// itself: every further connect finds it full, and nothing is accepted.
+class squatter {
 public:
-  explicit test_daemon(const std::string& tag = "d", const std::string& policy_file = {}) {
-    name_ = "portres-test-" + std::to_string(::getpid()) + "-" + tag;
+  explicit squatter(const std::string& name, bool never_accepts = false) {
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
+      ::close(ready[0]);
+      char ok = 'n';
+      const int s = become_nobody() ? listen_abstract(name, never_accepts ? 0 : 16) : -1;
+      if (s >= 0) ok = 'y';
+      const auto address = portres::detail::broker_wire::abstract_address(name);
+      for (int i = 0; never_accepts && ok == 'y' && i < 16; ++i) { // bounded: the backlog holds one or two
+        const int c = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
+        if (::connect(c, reinterpret_cast<const sockaddr*>(&address->addr), address->length) != 0) break;
+      }
+      (void)!::write(ready[1], &ok, 1);
+      ::pause();
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    char ok = 'n';
+    (void)!::read(ready[0], &ok, 1);
+    ::close(ready[0]);
+    REQUIRE(ok == 'y');
+  }
+  ~squatter() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  squatter(const squatter&) = delete;
+  squatter& operator=(const squatter&) = delete;
+
+private:
+  pid_t pid_ = -1;
+};
+
+/// portresd as a child process, on a private socket name (or `name` when
+/// given); SIGTERM then SIGKILL at destruction. `max_files`: its descriptor
+/// limit (0: inherited); `log_file`: where its stderr goes; `prepare`: runs
+/// in the child before the exec.
+class test_daemon {
+public:
+  explicit test_daemon(const std::string& tag = "d", const std::string& policy_file = {}, const std::string& name = {},
+                       rlim_t max_files = 0, const std::string& log_file = {},
+                       const std::function<bool()>& prepare = {}) {
+    name_ = name.empty() ? "portres-test-" + std::to_string(::getpid()) + "-" + tag : name;
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      if (prepare && !prepare()) ::_exit(126);
+      if (max_files != 0) {
+        const rlimit limit{max_files, max_files};
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+      }
+      if (!log_file.empty()) {
+        const int out = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (out >= 0) ::dup2(out, STDERR_FILENO);
+      }
 #if defined(PORTRES_PORTRESD)
       if (policy_file.empty()) {
         ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", name_.c_str(), static_cast<char*>(nullptr));

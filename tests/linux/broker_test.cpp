@@ -79,7 +79,7 @@ std::string describe(const std::error_code& ec, port_range r) {
   return out.str();
 }
 
-bool drop_to_nobody() { return ::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0; }
+bool drop_to_nobody() { return become_nobody(); }
 
 bool bring_loopback_up() {
   const int s = ::socket(AF_INET, SOCK_DGRAM, 0);
@@ -275,17 +275,7 @@ TEST_CASE("broker: an unprivileged user gets a kernel-enforced block that frees 
 TEST_CASE("broker: a socket name held by a non-root process is refused") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
   const std::string name = "portres-test-squat-" + std::to_string(::getpid());
-  child squatter([&] {
-    if (!drop_to_nobody()) return std::string("error setuid");
-    const int s = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::memcpy(a.sun_path + 1, name.data(), name.size());
-    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-    if (::bind(s, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(s, 16) != 0) return std::string("error bind");
-    return std::string("listening");
-  });
-  REQUIRE(squatter.said == "listening");
+  squatter nobody(name);
   std::string reason;
   CHECK(!broker_registry::connect(name, reason));
   INFO(reason);
@@ -388,11 +378,9 @@ TEST_CASE("broker: hostile clients get errors and cannot crash or hang the daemo
   }
   // A stream socket on the same name: the kernel refuses the type.
   const int stream = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::memcpy(a.sun_path + 1, daemon.name().data(), daemon.name().size());
-  CHECK(::connect(stream, reinterpret_cast<sockaddr*>(&a),
-                  static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + daemon.name().size())) != 0);
+  const auto address = portres::detail::broker_wire::abstract_address(daemon.name());
+  REQUIRE(address);
+  CHECK(::connect(stream, reinterpret_cast<const sockaddr*>(&address->addr), address->length) != 0);
   ::close(stream);
 
   // Still serving, promptly.
@@ -424,10 +412,12 @@ TEST_CASE("broker: persistent blocks need root or the policy's group, and the po
     auto kept = broker->grant(protocol::tcp, port_range(0, 10), reservation_token{0x52}, blocking::allowed, g, fits);
     broker->persistent_create(protocol::tcp, port_range(62000, 4), created);
     const bool access = !broker->persistent_access();
-    return std::to_string(over.value()) + " " + std::to_string(fits.value()) + " " +
+    return std::string(over == linux_error::port_quota && over == condition::exhausted ? "quota" : over.message()) +
+           " " + std::to_string(fits.value()) + " " +
            (created == error::privilege_required ? "denied" : created.message()) + (access ? " access" : " no-access");
   });
-  CHECK(user.said == std::to_string(EDQUOT) + " 0 denied no-access");
+  CHECK(user.said == "quota 0 denied no-access");
+  CHECK(make_error_code(linux_error::port_quota).message().find("max-ports") != std::string::npos);
 
   auto broker = daemon.client();
   std::error_code ec;

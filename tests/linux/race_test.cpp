@@ -45,12 +45,6 @@ struct shared_state {
   grant_log log[workers][full_acquires];
 };
 
-int scale() {
-  const char* s = std::getenv("PORTRES_RACE_SCALE");
-  const int v = s ? std::atoi(s) : 1;
-  return v > 0 ? v : 1;
-}
-
 [[noreturn]] void worker(shared_state& st, int slot, int acquires) {
   select_backend(backend_kind::native);
   asio::io_context io;
@@ -90,7 +84,7 @@ int scale() {
 } // namespace
 
 TEST_CASE("race: no two live grants ever overlap (processes, listings, SIGKILLs)") {
-  const int acquires = full_acquires / scale();
+  const int acquires = portres_test::race_scaled(full_acquires);
   void* memory = ::mmap(nullptr, sizeof(shared_state), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   REQUIRE(memory != MAP_FAILED);
   auto& st = *new (memory) shared_state{};

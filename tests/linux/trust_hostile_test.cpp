@@ -60,15 +60,17 @@ TEST_CASE("hostile review: a namespace keeps no other namespace's block once bot
     theirs.release();
     ::_exit(foreign_reserved ? 1 : 0);
   }
+  ::close(acquired[1]); // a child that fails says so by closing its end: no wait for ever
+  ::close(go[0]);
   char c = 0;
-  (void)!::read(acquired[0], &c, 1);
+  CHECK(::read(acquired[0], &c, 1) == 1);
   mine.release();
   (void)!::write(go[1], "1", 1);
   int status = 0;
   ::waitpid(child, &status, 0);
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0)); // the child's namespace never reserved our block
   CHECK(first_line(reserved).empty()); // nothing of the child's namespace stays in ours
-  for (int fd : {acquired[0], acquired[1], go[0], go[1]}) ::close(fd);
+  for (int fd : {acquired[0], go[1]}) ::close(fd);
   std::ofstream(reserved) << "\n";
   std::ofstream(range_sysctl) << original_range << "\n";
 }

@@ -35,10 +35,8 @@ enum class error {
   bad_response,            ///< the OS returned a malformed result
   os_unsupported,          ///< the OS lacks the function (e.g. Wine: no persistent reservations)
   ephemeral_starved,       ///< Linux: the block would leave too little of the ephemeral range free
-  reservation_lost,        ///< Linux broker mode: portresd went away, so the reservation ended (acquire again)
-  broker_required,         ///< Linux: PORTRES_BROKER=required and no genuine portresd answers
-  broker_started,          ///< Linux: portresd started after this process chose the per-user registry
   reservation_released,    ///< a pool's reservation was released: it has no ports left to give
+  // Broker, policy and kernel-list states: portres::linux_error (<portres/linux_error.hpp>).
 };
 
 /// Portable meanings that OS codes of either platform compare equal to.

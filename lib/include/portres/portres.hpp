@@ -10,5 +10,8 @@
 #include "portres/socket_pool.hpp"
 #include "portres/types.hpp"
 #include "portres/usage.hpp"
+#if defined(__linux__)
+#include "portres/linux_error.hpp"
+#endif
 
 #endif

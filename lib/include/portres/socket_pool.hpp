@@ -145,7 +145,7 @@ public:
   /// (error::too_many_waiters) when max_waiters are already waiting;
   /// condition::aborted after close() (error::pool_closed), once the
   /// reservation was released (error::reservation_released) or lost
-  /// (error::reservation_lost), and on per-operation cancellation (any
+  /// (linux_error::reservation_lost), and on per-operation cancellation (any
   /// type) while waiting.
   /// Like Asio's own operations, the handler is posted to the pool's
   /// executor and then dispatched to its associated executor. Waiters are

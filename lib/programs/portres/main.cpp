@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <vector>
 #include <string>
 #include <string_view>
@@ -68,8 +69,13 @@ long ephemeral_left_with(portres::port_range block) {
   if (!(range_in >> low >> high) || low > high || high > 65535) return -1;
   std::vector<bool> taken(65536, false);
   for (unsigned p = block.first(); p <= block.last(); ++p) taken[p] = true;
+  // One read from offset 0: a list longer than a page reads as empty at any other offset.
+  std::string list(1 << 20, '\0');
+  reserved_in.read(list.data(), static_cast<std::streamsize>(list.size()));
+  list.resize(static_cast<std::size_t>(reserved_in.gcount()));
+  std::istringstream entries(list);
   std::string item;
-  while (std::getline(reserved_in, item, ',')) {
+  while (std::getline(entries, item, ',')) {
     unsigned a = 0, b = 0;
     const int n = std::sscanf(item.c_str(), "%u-%u", &a, &b);
     if (n < 1) continue;
@@ -136,6 +142,10 @@ int show(const cli::options& opts, bool json) {
   out += json ? "],\"runtime\":[" : "";
   first = true;
   const auto live = portres::list_runtime(ec);
+  // A listing that failed is said, never shown as a shorter one (Windows
+  // has no runtime listing at all: not a failure).
+  const bool listing_failed = ec && ec != portres::error::os_unsupported;
+  const auto listing_error = listing_failed ? ec.message() : std::string();
   if (ec && !json) std::printf("runtime: unavailable (%s)\n", ec.message().c_str());
   for (const auto& e : live) {
     if (opts.has("protocol") && opts.protocol() != e.proto) continue;
@@ -154,11 +164,15 @@ int show(const cli::options& opts, bool json) {
   }
   if (json) {
     out += "],\"mode\":" + quoted(mode) + ",\"state_damage\":" + quoted(caps.state_damage);
+    if (listing_failed) {
+      out.replace(0, std::string_view("{\"ok\":true").size(), "{\"ok\":false");
+      out += ",\"error\":" + quoted("runtime reservations: " + listing_error) + ",\"exit_code\":" + std::to_string(failed);
+    }
     std::printf("%s}\n", out.c_str());
   } else if (!caps.state_damage.empty()) {
     std::printf("state damage: %s\n", caps.state_damage.c_str());
   }
-  return ok;
+  return listing_failed ? failed : ok;
 }
 
 int usage_of(const cli::options& opts, bool json) {

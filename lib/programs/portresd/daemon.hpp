@@ -1,9 +1,12 @@
-// portresd's event loop and reservation table (single-threaded, epoll).
-// Each runtime grant belongs to one client connection and ends with it.
+// portresd: the event loop. Single-threaded (epoll); each runtime grant
+// belongs to one client connection and ends with it. The pieces it drives:
+// connections (who may connect), grant_table (who holds what, where a block
+// may go), policy (quotas, root's share), credentials (who a peer is),
+// store_view (persistent blocks), kernel_view (the kernel list, written once
+// per turn of the loop), daemon_state (root's registry, socket activation).
 #ifndef PORTRES_PROGRAMS_PORTRESD_DAEMON_HPP
 #define PORTRES_PROGRAMS_PORTRESD_DAEMON_HPP
 
-#include "portresd/daemon_state.hpp"
 #include "portresd/policy.hpp"
 
 #include <string>
@@ -12,10 +15,8 @@ namespace portres::portresd {
 
 struct options {
   std::string socket_name;
-  std::string state_dir;    ///< root-only folder for what survives a restart (daemon_state.hpp)
   std::string registry_dir; ///< root's per-user registry, whose live grants are respected
   policy rules;
-  bool verbose = false;
 };
 
 /// Listens and serves until SIGTERM/SIGINT; returns the exit status.

@@ -1,5 +1,6 @@
 #include "portresd/daemon_state.hpp"
 
+#include "linux/broker_presence.hpp"
 #include "linux/registry_scan.hpp"
 
 #include <cerrno>
@@ -17,70 +18,31 @@ namespace portres::portresd {
 
 using namespace portres::detail;
 
-std::string default_state_dir() {
-  if (const char* dir = std::getenv("PORTRES_DAEMON_DIR"); dir && *dir) return dir;
-  return default_registry_dir() + "/portresd";
-}
-
 std::string default_registry_dir() {
   if (const char* dir = std::getenv("PORTRES_RUNTIME_DIR"); dir && *dir) return dir;
   return "/run/portres";
 }
 
-std::error_code owned_ports_file::open(const std::string& dir) {
-  // The parent (normally /run/portres) may not exist yet at boot.
-  if (const auto slash = dir.rfind('/'); slash != std::string::npos && slash > 0) {
-    ::mkdir(dir.substr(0, slash).c_str(), 0755);
+linux_files::unique_fd take_daemon_lock(int folder, std::error_code& ec) {
+  // 0600 in a root-only-writable folder: no one else can open it, so no one
+  // else can hold the lock.
+  auto lock = linux_files::open_at(folder, broker_presence::name_of("lock"), O_RDWR | O_CREAT, ec);
+  if (!lock) return {};
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    ec = errno == EWOULDBLOCK ? std::make_error_code(std::errc::device_or_resource_busy)
+                              : std::error_code(errno, std::system_category());
+    return {};
   }
-  std::error_code ec;
-  dir_ = linux_files::open_private_dir(dir, ec);
-  if (ec) return ec;
-  const auto ns = std::to_string(linux_files::network_namespace_id());
-  name_ = "owned." + ns;
-  // One daemon per namespace and state folder, whatever socket name it
-  // serves: a second one would grant the same blocks and overwrite the record.
-  lock_ = linux_files::unique_fd(
-      ::openat(dir_.get(), ("lock." + ns).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
-  if (!lock_) return {errno, std::system_category()};
-  if (::flock(lock_.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return std::make_error_code(std::errc::device_or_resource_busy);
-    return {errno, std::system_category()};
-  }
-  return {};
-}
-
-port_bitmap owned_ports_file::load(std::string& problem) {
-  problem.clear();
-  std::error_code ec;
-  const auto text = linux_files::read_file_at(dir_.get(), name_, ec);
-  if (ec && ec != std::errc::no_such_file_or_directory) problem = name_ + ": " + ec.message();
-  const auto parsed = linux_files::parse_port_list(text.value_or(""));
-  if (!parsed && problem.empty()) problem = name_ + ": not a port list";
-  saved_ = parsed.value_or(port_bitmap{});
-  known_ = true;
-  return saved_;
-}
-
-std::error_code owned_ports_file::save(const port_bitmap& owned) {
-  if (known_ && owned == saved_) return {};
-  // One daemon per namespace (it holds the lock file): a fixed temporary
-  // name is enough. /run is memory: no fsync (the kernel list does not
-  // survive a reboot either).
-  const std::string temp = name_ + ".tmp";
-  std::error_code ec;
-  auto fd = linux_files::open_at(dir_.get(), temp, O_WRONLY | O_CREAT | O_TRUNC, ec);
-  if (!fd) return ec;
-  const auto text = linux_files::format_port_list(owned) + "\n";
-  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
-      ::renameat(dir_.get(), temp.c_str(), dir_.get(), name_.c_str()) != 0) {
-    return {errno, std::system_category()};
-  }
-  saved_ = owned;
-  known_ = true;
-  return {};
+  return lock;
 }
 
 const port_bitmap& registry_watch::occupied(protocol p) {
+  // Looked at every 100 ms at most: once the daemon serves, a registry
+  // process adds no record (it sees the daemon's presence and grants
+  // nothing); what changes is records going away.
+  const auto now_steady = std::chrono::steady_clock::now();
+  if (now_steady - looked_ < std::chrono::milliseconds(100)) return ports_[p == protocol::tcp ? 0 : 1];
+  looked_ = now_steady;
   struct stat st {};
   std::int64_t stamp = -1;
   if (::lstat(dir_.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0) {

@@ -1,11 +1,14 @@
 // portresd: the machine-wide portres reservation broker (one per network
 // namespace). See docs/security.md, "Broker mode".
-//   portresd --foreground [--socket NAME] [--policy FILE] [--state-dir DIR]
-//            [--registry-dir DIR] [--verbose]
+//   portresd --foreground [--socket NAME] [--policy FILE] [--registry-dir DIR]
 // With systemd socket activation (portresd.socket) the listening socket is
-// inherited (LISTEN_FDS) and --socket only names it in messages.
+// inherited (LISTEN_FDS) and --socket only names it in messages. What it
+// keeps per network namespace lives in the namespace folder /run/portresd,
+// where its clients and root's registries meet it: not an option for that
+// reason.
 #include "linux/broker_protocol.hpp"
 #include "portresd/daemon.hpp"
+#include "portresd/daemon_state.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -19,7 +22,6 @@ int main(int argc, char** argv) {
   using namespace portres;
   portresd::options opts;
   opts.socket_name = detail::broker_wire::default_socket_name;
-  opts.state_dir = portresd::default_state_dir();
   opts.registry_dir = portresd::default_registry_dir();
   bool foreground = false;
   std::string policy_path;
@@ -28,20 +30,15 @@ int main(int argc, char** argv) {
     const bool has_value = i + 1 < argc;
     if (arg == "--foreground") {
       foreground = true;
-    } else if (arg == "--verbose") {
-      opts.verbose = true;
     } else if (arg == "--socket" && has_value) {
       opts.socket_name = argv[++i];
-    } else if (arg == "--state-dir" && has_value) {
-      opts.state_dir = argv[++i];
     } else if (arg == "--registry-dir" && has_value) {
       opts.registry_dir = argv[++i];
     } else if (arg == "--policy" && has_value) {
       policy_path = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: portresd --foreground [--socket NAME] [--policy FILE] [--state-dir DIR]\n"
-                   "                [--registry-dir DIR] [--verbose]\n"
+                   "usage: portresd --foreground [--socket NAME] [--policy FILE] [--registry-dir DIR]\n"
                    "portresd: unknown or incomplete argument '%s'\n",
                    arg.c_str());
       return 2;

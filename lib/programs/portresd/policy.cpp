@@ -1,5 +1,8 @@
 #include "portresd/policy.hpp"
 
+#include <gsl/gsl>
+
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <sstream>
@@ -30,10 +33,29 @@ std::uint32_t policy::ports_for(std::uint32_t uid) const {
   return it != max_ports.end() ? it->second : default_max_ports;
 }
 
+std::uint32_t policy::blocks_for(std::uint32_t uid) const {
+  if (uid == 0) return std::numeric_limits<std::uint32_t>::max();
+  const auto it = max_blocks.find(uid);
+  return it != max_blocks.end() ? it->second : default_max_blocks;
+}
+
 std::uint32_t policy::connections_for(std::uint32_t uid) const {
   if (uid == 0) return std::numeric_limits<std::uint32_t>::max();
   const auto it = max_connections.find(uid);
   return it != max_connections.end() ? it->second : default_max_connections;
+}
+
+std::optional<port_range> policy::root_share(port_range placement) const {
+  if (root_reserve == 0) return std::nullopt;
+  const auto count = std::min(root_reserve, placement.count());
+  return port_range(gsl::narrow_cast<std::uint16_t>(placement.last() - count + 1), count);
+}
+
+std::optional<port_range> policy::shared_placement(port_range placement) const {
+  const auto kept = root_share(placement);
+  if (!kept) return placement;
+  if (kept->first() == placement.first()) return std::nullopt;
+  return port_range(placement.first(), kept->first() - placement.first());
 }
 
 std::optional<policy> parse_policy(const std::string& text, std::string& error) {
@@ -58,12 +80,22 @@ std::optional<policy> parse_policy(const std::string& text, std::string& error) 
       const auto gid = group_id(a);
       if (!gid) return bad("unknown group '" + a + "'");
       out.persistent_group = gid;
-    } else if (key == "max-ports" || key == "max-connections") {
+    } else if (key == "idle-seconds") {
+      const auto seconds = number(a);
+      if (!seconds || !b.empty() || *seconds < 1 || *seconds > 3600) return bad("expected 'idle-seconds <1-3600>'");
+      out.idle_seconds = *seconds;
+    } else if (key == "root-reserve") {
+      const auto count = number(a);
+      if (!count || !b.empty() || *count > 65535) return bad("expected 'root-reserve <count of ports, 0-65535>'");
+      out.root_reserve = *count;
+    } else if (key == "max-ports" || key == "max-blocks" || key == "max-connections") {
       const auto count = number(b);
       const auto uid = a == "*" ? std::optional<std::uint32_t>(std::nullopt) : number(a);
       if (!count || (a != "*" && !uid)) return bad("expected '" + key + " <uid or *> <count>'");
-      auto& table = key == "max-ports" ? out.max_ports : out.max_connections;
-      auto& fallback = key == "max-ports" ? out.default_max_ports : out.default_max_connections;
+      auto& table = key == "max-ports" ? out.max_ports : key == "max-blocks" ? out.max_blocks : out.max_connections;
+      auto& fallback = key == "max-ports"    ? out.default_max_ports
+                       : key == "max-blocks" ? out.default_max_blocks
+                                             : out.default_max_connections;
       if (uid) {
         table[*uid] = *count;
       } else {

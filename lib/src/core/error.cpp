@@ -42,15 +42,6 @@ std::string message_of(error e) {
   case error::ephemeral_starved:
     return "the block would leave fewer than the required share of the ephemeral port range free "
            "(PORTRES_EPHEMERAL_FREE_SHARE, default 0.5; 'portres add --force' overrides)";
-  case error::reservation_lost:
-    return "the reservation was lost: its portresd connection closed (the daemon stopped or restarted), so the "
-           "block may be granted to others; acquire a new one";
-  case error::broker_required:
-    return "portresd is required (PORTRES_BROKER=required) but no broker owned by root answers";
-  case error::broker_started:
-    return "portresd now serves this network namespace, but this process chose the per-user registry before it "
-           "started: the registry cannot see the daemon's blocks, so it grants nothing more; restart the process to "
-           "use portresd";
   case error::reservation_released:
     return "the pool's reservation was released, so it has no ports left to give; acquire a new one";
   }
@@ -76,10 +67,7 @@ std::optional<condition> condition_of(error e) noexcept {
   case error::block_unavailable:
   case error::too_many_waiters:
   case error::ephemeral_starved: return condition::exhausted;
-  case error::reservation_lost:
   case error::reservation_released: return condition::aborted;
-  case error::broker_required:
-  case error::broker_started: return condition::not_supported;
   case error::port_in_use:
   case error::overlaps_reservation: return condition::in_use;
   case error::backend_unavailable:

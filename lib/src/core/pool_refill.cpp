@@ -3,6 +3,9 @@
 #include "core/pool_internal.hpp"
 
 #include <asio/post.hpp>
+#if defined(__linux__)
+#include "portres/linux_error.hpp"
+#endif
 
 #include <algorithm>
 
@@ -17,7 +20,10 @@ bool transient(const std::error_code& ec) { return ec == condition::exhausted ||
 
 // Errors after which the pool has nothing left to give.
 bool reservation_gone(const std::error_code& ec) {
-  return ec == error::already_released || ec == error::reservation_lost || ec == error::reservation_released;
+#if defined(__linux__)
+  if (ec == linux_error::reservation_lost) return true; // its broker went away
+#endif
+  return ec == error::already_released || ec == error::reservation_released;
 }
 } // namespace
 

@@ -53,6 +53,33 @@ public:
     }
   }
 
+  /// How many ports of [lo, hi] are set (a word at a time).
+  std::uint32_t count(std::uint32_t lo, std::uint32_t hi) const noexcept {
+    if (lo > hi) return 0;
+    std::uint32_t n = 0;
+    for (std::uint32_t w = lo >> 6; w <= (hi >> 6); ++w) {
+      std::uint64_t word = words_[w];
+      if (w == (lo >> 6)) word &= ~std::uint64_t{0} << (lo & 63);
+      if (w == (hi >> 6) && (hi & 63) != 63) word &= (std::uint64_t{1} << ((hi & 63) + 1)) - 1;
+      n += static_cast<std::uint32_t>(std::popcount(word));
+    }
+    return n;
+  }
+
+  /// Calls f(first, last) for each run of set ports inside [lo, hi], in order.
+  template <class F>
+  void for_each_run(std::uint32_t lo, std::uint32_t hi, F f) const {
+    for (std::uint32_t from = lo; from <= hi;) {
+      const auto first = next_set(from, hi);
+      if (!first) return;
+      const auto after = next_clear(*first, hi);
+      const std::uint32_t last = after ? *after - 1 : hi;
+      f(*first, last);
+      if (!after) return;
+      from = *after;
+    }
+  }
+
   port_bitmap& operator|=(const port_bitmap& o) noexcept {
     for (std::size_t i = 0; i < words_.size(); ++i) words_[i] |= o.words_[i];
     return *this;

@@ -110,7 +110,9 @@ void portable_backend::release(owned_state& s, blocking b, std::error_code& ec) 
     return;
   }
   registry_->release(*block.lease_, b, ec);
-  if (ec && ec != error::reservation_lost) return; // would_block: retried on the blocking pool
+  // would_block: retried on the blocking pool; aborted: the grant already
+  // ended (Linux: the broker went away), so it is released all the same.
+  if (ec && ec != condition::aborted) return;
   block.released = true;
   block.lease_.reset();
   lock.unlock();

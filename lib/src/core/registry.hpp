@@ -19,7 +19,8 @@ public:
   class lease {
   public:
     virtual ~lease() = default;
-    /// error::reservation_lost once the grant ended without a release (the
+    /// An error comparing equal to condition::aborted (Linux:
+    /// linux_error::reservation_lost) once the grant ended without a release (the
     /// broker went away); checked before each association and bind.
     virtual std::error_code lost() { return {}; }
   };

@@ -5,6 +5,7 @@
 #include "linux/broker_mode.hpp"
 #include "linux/registry.hpp"
 #include "platform.hpp"
+#include "portres/linux_error.hpp"
 
 #include <unistd.h>
 
@@ -41,8 +42,9 @@ capability_report os_capabilities() {
     return report;
   }
   if (mode.refusing) {
-    // The broker is required: the native backend stays selected (so nothing
-    // falls back to a weaker mode) and refuses every grant.
+    // The broker is required, or there is no registry folder: the native
+    // backend stays selected (so nothing falls back to in-process
+    // coordination, which excludes no other process) and refuses every grant.
     report.native_runtime = true;
     report.kernel_enforcement_reason = report.persistent_reason = mode.unavailable;
     return report;
@@ -67,7 +69,7 @@ namespace {
 std::shared_ptr<linux_registry> registry_or(std::error_code& ec) {
   std::string reason;
   auto shared = linux_registry_instance(reason);
-  if (!shared) ec = error::backend_unavailable;
+  if (!shared) ec = linux_error::registry_unavailable;
   return shared;
 }
 

@@ -1,28 +1,35 @@
 #include "linux/broker_mode.hpp"
 
 #include "portres/error.hpp"
+#include "portres/linux_error.hpp"
 
 #include <cstdlib>
 
 namespace portres::detail {
 namespace {
 
-// PORTRES_BROKER=required without a genuine broker: every grant fails with a
-// clear error instead of a quiet switch to a weaker mode.
+// No mode can serve (PORTRES_BROKER=required without a genuine broker, or
+// no usable registry folder): every grant fails with a clear error instead
+// of a quiet switch to a weaker mode (in-process coordination would let two
+// processes take the same block).
 class refusing_registry final : public registry {
 public:
+  explicit refusing_registry(linux_error why) : why_(why) {}
   std::unique_ptr<lease> grant(protocol, port_range, reservation_token, blocking, port_range&,
                                std::error_code& ec) override {
-    ec = error::broker_required;
+    ec = why_;
     return nullptr;
   }
   void release(lease&, blocking, std::error_code& ec) override { ec = error::already_released; }
-  std::error_code classify_unknown(reservation_token, blocking) override { return error::broker_required; }
+  std::error_code classify_unknown(reservation_token, blocking) override { return why_; }
   std::optional<port_range> persistent_block(protocol, reservation_token, blocking, std::error_code& ec) override {
-    ec = error::broker_required;
+    ec = why_;
     return std::nullopt;
   }
-  std::error_code persistent_access() const override { return error::broker_required; }
+  std::error_code persistent_access() const override { return why_; }
+
+private:
+  linux_error why_;
 };
 
 } // namespace
@@ -49,8 +56,8 @@ registry_mode choose_registry_mode(const std::string& asked, const std::string& 
     if (!asked.empty()) {
       // Required, or asked for by name: no quiet switch to a weaker mode.
       m.unavailable = "PORTRES_BROKER=" + asked + ": " + why_not;
-      m.description = "none: " + m.unavailable + "; every acquire fails with error::broker_required";
-      m.refusing = std::make_shared<refusing_registry>();
+      m.description = "none: " + m.unavailable + "; every acquire fails with linux_error::broker_required";
+      m.refusing = std::make_shared<refusing_registry>(linux_error::broker_required);
       return m;
     }
   } else {
@@ -60,7 +67,9 @@ registry_mode choose_registry_mode(const std::string& asked, const std::string& 
   m.files = linux_registry_instance(reason);
   if (!m.files) {
     m.unavailable = reason;
-    m.description = "none: no broker (" + why_not + ") and " + reason;
+    m.description = "none: no broker (" + why_not + ") and " + reason +
+                    "; every acquire fails with linux_error::registry_unavailable";
+    m.refusing = std::make_shared<refusing_registry>(linux_error::registry_unavailable);
     return m;
   }
   m.description = "per-user registry (no broker: " + why_not + "; using per-user registry): runtime reservations exclude " +

@@ -3,7 +3,7 @@
 // capabilities() and `portres show` (never a silent fallback).
 // PORTRES_BROKER: unset (the broker if a genuine one answers, else the
 // per-user registry, saying why), "off" (per-user registry), "required"
-// (the broker or nothing: acquire fails with error::broker_required), or a
+// (the broker or nothing: acquire fails with linux_error::broker_required), or a
 // socket name (that broker or nothing).
 #ifndef PORTRES_SRC_LINUX_BROKER_MODE_HPP
 #define PORTRES_SRC_LINUX_BROKER_MODE_HPP
@@ -20,7 +20,7 @@ namespace portres::detail {
 struct registry_mode {
   std::shared_ptr<broker_registry> broker; ///< set in broker mode
   std::shared_ptr<linux_registry> files;   ///< set in per-user mode
-  std::shared_ptr<registry> refusing;      ///< set when the broker is required and absent
+  std::shared_ptr<registry> refusing;      ///< set when no mode can serve (broker required and absent, no registry folder)
   std::string unavailable;                 ///< why neither can serve
   std::string description;                 ///< the mode and what it means
   std::shared_ptr<registry> active() const;

@@ -1,6 +1,9 @@
 #include "linux/broker_protocol.hpp"
 
 #include "portres/error.hpp"
+#include "portres/linux_error.hpp"
+
+#include <cstring>
 
 #include <gsl/gsl>
 
@@ -8,7 +11,7 @@ namespace portres::detail::broker_wire {
 namespace {
 
 // How an error_code travels: which category, then its value.
-enum class error_kind : std::uint8_t { none = 0, portres = 1, system = 2, port_in_use = 3, exhausted = 4 };
+enum class error_kind : std::uint8_t { none = 0, portres = 1, system = 2, port_in_use = 3, exhausted = 4, linux_specific = 5 };
 
 class writer {
 public:
@@ -49,6 +52,7 @@ std::uint8_t from_protocol(protocol p) { return p == protocol::tcp ? 0 : 1; }
 std::pair<error_kind, std::int32_t> split(const std::error_code& ec) {
   if (!ec) return {error_kind::none, 0};
   if (ec.category() == error_category()) return {error_kind::portres, ec.value()};
+  if (ec.category() == linux_error_category()) return {error_kind::linux_specific, ec.value()};
   if (ec.category() == port_in_use_error(1).category()) return {error_kind::port_in_use, ec.value()};
   if (ec.category() == block_exhausted_error(1, 1).category()) return {error_kind::exhausted, ec.value()};
   if (ec.category() == std::system_category() || ec.category() == std::generic_category()) {
@@ -65,6 +69,9 @@ std::optional<std::error_code> join(std::uint8_t kind, std::int32_t value) {
   case error_kind::portres:
     if (value <= 0 || value > 255) return std::nullopt;
     return std::error_code(value, error_category());
+  case error_kind::linux_specific:
+    if (value <= 0 || value > 255) return std::nullopt;
+    return std::error_code(value, linux_error_category());
   case error_kind::system:
     if (value <= 0 || value > 4095) return std::nullopt;
     return std::error_code(value, std::system_category());
@@ -81,6 +88,24 @@ std::optional<std::error_code> join(std::uint8_t kind, std::int32_t value) {
 }
 
 } // namespace
+
+std::optional<socket_address> abstract_address(const std::string& name) {
+  socket_address a;
+  a.addr.sun_family = AF_UNIX;
+  if (name.empty() || name.size() + 1 > sizeof a.addr.sun_path) return std::nullopt;
+  std::memcpy(a.addr.sun_path + 1, name.data(), name.size()); // abstract: leading NUL
+  a.length = gsl::narrow<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  return a;
+}
+
+std::optional<socket_address> path_address(const std::string& path) {
+  socket_address a;
+  a.addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() + 1 > sizeof a.addr.sun_path) return std::nullopt;
+  std::memcpy(a.addr.sun_path, path.data(), path.size());
+  a.length = gsl::narrow<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return a;
+}
 
 std::vector<std::uint8_t> encode(const request& r) {
   std::vector<std::uint8_t> out;

@@ -15,17 +15,30 @@
 #include <system_error>
 #include <vector>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 namespace portres::detail::broker_wire {
 
 inline constexpr std::uint32_t magic = 0x31445250; // "PRD1"
 /// The abstract socket name clients try by default (per network namespace).
 inline constexpr const char* default_socket_name = "portresd";
 
+/// The address of abstract socket `name` (a leading NUL, no file).
+struct socket_address {
+  sockaddr_un addr{};
+  socklen_t length = 0;
+};
+/// nullopt when `name` is empty or too long for sun_path.
+std::optional<socket_address> abstract_address(const std::string& name);
+/// The address of the socket file `path`; nullopt when too long.
+std::optional<socket_address> path_address(const std::string& path);
+
 enum class op : std::uint8_t {
   acquire = 1,           ///< this connection becomes the reservation's lifetime
   release = 2,           ///< frees this connection's grant now
   classify = 3,          ///< is `token` a live reservation of some process?
-  list = 4,              ///< every live reservation (others' tokens hidden)
+  list = 4,              ///< one page of live reservations from cursor `token` (others' tokens hidden)
   persistent_create = 5, ///< uid 0 or the policy's group
   persistent_remove = 6,
   persistent_apply = 7,
@@ -63,7 +76,7 @@ struct reply {
   std::uint16_t first = 0;
   std::uint32_t count = 0;
   std::uint64_t token = 0;
-  std::uint32_t flags = 0; ///< hello: flag_persistent; list: flag_more (another message follows)
+  std::uint32_t flags = 0; ///< hello: flag_persistent; list: flag_more (ask again from cursor `token`)
   std::vector<listed> entries;
 };
 inline constexpr std::size_t reply_header_size = 32;

@@ -1,6 +1,8 @@
 #include "linux/persistent_store.hpp"
 
+#include "core/block_placement.hpp"
 #include "linux/state_files.hpp"
+#include "platform.hpp"
 #include "portres/error.hpp"
 
 #include <gsl/gsl>
@@ -138,6 +140,36 @@ std::error_code update(const std::function<std::error_code(std::vector<entry>&)>
   if (ec) return ec;
   if ((ec = change(stored))) return ec;
   return linux_files::write_file_atomic_at(dir.get(), "persistent", format(stored), 0644);
+}
+
+std::vector<entry> add(const entry& e, const std::vector<port_range>& live,
+                       const std::function<std::error_code(const std::vector<entry>&)>& admit, std::error_code& ec) {
+  std::vector<entry> after;
+  ec = update([&](std::vector<entry>& stored) {
+    std::vector<port_range> occupied = live;
+    for (const auto& s : stored) {
+      if (s.proto == e.proto) occupied.push_back(s.range);
+    }
+    std::error_code held_ec;
+    const auto held = platform::held_ports(e.proto, e.range, held_ec);
+    if (held_ec) return held_ec;
+    if (auto conflict = check_specific_block(e.range, occupied, held)) return conflict;
+    if (auto refused = admit(stored)) return refused;
+    stored.push_back(e);
+    after = stored;
+    return std::error_code();
+  });
+  return after;
+}
+
+std::vector<entry> remove(const entry& e, std::error_code& ec) {
+  std::vector<entry> after;
+  ec = update([&](std::vector<entry>& stored) {
+    if (std::erase(stored, e) == 0) return std::error_code(error::unknown_token);
+    after = stored;
+    return std::error_code();
+  });
+  return after;
 }
 
 reservation_token token_of(const entry& e) {

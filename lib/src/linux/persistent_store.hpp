@@ -37,6 +37,16 @@ std::error_code save(const std::vector<entry>& entries);
 /// that does not parse is never written over: error::malformed_state.
 std::error_code update(const std::function<std::error_code(std::vector<entry>&)>& change);
 
+/// Adds `e` to the store (through update) unless it overlaps a stored block
+/// or one of `live` (the runtime blocks of its protocol), a port of it is
+/// bound, or `admit` refuses it, given the stored entries (the ephemeral
+/// share: one check for the registry and portresd). The store after the
+/// change; `ec` (and the store unchanged) otherwise.
+std::vector<entry> add(const entry& e, const std::vector<port_range>& live,
+                       const std::function<std::error_code(const std::vector<entry>&)>& admit, std::error_code& ec);
+/// Removes `e` (error::unknown_token when it is not stored); the store after.
+std::vector<entry> remove(const entry& e, std::error_code& ec);
+
 /// The token of a persistent block for this boot: derived from the kernel's
 /// boot id, so it changes at every reboot as on Windows.
 reservation_token token_of(const entry& e);

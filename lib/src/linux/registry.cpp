@@ -1,13 +1,13 @@
 #include "linux/registry.hpp"
 
 #include "core/block_placement.hpp"
-#include "linux/broker_client.hpp"
-#include "linux/broker_protocol.hpp"
+#include "linux/broker_presence.hpp"
 #include "linux/registry_format.hpp"
 #include "linux/registry_scan.hpp"
-#include "linux/reserved_ports.hpp"
+#include "linux/reserved_ports_owner.hpp"
 #include "linux/state_files.hpp"
 #include "platform.hpp"
+#include "portres/linux_error.hpp"
 
 #include <gsl/gsl>
 
@@ -25,21 +25,17 @@
 namespace portres::detail {
 
 namespace {
-bool genuine_broker_answers() {
-  std::error_code ec;
-  const int fd = broker_link::connect(broker_wire::default_socket_name, ec);
-  if (fd < 0) return false; // none, or an impostor (not root): nothing it grants is a reservation
-  ::close(fd);
-  return true;
-}
-} // namespace
-namespace {
 
 using linux_files::unique_fd;
-
-constexpr const char* reserved_ports_sysctl = "/proc/sys/net/ipv4/ip_local_reserved_ports";
-
 using live_entry = live_record;
+
+// A portresd serving this namespace grants blocks the registry cannot see
+// (outside the ephemeral range they are in no kernel list): grant nothing
+// rather than grant twice. Asked through its presence file, which never
+// waits on anyone (its socket's name can be held by anyone).
+std::error_code daemon_in_charge() {
+  return broker_presence::daemon_serves() ? std::error_code(linux_error::broker_started) : std::error_code();
+}
 
 std::string token_hex(reservation_token t) { return to_string(t).substr(2); }
 
@@ -51,8 +47,32 @@ std::string default_directory(std::string& reason) {
   if (const char* dir = std::getenv("PORTRES_RUNTIME_DIR"); dir && *dir) return dir;
   if (::geteuid() == 0) return "/run/portres";
   if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) return std::string(xdg) + "/portres";
-  reason = "no writable registry folder (/run not writable, XDG_RUNTIME_DIR unset; set PORTRES_RUNTIME_DIR)";
+  reason = "no registry folder: XDG_RUNTIME_DIR is unset (set it, or PORTRES_RUNTIME_DIR, to a private folder)";
   return {};
+}
+
+// Whoever may rename a folder on the way to the registry can swap the
+// registry for another while processes hold the old one open (two
+// registries, one block granted twice): every ancestor must be root's or
+// ours, and one others may write must be sticky (/tmp: then only we may
+// rename what is ours in it).
+std::error_code check_ancestors(const std::string& dir) {
+  const auto slash = dir.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  char* resolved = ::realpath(parent.c_str(), nullptr);
+  if (resolved == nullptr) return {errno, std::system_category()};
+  std::string path = resolved;
+  std::free(resolved);
+  while (true) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return {errno, std::system_category()};
+    const bool ours = st.st_uid == 0 || st.st_uid == ::geteuid();
+    const bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+    if (!ours || (others_write && (st.st_mode & S_ISVTX) == 0)) return error::unsafe_path;
+    if (path == "/") return {};
+    const auto cut = path.find_last_of('/');
+    path = cut == 0 ? "/" : path.substr(0, cut);
+  }
 }
 
 } // namespace
@@ -117,8 +137,10 @@ public:
   std::error_code open() {
     std::error_code ec;
     if (!dir_fd_) {
+      if ((ec = check_ancestors(dir_))) return ec;
       dir_fd_ = linux_files::open_private_dir(dir_, ec);
       if (ec) return ec;
+      kernel_ = std::make_unique<reserved_ports_owner>(dir_fd_.get(), false);
     }
     lock_fd_ = linux_files::open_at(dir_fd_.get(), "lock", O_RDWR | O_CREAT, ec);
     struct stat st {};
@@ -136,14 +158,7 @@ public:
 
   std::unique_ptr<lease> grant(protocol p, port_range request, reservation_token token, blocking b,
                                port_range& granted, std::error_code& ec) override {
-    // A portresd that started after this process chose the registry grants
-    // blocks the registry cannot see (outside the ephemeral range they are in
-    // no kernel list): grant nothing rather than grant twice. One failed
-    // connect() per grant when no daemon runs.
-    if (genuine_broker_answers()) {
-      ec = error::broker_started;
-      return nullptr;
-    }
+    if ((ec = daemon_in_charge())) return nullptr;
     guard g(*this, b, ec);
     if (ec) return nullptr;
     auto live = scan(ec);
@@ -158,15 +173,26 @@ public:
     for (const auto& e : stored) {
       if (e.proto == p) occupied.push_back(e.range);
     }
-    add_foreign_kernel_entries(occupied);
+    // Entries of the kernel list this registry did not add (portresd's
+    // grants, an administrator's): reserved for someone else, never granted.
+    const auto list = kernel_list();
+    if (list) foreign_of(*list).for_each_run(0, port_range::max_port, [&](std::uint32_t first, std::uint32_t last) {
+      occupied.emplace_back(gsl::narrow_cast<std::uint16_t>(first), last - first + 1);
+    });
     const auto held = held_ports_for(p, request, ec);
     if (ec) return nullptr;
     const auto ephemeral = platform::ephemeral_range();
     granted = place_block(request, placement_, ephemeral, occupied, held, ec);
     if (ec) return nullptr;
-    if ((ec = check_starvation(live, stored, granted))) return nullptr;
+    if (list && enforcing_) {
+      std::uint32_t remaining = 0;
+      if ((ec = kernel_->check_share(kernel_->foreign(*list), wanted_ports(live, stored), granted, ephemeral, remaining)))
+        return nullptr;
+    }
+    live.push_back({p, granted, token, platform::process_id()});
+    const bool kernel_changes = enforcing_ && !(wanted_ports(live, stored) == kernel_->owned());
     // Writing the sysctl may wait: leave that to the blocking pool.
-    if (b == blocking::forbidden && kernel_needs_update(live, stored, &granted)) {
+    if (b == blocking::forbidden && kernel_changes) {
       ec = std::make_error_code(std::errc::operation_would_block);
       return nullptr;
     }
@@ -182,8 +208,11 @@ public:
       return nullptr;
     }
     if ((ec = linux_files::publish_at(fd.get(), dir_fd_.get(), name))) return nullptr;
-    live.push_back({p, granted, token, platform::process_id()});
-    sync_kernel(live, stored);
+    // A grant the kernel does not enforce is no grant: taken back.
+    if (kernel_changes && (ec = sync_kernel(live, stored))) {
+      ::unlinkat(dir_fd_.get(), name.c_str(), 0);
+      return nullptr;
+    }
     return std::make_unique<file_lease>(*this, name, std::move(fd), ::getpid());
   }
 
@@ -217,46 +246,42 @@ public:
   }
 
   reservation_token create_persistent(const linux_store::entry& e, std::error_code& ec) {
+    if ((ec = daemon_in_charge())) return {}; // the daemon's blocks are invisible here
     guard g(*this, blocking::allowed, ec);
     if (ec) return {};
-    auto live = scan(ec);
+    const auto live = scan(ec);
     if (ec) return {};
-    std::vector<linux_store::entry> after;
-    ec = linux_store::update([&](std::vector<linux_store::entry>& stored) {
-      std::vector<port_range> occupied;
-      for (const auto& s : stored) {
-        if (s.proto == e.proto) occupied.push_back(s.range);
-      }
-      for (const auto& l : live) {
-        if (l.proto == e.proto) occupied.push_back(l.range);
-      }
-      std::error_code held_ec;
-      const auto held = platform::held_ports(e.proto, e.range, held_ec);
-      if (held_ec) return held_ec;
-      if (auto conflict = check_specific_block(e.range, occupied, held)) return conflict;
-      if (auto starved = check_starvation(live, stored, e.range)) return starved;
-      stored.push_back(e);
-      after = stored;
-      return std::error_code();
-    });
+    std::vector<port_range> live_ranges;
+    for (const auto& l : live) {
+      if (l.proto == e.proto) live_ranges.push_back(l.range);
+    }
+    const auto list = kernel_list();
+    const auto after = linux_store::add(e, live_ranges, [&](const std::vector<linux_store::entry>& stored) {
+      std::uint32_t remaining = 0;
+      if (!list || !enforcing_) return std::error_code();
+      return kernel_->check_share(kernel_->foreign(*list), wanted_ports(live, stored), e.range,
+                                  platform::ephemeral_range(), remaining);
+    }, ec);
     if (ec) return {};
-    sync_kernel(live, after);
+    if (enforcing_ && (ec = sync_kernel(live, after))) {
+      std::error_code undo; // not enforced: not created
+      const auto before = linux_store::remove(e, undo);
+      if (!undo) sync_kernel(live, before);
+      return {};
+    }
     return linux_store::token_of(e);
   }
 
   void remove_persistent(const linux_store::entry& e, std::error_code& ec) {
     guard g(*this, blocking::allowed, ec);
     if (ec) return;
-    auto live = scan(ec);
+    const auto live = scan(ec);
     if (ec) return;
-    std::vector<linux_store::entry> after;
-    ec = linux_store::update([&](std::vector<linux_store::entry>& stored) {
-      if (std::erase(stored, e) == 0) return std::error_code(error::unknown_token);
-      after = stored;
-      return std::error_code();
-    });
+    const auto after = linux_store::remove(e, ec);
     if (ec) return;
-    sync_kernel(live, after);
+    // Removed from the store; an entry the kernel keeps is ours, and goes at
+    // the next change that succeeds.
+    if (enforcing_) sync_kernel(live, after);
   }
 
   void apply(std::error_code& ec) {
@@ -266,7 +291,7 @@ public:
     if (ec) return;
     const auto stored = load_store(ec);
     if (ec) return;
-    if (!sync_kernel(live, stored)) ec = error::privilege_required;
+    ec = enforcing_ ? sync_kernel(live, stored) : std::error_code(error::privilege_required);
   }
 
   // Listing takes no lock and removes nothing (a dead holder's record is
@@ -298,7 +323,8 @@ private:
     std::error_code scan_ec;
     const auto live = scan(scan_ec);
     const auto stored = load_store();
-    if (!scan_ec) sync_kernel(live, stored);
+    // Released either way; an entry the kernel keeps goes at the next change.
+    if (!scan_ec && enforcing_) sync_kernel(live, stored);
   }
 
   std::vector<live_entry> scan(std::error_code& ec, bool remove_abandoned = true) {
@@ -307,94 +333,31 @@ private:
 
   // The ports portres wants the kernel to keep from automatic allocation:
   // every live and persistent block, where it meets the ephemeral range.
-  static port_bitmap wanted_ports(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored,
-                                  const port_range* extra) {
-    const auto eph = platform::ephemeral_range();
-    port_bitmap wanted;
-    auto add = [&](port_range r) {
-      const auto lo = std::max<std::uint32_t>(r.first(), eph.first());
-      const auto hi = std::min<std::uint32_t>(r.last(), eph.last());
-      if (lo <= hi) wanted.set_range(lo, hi);
-    };
-    for (const auto& e : live) add(e.range);
-    for (const auto& e : stored) add(e.range);
-    if (extra) add(*extra);
+  port_bitmap wanted_ports(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored) {
+    port_bitmap blocks;
+    for (const auto& e : live) blocks.set_range(e.range.first(), e.range.last());
+    for (const auto& e : stored) blocks.set_range(e.range.first(), e.range.last());
+    auto wanted = reserved_ports::to_enforce(blocks, platform::ephemeral_range());
+    if (store_damaged_) wanted |= kernel_->owned(); // persistent blocks unknown: remove nothing
     return wanted;
   }
 
-  bool kernel_needs_update(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored,
-                           const port_range* extra) {
-    std::string reason;
-    if (!kernel_enforcement_available(reason)) return false;
+  // The kernel list, with this registry's record of what it added read
+  // afresh (the registry's other processes change it); nullopt when there
+  // is no list to read.
+  std::optional<port_bitmap> kernel_list() {
     std::error_code ec;
-    const auto owned_text = linux_files::read_file_at(dir_fd_.get(), owned_name(), ec);
-    const auto owned = linux_files::parse_port_list(owned_text.value_or("")).value_or(port_bitmap{});
-    auto wanted = wanted_ports(live, stored, extra);
-    if (store_damaged_) wanted |= owned; // persistent blocks unknown: remove nothing
-    return !(owned == wanted);
+    if (enforcing_) kernel_->load();
+    return kernel_->read_list(ec);
   }
 
-  // Rewrites ip_local_reserved_ports as (entries portres did not add) plus
-  // (what portres wants now). Returns false when the kernel cannot be written.
-  bool sync_kernel(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored) {
-    std::string reason;
-    if (!kernel_enforcement_available(reason)) return false;
-    std::error_code ec;
-    const auto owned = kernel_owned();
-    auto wanted = wanted_ports(live, stored, nullptr);
-    if (store_damaged_) wanted |= owned; // persistent blocks unknown: remove nothing
-    // Recorded before the kernel changes (as a superset), so a process killed
-    // in between leaves no entry the next one would take for someone else's.
-    port_bitmap may_own = owned;
-    may_own |= wanted;
-    if (!(may_own == owned)) {
-      linux_files::write_file_atomic_at(dir_fd_.get(), owned_name(), linux_files::format_port_list(may_own) + "\n");
-    }
-    const auto now_owned = reserved_ports::write(owned, wanted, ec);
-    if (!now_owned) return false;
-    if (!(*now_owned == may_own)) {
-      linux_files::write_file_atomic_at(dir_fd_.get(), owned_name(), linux_files::format_port_list(*now_owned) + "\n");
-    }
-    return true;
-  }
+  port_bitmap foreign_of(const port_bitmap& list) const { return enforcing_ ? kernel_->foreign(list) : list; }
 
-  // Entries of ip_local_reserved_ports this registry did not add (portresd's
-  // grants, an administrator's): reserved for someone else, never granted.
-  void add_foreign_kernel_entries(std::vector<port_range>& occupied) {
-    std::error_code ec;
-    auto foreign = reserved_ports::read(ec);
-    if (!foreign) return;
-    std::string reason;
-    if (kernel_enforcement_available(reason)) foreign->remove(kernel_owned());
-    std::uint32_t from = 0;
-    while (const auto first = foreign->next_set(from, port_range::max_port)) {
-      const auto after = foreign->next_clear(*first, port_range::max_port);
-      const std::uint32_t last = after ? *after - 1 : port_range::max_port;
-      occupied.emplace_back(gsl::narrow_cast<std::uint16_t>(*first), last - *first + 1);
-      if (!after) break;
-      from = *after;
-    }
-  }
-
-  port_bitmap kernel_owned() {
-    std::error_code ec;
-    const auto text = linux_files::read_file_at(dir_fd_.get(), owned_name(), ec);
-    return linux_files::parse_port_list(text.value_or("")).value_or(port_bitmap{});
-  }
-
-  // Refuses a block that would leave too little of the ephemeral range to
-  // automatic allocation (the sysctl is shared by TCP and UDP).
-  std::error_code check_starvation(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored,
-                                   port_range block) {
-    std::string reason;
-    const auto eph = platform::ephemeral_range();
-    if (!kernel_enforcement_available(reason) || !block.overlaps(eph)) return {};
-    std::error_code ec;
-    auto reserved = reserved_ports::read(ec).value_or(port_bitmap{});
-    reserved.remove(kernel_owned());
-    reserved |= wanted_ports(live, stored, &block);
-    std::uint32_t remaining = 0;
-    return reserved_ports::check_free_share(reserved, eph, reserved_ports::required_free_share(), remaining);
+  // (entries portres did not add) | (what it wants now), or the failure.
+  std::error_code sync_kernel(const std::vector<live_entry>& live, const std::vector<linux_store::entry>& stored) {
+    std::string why;
+    kernel_->load();
+    return kernel_->sync(wanted_ports(live, stored), why);
   }
 
   std::vector<linux_store::entry> load_store(std::error_code& ec) {
@@ -407,10 +370,13 @@ private:
     return load_store(ignored);
   }
 
-  static std::string owned_name() { return "kernel-owned." + std::to_string(linux_files::network_namespace_id()); }
-
   std::string dir_;
   unique_fd dir_fd_; // the folder, opened once
+  std::unique_ptr<reserved_ports_owner> kernel_; // this registry's share of the kernel list
+  const bool enforcing_ = [] { // root in this namespace: the registry keeps its share of the kernel list
+    std::string reason;
+    return reserved_ports::writable(reason);
+  }();
   bool store_damaged_ = false; // the last load of the persistent store failed
   std::mutex mutex_;
   unique_fd lock_fd_;
@@ -464,16 +430,6 @@ std::string linux_registry_scope() {
          "; other users' processes are not excluded)";
 }
 
-bool kernel_enforcement_available(std::string& reason) {
-  // Privilege does not change during a process' life: ask once.
-  static const std::string failure = [] {
-    std::error_code ec;
-    if (linux_files::open_nofollow(reserved_ports_sysctl, O_WRONLY, ec)) return std::string();
-    return std::string("cannot write ") + reserved_ports_sysctl + " (" + ec.message() +
-           "; needs root in this network namespace)";
-  }();
-  reason = failure;
-  return failure.empty();
-}
+bool kernel_enforcement_available(std::string& reason) { return reserved_ports::writable(reason); }
 
 } // namespace portres::detail

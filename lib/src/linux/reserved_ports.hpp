@@ -1,7 +1,7 @@
-// net.ipv4.ip_local_reserved_ports of this network namespace, kept by one
-// owner (the per-user registry of root, or the portresd broker): written as
-// (entries someone else added) plus (what the owner wants now), and guarded
-// so that no reservation starves the namespace's automatic allocation.
+// net.ipv4.ip_local_reserved_ports of this network namespace: reading it,
+// writing it exactly whatever its length, and the arithmetic of the share of
+// the ephemeral range that must stay free for automatic allocation. Who may
+// change which entries is reserved_ports_owner's business.
 #ifndef PORTRES_SRC_LINUX_RESERVED_PORTS_HPP
 #define PORTRES_SRC_LINUX_RESERVED_PORTS_HPP
 
@@ -30,13 +30,23 @@ private:
   std::string text_;
 };
 
-/// Makes the sysctl (current - owned) | wanted: entries portres did not add
-/// (`owned` = what it added before) survive. Returns what portres owns now
-/// (wanted minus the foreign entries), nullopt with `ec` when the sysctl
-/// cannot be read or written (needs root in this namespace).
-/// `current`: the sysctl as the caller just read it (saves a read).
-std::optional<port_bitmap> write(const port_bitmap& owned, const port_bitmap& wanted, std::error_code& ec,
-                                 const port_bitmap* current = nullptr);
+/// Makes the sysctl hold exactly `next` (`current`: what it holds now), then
+/// reads it back. The kernel takes at most one page per write() and, at
+/// offset 0, replaces the whole list with that page; later pages are written
+/// at a non-zero offset, which adds to the list. When nothing is removed only
+/// additions are written (at a non-zero offset), so no entry ever drops out,
+/// even for a moment. An error when a write fails or the list read back is
+/// not `next` (another writer, or a partial write): then the list may differ
+/// from both, and `why` says how.
+std::error_code write_exact(const port_bitmap& next, const port_bitmap& current, std::string& why);
+
+/// Whether this process may write the sysctl (root in this network
+/// namespace); `reason` when not. Asked once per process.
+bool writable(std::string& reason);
+
+/// The ports of `blocks` inside `ephemeral`: what the kernel list must hold
+/// for an owner (outside that range the kernel never allocates anyway).
+port_bitmap to_enforce(const port_bitmap& blocks, port_range ephemeral);
 
 /// The share of the ephemeral range that must stay free for automatic
 /// allocation: PORTRES_EPHEMERAL_FREE_SHARE (0..1), default 0.5.

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <utility>
+#include <vector>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -127,15 +129,6 @@ std::optional<std::string> read_file(const std::string& path, std::error_code& e
   return read_all(fd.get(), ec);
 }
 
-std::error_code write_file_atomic(const std::string& path, const std::string& content) {
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  std::error_code ec;
-  auto dfd = open_nofollow(dir, O_RDONLY | O_DIRECTORY, ec);
-  if (!dfd) return ec;
-  return write_file_atomic_at(dfd.get(), slash == std::string::npos ? path : path.substr(slash + 1), content);
-}
-
 namespace {
 std::error_code write_all(int fd, const std::string& content) {
   std::size_t done = 0;
@@ -171,26 +164,44 @@ void remove_stale_temporaries(int dir, const std::string& name) {
 }
 } // namespace
 
-std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content,
-                                     unsigned mode) {
-  remove_stale_temporaries(dir, name);
-  const int raw = ::openat(dir, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-  if (raw < 0) return last_error();
+unique_fd create_unnamed_at(int dir, int flags, unsigned mode, std::error_code& ec) {
+  const int raw = ::openat(dir, ".", O_TMPFILE | flags | O_CLOEXEC, 0600);
+  if (raw < 0) {
+    ec = last_error();
+    return {};
+  }
   unique_fd fd(raw);
-  if (mode != 0600 && ::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) return last_error();
-  if (auto ec = write_all(fd.get(), content)) return ec;
-  if (::fsync(fd.get()) != 0) return last_error();
+  if (mode != 0600 && ::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) {
+    ec = last_error();
+    return {};
+  }
+  ec.clear();
+  return fd;
+}
+
+std::error_code replace_at(int fd, int dir, const std::string& name, bool durable) {
+  remove_stale_temporaries(dir, name);
+  if (durable && ::fsync(fd) != 0) return last_error();
   // Named only for the instant before the rename (rename cannot take an
   // unnamed file); a kill in that instant leaves a file the next writer removes.
   const std::string temp = name + ".tmp." + std::to_string(os_random_u64());
-  if (auto ec = link_unnamed(fd.get(), dir, temp)) return ec;
+  if (auto ec = link_unnamed(fd, dir, temp)) return ec;
   if (::renameat(dir, temp.c_str(), dir, name.c_str()) != 0) {
     const auto ec = last_error();
     ::unlinkat(dir, temp.c_str(), 0);
     return ec;
   }
-  ::fsync(dir);
+  if (durable) ::fsync(dir);
   return {};
+}
+
+std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content, unsigned mode,
+                                     bool durable) {
+  std::error_code ec;
+  auto fd = create_unnamed_at(dir, O_WRONLY, mode, ec);
+  if (!fd) return ec;
+  if ((ec = write_all(fd.get(), content))) return ec;
+  return replace_at(fd.get(), dir, name, durable);
 }
 
 unique_fd open_private_dir(const std::string& path, std::error_code& ec) {
@@ -244,12 +255,8 @@ unique_fd open_at(int dir, const std::string& name, int flags, std::error_code& 
 }
 
 unique_fd create_locked_at(int dir, std::error_code& ec) {
-  const int raw = ::openat(dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (raw < 0) {
-    ec = last_error();
-    return {};
-  }
-  unique_fd fd(raw);
+  auto fd = create_unnamed_at(dir, O_RDWR, 0600, ec);
+  if (!fd) return {};
   if ((ec = lock_exclusive(fd.get(), blocking::allowed))) return {};
   return fd;
 }
@@ -314,22 +321,26 @@ std::optional<port_bitmap> parse_port_list(const std::string& text) {
   return ports;
 }
 
-std::string format_port_list(const port_bitmap& ports) {
-  std::string out;
-  std::uint32_t from = 0;
-  while (auto first = ports.next_set(from, 65535)) {
-    const auto after = ports.next_clear(*first, 65535);
-    const std::uint32_t last = after ? *after - 1 : 65535;
-    if (!out.empty()) out += ',';
-    out += std::to_string(*first);
-    if (last != *first) {
-      out += '-'; // appended piecewise: GCC 12's -Wrestrict misfires on "-" + std::string at -O2
-      out += std::to_string(last);
+std::vector<std::string> format_port_list_pieces(const port_bitmap& ports, std::size_t max_bytes) {
+  std::vector<std::string> out;
+  std::string piece;
+  ports.for_each_run(0, port_range::max_port, [&](std::uint32_t first, std::uint32_t last) {
+    std::string entry = std::to_string(first);
+    if (last != first) {
+      entry += '-'; // appended piecewise: GCC 12's -Wrestrict misfires on "-" + std::string at -O2
+      entry += std::to_string(last);
     }
-    if (last == 65535) break;
-    from = last + 1;
-  }
+    if (!piece.empty() && piece.size() + 1 + entry.size() > max_bytes) out.push_back(std::exchange(piece, {}));
+    if (!piece.empty()) piece += ',';
+    piece += entry;
+  });
+  if (!piece.empty()) out.push_back(std::move(piece));
   return out;
+}
+
+std::string format_port_list(const port_bitmap& ports) {
+  auto whole = format_port_list_pieces(ports, std::string::npos);
+  return whole.empty() ? std::string() : std::move(whole.front());
 }
 
 } // namespace portres::detail::linux_files

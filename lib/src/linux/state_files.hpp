@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace portres::detail::linux_files {
 
@@ -52,8 +53,6 @@ bool is_abandoned(const std::string& path);
 
 /// Whole-file read (nofollow); nullopt when absent.
 std::optional<std::string> read_file(const std::string& path, std::error_code& ec);
-/// Replaces `path` atomically: temp file, fsync, rename, fsync of the folder.
-std::error_code write_file_atomic(const std::string& path, const std::string& content);
 
 /// Opens the private folder `path` once (created 0700 if missing) with
 /// O_DIRECTORY|O_NOFOLLOW and checks the descriptor: owned by us, no access
@@ -72,11 +71,16 @@ std::error_code publish_at(int fd, int dir, const std::string& name);
 /// True when nobody holds an flock on dir/name (its holder died).
 bool is_abandoned_at(int dir, const std::string& name);
 std::optional<std::string> read_file_at(int dir, const std::string& name, std::error_code& ec);
-/// Replaces dir/name atomically; the content is written to an unnamed file
-/// first, so a kill leaves nothing behind. Callers hold the registry lock:
-/// leftovers "name.tmp.*" of older versions are removed on the way.
+/// An unnamed file in `dir` (O_TMPFILE with `flags`), mode `mode`.
+unique_fd create_unnamed_at(int dir, int flags, unsigned mode, std::error_code& ec);
+/// Names the unnamed file `fd` `name` in `dir`, replacing any file of that
+/// name atomically (through a temporary name for an instant; leftovers
+/// "name.tmp.*" of a kill are removed on the way: callers hold a lock that
+/// serialises the writers of `name`). `durable`: fsync the file and folder.
+std::error_code replace_at(int fd, int dir, const std::string& name, bool durable);
+/// Replaces dir/name atomically with `content` (create_unnamed_at, replace_at).
 std::error_code write_file_atomic_at(int dir, const std::string& name, const std::string& content,
-                                     unsigned mode = 0600);
+                                     unsigned mode = 0600, bool durable = true);
 /// The inode of this process' network namespace (/proc/self/ns/net): the
 /// key of everything kept per namespace. 0 when unknown.
 std::uint64_t network_namespace_id();
@@ -86,6 +90,9 @@ std::uint64_t os_random_u64();
 /// "1000,2000-2010" <-> bitmap (the ip_local_reserved_ports format).
 std::optional<port_bitmap> parse_port_list(const std::string& text);
 std::string format_port_list(const port_bitmap& ports);
+/// The same list cut into pieces of at most `max_bytes` at entry boundaries
+/// (none for an empty list): each piece is a valid list of its own.
+std::vector<std::string> format_port_list_pieces(const port_bitmap& ports, std::size_t max_bytes);
 
 } // namespace portres::detail::linux_files
 

@@ -4,6 +4,7 @@
 #include "linux/broker_mode.hpp"
 #include "linux/registry.hpp"
 #include "platform.hpp"
+#include "portres/linux_error.hpp"
 
 #include <gsl/gsl>
 
@@ -73,7 +74,7 @@ std::vector<runtime_entry> runtime_entries(std::error_code& ec) {
   std::string reason;
   auto shared = linux_registry_instance(reason);
   if (!shared) {
-    ec = error::backend_unavailable;
+    ec = linux_error::registry_unavailable;
     return {};
   }
   return linux_runtime_entries(*shared, ec);
