@@ -56,9 +56,11 @@ void close_socket(native_socket s) noexcept;
 /// Explicit bind to `address`:`port`.
 std::error_code bind_to(native_socket s, const asio::ip::address& address, std::uint16_t port);
 
-/// SO_REUSEADDR before a TCP bind, so that the port can carry one connection
-/// per destination: the bind then succeeds beside other such sockets that are
-/// not listening, and connect fails only if the 4-tuple is taken.
+/// Before a TCP bind, so that the port can carry one connection per
+/// destination: the bind then succeeds beside the user's other such sockets,
+/// and connect fails only if the 4-tuple is taken. Linux: SO_REUSEPORT (its
+/// sharing needs the same uid; SO_REUSEADDR's would let another user's socket
+/// share the port). Windows: SO_REUSEADDR.
 std::error_code share_address(native_socket s);
 
 /// Whether `s` is still the socket that had `key` when it was bound to `port`

@@ -60,29 +60,30 @@ std::optional<pool_core::job> pool_core::next_job_locked() const {
   return std::nullopt;
 }
 
-bool pool_core::wanted_locked() const { return !closed_ && next_job_locked().has_value(); }
-
 // One handler run of the refill: a socket, then it re-posts itself while
 // anything is wanted. Creation that must wait (Windows' overlapped associate,
 // a registry read) continues from its completion; refill_scheduled_ stays set
 // meanwhile.
 void pool_core::refill() {
   for (int made = 0;; ++made) {
-    std::optional<job> j;
+    job j;
     {
       std::lock_guard lock(mutex_);
-      if (!wanted_locked()) {
+      auto next = closed_ ? std::nullopt : next_job_locked();
+      if (!next) {
         refill_scheduled_ = false;
         return;
       }
-      j = next_job_locked();
+      // A job, not an optional one, leaves the lock: GCC's
+      // -Wmaybe-uninitialized cannot follow an optional<optional<>> across it.
+      j = std::move(*next);
       // No port of the block known free: a socket of this pool coming back
       // frees one (then this runs again), so no bind is tried (near full it
       // would ask the kernel which ports are held, at every return). Only
       // with nothing of the pool out does a get try, to learn whether ports
       // held outside could come back (else it fails at once). Stock alone
       // (nobody waits) is never worth the try.
-      if (!j->towards && (waiters_.empty() || in_use_ > 0) && owner_of(keep_.get()).free_ports(token_) == 0) {
+      if (!j.towards && (waiters_.empty() || in_use_ > 0) && owner_of(keep_.get()).free_ports(token_) == 0) {
         exclusive_blocked_ = true;
         ++counters_.exhausted_events;
         if (!waiters_.empty()) schedule_retry_locked(); // still notices a reservation lost meanwhile
@@ -92,10 +93,10 @@ void pool_core::refill() {
     // Bounded work per handler run; asked only once more is wanted, so a
     // pool topped up by this run costs no extra run (and reactor poll).
     if (made == sockets_per_run) break;
-    auto c = create(*j, false);
-    if (c.ec == std::errc::operation_would_block) return bind_on_blocking_pool(*j, std::move(c));
+    auto c = create(j, false);
+    if (c.ec == std::errc::operation_would_block) return bind_on_blocking_pool(j, std::move(c));
     if (!c.ec && associate_first_ && c.port == 0) return associate_then_bind(std::move(c));
-    if (finish(*j, std::move(c), true) == outcome::stopped) return;
+    if (finish(j, std::move(c), true) == outcome::stopped) return;
   }
   asio::post(executor_, [self = shared_from_this()] { self->refill(); });
 }

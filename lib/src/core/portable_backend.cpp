@@ -496,8 +496,15 @@ std::uint16_t portable_backend::bind_shared(block_state& block, native_socket s,
     }
   }
   const auto range = ports.range();
-  const auto host = peer.is_v6() ? "[" + peer.to_string() + "]" : peer.to_string();
-  ec = destination_exhausted_error(range.first(), range.count(), host + ":" + std::to_string(peer_port));
+  // The peer as an endpoint ("[v6]:port"), built by appending: GCC 12's
+  // -Wrestrict misfires on "literal" + std::string (GCC PR 105329).
+  std::string where;
+  if (peer.is_v6()) where += '[';
+  where += peer.to_string();
+  if (peer.is_v6()) where += ']';
+  where += ':';
+  where += std::to_string(peer_port);
+  ec = destination_exhausted_error(range.first(), range.count(), where);
   return 0;
 }
 

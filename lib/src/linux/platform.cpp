@@ -118,8 +118,11 @@ std::error_code bind_to(native_socket s, const asio::ip::address& address, std::
 }
 
 std::error_code share_address(native_socket s) {
+  // SO_REUSEPORT, not SO_REUSEADDR: the kernel lets SO_REUSEADDR sockets of
+  // different users share a port (neither listening), so another user could
+  // bind beside the block's sockets; SO_REUSEPORT sharing needs the same uid.
   const int on = 1;
-  if (::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) return last_error();
+  if (::setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) return last_error();
   return {};
 }
 

@@ -178,7 +178,6 @@ private:
   // pool_refill.cpp: creating sockets.
   void schedule_refill_locked();
   void schedule_retry_locked();
-  bool wanted_locked() const;
   std::optional<job> next_job_locked() const;
   void refill();
   creation create(const job& j, bool may_block);
