@@ -17,6 +17,8 @@
 #include <asio/ip/v6_only.hpp>
 
 #include <algorithm>
+#include <cstddef>
+#include <iterator>
 #include <optional>
 #include <vector>
 
@@ -24,8 +26,14 @@
 #include "linux/broker_support.hpp"
 #include "linux/probe_ring.hpp"
 
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
@@ -163,6 +171,17 @@ struct nearly_full {
     if (ec) return std::nullopt;
     return s;
   }
+  /// Binds `v6` (open, IPv6) through portres, IPv6-only with SO_REUSEADDR,
+  /// and closes it as the caller sees it; `copy`, a dup, holds on. Its port.
+  std::uint16_t held_ipv6_only(tcp::socket& v6, int& copy) {
+    v6.set_option(asio::ip::v6_only(true));
+    v6.set_option(asio::socket_base::reuse_address(true));
+    associate(v6, r.token());
+    const auto port = bind(v6, asio::ip::address_v6::loopback());
+    copy = ::dup(v6.native_handle());
+    v6.close();
+    return port;
+  }
   tcp::socket bound(bool reuse, const asio::ip::address& at = loopback) {
     std::error_code ec;
     auto s = try_bind(reuse, ec, at);
@@ -220,6 +239,115 @@ TEST_CASE("bind near full through portresd: ports of closed sockets come back by
   }
   asio::io_context io;
   churn_near_full(io);
+}
+
+namespace {
+#if defined(__x86_64__)
+constexpr std::uint32_t this_arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr std::uint32_t this_arch = AUDIT_ARCH_AARCH64;
+#else
+constexpr std::uint32_t this_arch = 0;
+#endif
+
+// Refuses socket(AF_INET6, ...) with EAFNOSUPPORT from now on, as systemd's
+// RestrictAddressFamilies= does, in a kernel that has IPv6. False: not installed.
+bool refuse_ipv6_sockets() {
+  const sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, this_arch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(std::size(code)), const_cast<sock_filter*>(code)};
+  return this_arch != 0 && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
+}
+} // namespace
+
+TEST_CASE("bind near full: where IPv6 sockets are refused but the kernel has IPv6, a port an IPv6-only socket holds is not handed out") {
+  // The kernel's EAFNOSUPPORT does not prove it has no IPv6 (a seccomp filter
+  // says the same), and an IPv4 probe does not see an IPv6-only holder.
+  if (this_arch == 0) PORTRES_SKIP("no seccomp filter written for this architecture");
+  {
+    asio::io_context io;
+    std::error_code v6_ec;
+    tcp::socket v6(io);
+    v6.open(tcp::v6(), v6_ec);
+    if (v6_ec) PORTRES_SKIP("no IPv6 in this kernel");
+  }
+  // In a child: the filter and the probes' "no IPv6" stay there.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      probe_scope way(false); // io_uring's socket operation is not filtered: system calls
+      asio::io_context io;
+      nearly_full block(io, 16, 1);
+      tcp::socket v6(io, tcp::v6());
+      int copy = -1;
+      const auto port = block.held_ipv6_only(v6, copy);
+      if (!refuse_ipv6_sockets()) {
+        code = 10;
+      } else {
+        std::error_code ec;
+        auto s = block.try_bind(true, ec, loopback);
+        if (s && local_port(*s) == port) code = 1; // handed out beside its IPv6 holder
+        else if (ec != condition::exhausted) code = 2;
+      }
+      ::close(copy);
+    } catch (...) {
+      code = 3;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 10) PORTRES_SKIP("seccomp refused (no_new_privs or filter)");
+  CHECK_MESSAGE(WEXITSTATUS(status) == 0,
+                "1: handed out beside its IPv6-only holder, 2: not condition::exhausted, 3: an exception; got "
+                    << WEXITSTATUS(status));
+}
+
+TEST_CASE("bind near full: with no descriptor left to check, a held port is not handed out and the error says why") {
+  // A probe and a held-ports listing each need a descriptor; neither may
+  // read as "nothing holds it" nor as an exhausted block.
+  probe_scope way(false); // system calls: a probe needs a descriptor
+  asio::io_context io;
+  nearly_full block(io, 8, 1); // small: a second pass of binds reaches every port
+  auto s = block.bound(true);
+  const auto port = local_port(s);
+  const int copy = ::dup(s.native_handle()); // closed as the caller sees it, held through the copy
+  s.close();
+  tcp::socket next(io, tcp::v4());
+  next.set_option(asio::socket_base::reuse_address(true)); // the kernel would let it in beside the copy
+  associate(next, block.r.token());
+  rlimit old{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  const int lowest_free = ::dup(0);
+  REQUIRE(lowest_free >= 0);
+  ::close(lowest_free);
+  rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free); // no new descriptor from here on
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  std::error_code ec;
+  const auto got = bind(next, loopback, ec);
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  CHECK(got != port);
+  CHECK(ec == std::errc::too_many_files_open);
+  ::close(copy);
+  // With descriptors again and the copy gone, the port is found.
+  std::error_code again;
+  CHECK(bind(next, loopback, again) == port);
+  CHECK_FALSE(again);
 }
 
 TEST_CASE("bind near full: a port something still holds is never handed out again") {
@@ -353,12 +481,8 @@ TEST_CASE("bind near full: a port something still holds is never handed out agai
     v6.open(tcp::v6(), v6_ec);
     if (v6_ec) PORTRES_SKIP("no IPv6 in this kernel");
     nearly_full block(io, 16, 1);
-    v6.set_option(asio::ip::v6_only(true));
-    v6.set_option(asio::socket_base::reuse_address(true));
-    associate(v6, block.r.token());
-    const auto port = bind(v6, asio::ip::address_v6::loopback());
-    const int copy = ::dup(v6.native_handle());
-    v6.close();
+    int copy = -1;
+    const auto port = block.held_ipv6_only(v6, copy);
     next_is_exhausted(block, port, loopback);
     ::close(copy);
   }

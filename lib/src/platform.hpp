@@ -76,7 +76,8 @@ port_bitmap held_ports(protocol p, port_range range, std::error_code& ec);
 /// is set when nothing does. Linux tries each port with a bind of a
 /// dual-stack wildcard socket without SO_REUSEADDR, which the kernel refuses
 /// while any socket has the port (any address, any state, TIME_WAIT
-/// included, through any descriptor): one bind per port, and a socket and a
+/// included, through any descriptor; not a TCP socket bound to a VRF device,
+/// which has the VRF's own port table): one bind per port, and a socket and a
 /// close per free one. error::os_unsupported where the OS's bind rules do not
 /// make that exact (Windows): callers use held_ports.
 std::uint32_t unheld_ports(protocol p, std::span<const std::uint16_t> ports, std::error_code& ec);

@@ -332,6 +332,7 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
   // taken ports likeliest to have come back, and only if they find none one
   // kernel query of its held ports; then a few more binds.
   bool queried = false; // a listing made in this call stays fresh for it, however long it took
+  std::error_code unanswered; // the probes and the listing both failed: the block may not be full
   for (int pass = 0; pass < 2; ++pass) {
     const auto now = std::chrono::steady_clock::now();
     const bool held_fresh = block.held_valid && (queried || now - block.held_at < held_ttl);
@@ -380,14 +381,18 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
     std::error_code held_ec;
     held_query_count.fetch_add(1, std::memory_order_relaxed);
     block.held = platform::held_ports(block.proto(), range, held_ec);
-    if (held_ec) break;
+    if (held_ec) {
+      // E.g. EMFILE for both: say so rather than "exhausted" (Windows has no probe to fail).
+      if (probe_ec && probe_ec != error::os_unsupported) unanswered = probe_ec;
+      break;
+    }
     block.held_at = now;
     block.held_valid = true;
     queried = true;
     block.held_freed = ports.reclaim_unheld(block.held) + reclaim_shared(block.shared, ports, nullptr, now);
     block.reclaim.forget_free(ports);
   }
-  ec = block_exhausted_error(range.first(), range.count());
+  ec = unanswered ? unanswered : block_exhausted_error(range.first(), range.count());
   return 0;
 }
 

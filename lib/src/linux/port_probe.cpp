@@ -8,9 +8,10 @@
 // (bound only, listening, connected, TIME_WAIT), whatever options the holder
 // set and however many descriptors (dup'ed, inherited) keep it open. The
 // bind either fails (held) or succeeds and the probe is closed at once (a
-// bound, unconnected socket leaves nothing behind). One exception: sockets
-// bound to a VRF device live in that VRF's own port table, which this probe
-// (in the default one) does not see, as the kernel's binds do not.
+// bound, unconnected socket leaves nothing behind). One exception: TCP
+// sockets bound to a VRF device (net.ipv4.tcp_l3mdev_accept 0, the default)
+// live in that VRF's own port table, which this probe (in the default one)
+// does not see, as the kernel's binds do not (UDP has one table: it sees them).
 #include "platform.hpp"
 
 #include "linux/probe_ring.hpp"
@@ -28,7 +29,19 @@
 namespace portres::detail::platform {
 namespace {
 
-std::atomic<bool> no_ipv6{false}; // the kernel refused AF_INET6 once: it has none
+std::atomic<bool> no_ipv6{false}; // the kernel has no IPv6: probes are 0.0.0.0:port
+
+// After EAFNOSUPPORT for AF_INET6: true (and probes go IPv4 from now on) only
+// where the kernel has no IPv6 at all (built without it, or ipv6.disable=1:
+// no /proc/sys/net/ipv6). A seccomp filter (systemd's RestrictAddressFamilies=)
+// or an LSM refuses AF_INET6 the same way in a kernel that has it; there an
+// IPv4 probe would not see an IPv6-only holder, so the probe cannot tell.
+bool kernel_lacks_ipv6() {
+  if (::access("/proc/sys/net/ipv4", F_OK) != 0) return false; // no /proc to ask: unknown
+  if (::access("/proc/sys/net/ipv6", F_OK) == 0 || errno != ENOENT) return false;
+  no_ipv6.store(true, std::memory_order_relaxed);
+  return true;
+}
 
 int open_probe(protocol p, bool& v6, std::error_code& ec) {
   const int type = (p == protocol::tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC;
@@ -42,11 +55,10 @@ int open_probe(protocol p, bool& v6, std::error_code& ec) {
       ::close(fd);
       return -1;
     }
-    if (errno != EAFNOSUPPORT) {
+    if (errno != EAFNOSUPPORT || !kernel_lacks_ipv6()) {
       ec = {errno, std::system_category()};
       return -1;
     }
-    no_ipv6.store(true, std::memory_order_relaxed);
     v6 = false;
   }
   const int fd = ::socket(AF_INET, type, 0);
@@ -75,8 +87,7 @@ std::uint32_t unheld_ports(protocol p, std::span<const std::uint16_t> ports, std
   Expects(ports.size() <= 32);
   bool used = false;
   auto free = linux_probe::ring_unheld(p, !no_ipv6.load(std::memory_order_relaxed), ports, used, ec);
-  if (used && ec == std::errc::address_family_not_supported) {
-    no_ipv6.store(true, std::memory_order_relaxed);
+  if (used && ec == std::errc::address_family_not_supported && kernel_lacks_ipv6()) {
     free = linux_probe::ring_unheld(p, false, ports, used, ec);
   }
   if (used) return free;
