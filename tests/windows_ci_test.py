@@ -18,6 +18,66 @@ def expect(cond, what):
         problems.append(what)
 
 
+def resolved(presets, name):
+    """A configure preset with what it inherits (the first parent wins, as in CMake)."""
+    by_name = {p["name"]: p for p in presets.get("configurePresets", [])}
+    preset = dict(by_name.get(name, {}))
+    parents = preset.get("inherits", [])
+    for parent in [parents] if isinstance(parents, str) else parents:
+        base = resolved(presets, parent)
+        for key, value in base.items():
+            if key == "cacheVariables":
+                preset[key] = {**value, **preset.get(key, {})}
+            elif key not in preset and key not in ("hidden", "name"):
+                preset[key] = value
+    return preset
+
+
+def crt_linkage(triplet):
+    """VCPKG_CRT_LINKAGE of vcpkg's own triplets: *-static(-release) static, others (-static-md) dynamic."""
+    return "static" if re.search(r"-static(-release)?$", triplet) else "dynamic"
+
+
+def check_msvc_preset(name, preset):
+    """A Visual Studio preset names its generator and an architecture that agrees
+    with the vcpkg triplet; a runtime named in it agrees with the triplet's."""
+    cache = preset.get("cacheVariables", {})
+    triplet = cache.get("VCPKG_TARGET_TRIPLET", "")
+    if "vcpkg.cmake" not in preset.get("toolchainFile", "") or not triplet:
+        return
+    expect(preset.get("generator") == "Visual Studio 17 2022",
+           f"preset {name} names its generator (Visual Studio 17 2022), not whatever CMake finds first")
+    arch = preset.get("architecture") or {}
+    arch_value = arch.get("value") if isinstance(arch, dict) else arch
+    expect(arch_value == "x64" and isinstance(arch, dict) and arch.get("strategy") == "set",
+           f"preset {name} sets the architecture x64 (strategy set: -A x64)")
+    expect(triplet.startswith(f"{arch_value}-"), f"preset {name}: triplet {triplet} is for the architecture {arch_value}")
+    runtime = cache.get("CMAKE_MSVC_RUNTIME_LIBRARY")
+    if runtime is not None:
+        linkage = "dynamic" if "DLL" in runtime else "static"
+        expect(linkage == crt_linkage(triplet),
+               f"preset {name}: CMAKE_MSVC_RUNTIME_LIBRARY {runtime} ({linkage}) agrees with triplet {triplet}")
+
+
+# The Visual Studio 2022 release whose IDE reads each presets schema version
+# (Microsoft's "Configure and build with CMake Presets in Visual Studio": 4 in
+# 17.4, 5 in 17.5; 6, with workflow presets, after that: 17.8, whose CMake 3.27
+# also meets cmakeMinimumRequired 3.25).
+VS_FOR_SCHEMA = {2: (16, 10), 3: (16, 10), 4: (17, 4), 5: (17, 5), 6: (17, 8)}
+
+
+def check_visual_studio_release(presets):
+    version = presets.get("version")
+    expect(version in VS_FOR_SCHEMA, f"CMakePresets.json schema version {version} is one a Visual Studio release reads")
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    stated = re.search(r"Visual Studio 2022 \((\d+)\.(\d+) or later", readme)
+    needed = VS_FOR_SCHEMA.get(version, (99, 0))
+    expect(stated is not None and (int(stated[1]), int(stated[2])) >= needed,
+           f"README asks for a Visual Studio 2022 release that reads schema {version} "
+           f"({needed[0]}.{needed[1]}+; README: {stated[0] if stated else 'none'})")
+
+
 def main():
     try:
         import yaml
@@ -71,14 +131,19 @@ def main():
                 expect(preset.get("configurePreset") in named["configure"],
                        f"{kind} preset {name} names an existing configure preset")
 
-    # The self-test runs the exe where the configure preset's build puts it.
+    # The self-test runs the exe where its job's configure preset puts it.
+    for job in jobs.values():
+        job_script = "\n".join(step.get("run", "") for step in job.get("steps") or [])
+        if "selftest --json" not in job_script:
+            continue
+        for configure in re.findall(r"cmake --preset[ =]([\w-]+)", job_script):
+            binary_dir = resolved(presets, configure).get("binaryDir", "").replace("${presetName}", configure)
+            expected = binary_dir.replace("${sourceDir}/", "").replace("/", "\\")
+            expect(f"{expected}\\lib\\programs\\Release\\portres.exe" in job_script,
+                   f"the self-test runs the Release portres.exe under {expected}")
     for configure in used["configure"]:
-        preset = named["configure"].get(configure, {})
-        base = next((p for p in presets["configurePresets"] if p["name"] in preset.get("inherits", [])), {})
-        binary_dir = (preset.get("binaryDir") or base.get("binaryDir", "")).replace("${presetName}", configure)
-        expected = binary_dir.replace("${sourceDir}/", "").replace("/", "\\")
-        expect(f"{expected}\\lib\\programs\\Release\\portres.exe" in script,
-               f"the self-test runs the Release portres.exe under {expected}")
+        preset = resolved(presets, configure)
+        check_msvc_preset(configure, preset)
         features = preset.get("cacheVariables", {}).get("VCPKG_MANIFEST_FEATURES", "")
         for feature in filter(None, features.split(";")):
             expect(feature in manifest.get("features", {}), f"vcpkg feature {feature} (preset {configure}) is in vcpkg.json")
@@ -99,6 +164,11 @@ def main():
     expect(any("results/" in str(s.get("with", {}).get("path", "")) for s in uploads),
            "the self-test report (results/) is uploaded as an artifact")
     expect(re.search(r"results\\selftest\.json", script) is not None, "the JSON report is written into results/")
+
+    check_visual_studio_release(presets)
+    # portres exports nothing from a DLL (no dllexport): MSVC builds it static
+    # whatever BUILD_SHARED_LIBS says, and the manifest and README say so.
+    expect("static library" in manifest.get("description", ""), "vcpkg.json says portres is a static library")
 
     names = [d if isinstance(d, str) else d.get("name") for d in manifest.get("dependencies", [])]
     expect({"asio", "ms-gsl"} <= set(names), f"vcpkg.json depends on asio and ms-gsl: {names}")

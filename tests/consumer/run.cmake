@@ -23,6 +23,20 @@ string(REPLACE "|" ";" emulator "${CONSUMER_EMULATOR}") # empty: run natively
 
 run(${CMAKE_COMMAND} --install ${PORTRES_BUILD_DIR} --prefix ${prefix} --config ${BUILD_TYPE})
 
+# MSVC's Debug library is portresd.lib, so a Debug and a Release install share
+# a prefix (MinGW and Linux name theirs libportres.a in both).
+file(GLOB msvc_libs RELATIVE ${prefix}/${LIBDIR} ${prefix}/${LIBDIR}/*.lib)
+if(msvc_libs)
+  if(BUILD_TYPE STREQUAL "Debug")
+    set(expected_lib portresd.lib)
+  else()
+    set(expected_lib portres.lib)
+  endif()
+  if(NOT msvc_libs STREQUAL expected_lib)
+    message(FATAL_ERROR "consumer: a ${BUILD_TYPE} install holds ${msvc_libs}, expected ${expected_lib}")
+  endif()
+endif()
+
 # A package outlives its build tree: no installed package file may name it
 # (the scratch prefix lies inside the build tree, so its own path is allowed).
 file(GLOB_RECURSE package_files ${prefix}/*.pc ${prefix}/*.cmake)
