@@ -10,9 +10,17 @@
 //   caller's own live sockets: portres (each policy) draws from a 16,384-port
 //   reservation; explicit binds a free port from its own free list of 16,384;
 //   ephemeral binds port 0 with ip_local_port_range narrowed to 16,384 ports.
+//   Each bound socket is closed after its bind, so the caller's newest port
+//   is the one that comes back (the churn port_reclaim probes first).
+// own_close_random/<method>/fullness:P  the same, but each bind's socket
+//   joins the live ones and a live socket drawn at random is closed instead:
+//   the port that comes back is one of the long-lived cohort. (No explicit
+//   case: a hand-written free list would know that port at once.)
 #include "bench_support.hpp"
 
 #include "portres/portres.hpp"
+
+#include "core/portable_backend.hpp" // detail::held_port_queries(), port_probes(): what a dry block cost
 
 #include <asio/io_context.hpp>
 
@@ -83,7 +91,7 @@ std::vector<std::uint16_t> shuffled(port_span span) {
   return ports;
 }
 
-void own_fullness(benchmark::State& state, own_method how, portres::port_policy policy) {
+void own_fullness(benchmark::State& state, own_method how, portres::port_policy policy, bool close_random) {
   const auto& env = prepare_environment();
   const auto permille = static_cast<std::uint32_t>(state.range(0));
   const auto wanted = own_size * permille / 1000;
@@ -132,6 +140,10 @@ void own_fullness(benchmark::State& state, own_method how, portres::port_policy 
   latencies lat;
   failure_counts failures;
   std::size_t next_free = 0;
+  std::mt19937 pick(11);
+  // Inside the timed binds only: the fill above may list held ports too.
+  const auto queries_before = portres::detail::held_port_queries();
+  const auto probes_before = portres::detail::port_probes();
   for (auto _ : state) {
     tcp::socket socket(io, tcp::v4());
     std::error_code e;
@@ -151,10 +163,16 @@ void own_fullness(benchmark::State& state, own_method how, portres::port_policy 
     const auto stop = clock_type::now();
     if (e) failures.add(e);
     lat.add_timed(state, stop - start);
+    if (close_random && !e && !held.empty()) { // outside the timed region, as every close
+      std::swap(held[std::uniform_int_distribution<std::size_t>(0, held.size() - 1)(pick)], socket);
+    }
   }
   lat.report(state);
   failures.report(state);
   state.counters["held_sockets"] = static_cast<double>(held.size());
+  // Whether a millisecond tail is a held-ports query (a kernel walk) or preemption.
+  state.counters["held_port_queries"] = static_cast<double>(portres::detail::held_port_queries() - queries_before);
+  state.counters["port_probes"] = static_cast<double>(portres::detail::port_probes() - probes_before);
   state.counters["fullness_permille"] = permille;
   state.counters["fill_s"] = fill_s;
   held.clear();
@@ -175,13 +193,18 @@ void register_all() {
                       [v, layout](benchmark::State& s) { bind_latency(s, v.how, layout); });
     }
   }
-  auto own = [](const std::string& name, own_method how, portres::port_policy policy) {
-    register_levels("own/" + name, "fullness", {0, 500, 900, 990, 999}, benchmark::kMicrosecond,
-                    [how, policy](benchmark::State& s) { own_fullness(s, how, policy); });
+  auto own = [](const std::string& name, own_method how, portres::port_policy policy, bool close_random) {
+    register_levels((close_random ? "own_close_random/" : "own/") + name, "fullness", {0, 500, 900, 990, 999},
+                    benchmark::kMicrosecond,
+                    [how, policy, close_random](benchmark::State& s) { own_fullness(s, how, policy, close_random); });
   };
-  own("explicit", own_method::explicit_port, portres::port_policy::sequential);
-  own("ephemeral", own_method::ephemeral, portres::port_policy::sequential);
-  for (const auto& p : policies) own(std::string("portres_") + p.name, own_method::portres_bind, p.policy);
+  for (const bool close_random : {false, true}) {
+    if (!close_random) own("explicit", own_method::explicit_port, portres::port_policy::sequential, false);
+    own("ephemeral", own_method::ephemeral, portres::port_policy::sequential, close_random);
+    for (const auto& p : policies) {
+      own(std::string("portres_") + p.name, own_method::portres_bind, p.policy, close_random);
+    }
+  }
 }
 
 const bool registered = (register_all(), true);

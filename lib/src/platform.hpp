@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 #include <system_error>
@@ -69,6 +70,17 @@ bool socket_alive(native_socket s, std::uint64_t key, std::uint16_t port) noexce
 /// in any state (TIME_WAIT included), as far as the OS can tell. Costs a
 /// walk of the kernel's socket tables: milliseconds, whatever the range.
 port_bitmap held_ports(protocol p, port_range range, std::error_code& ec);
+
+/// Asks the OS, port by port, whether anything in this network namespace
+/// holds each of `ports` (at most 32) for protocol `p`: bit i of the answer
+/// is set when nothing does. Linux tries each port with a bind of a
+/// dual-stack wildcard socket without SO_REUSEADDR, which the kernel refuses
+/// while any socket has the port (any address, any state, TIME_WAIT
+/// included, through any descriptor; not a TCP socket bound to a VRF device,
+/// which has the VRF's own port table): one bind per port, and a socket and a
+/// close per free one. error::os_unsupported where the OS's bind rules do not
+/// make that exact (Windows): callers use held_ports.
+std::uint32_t unheld_ports(protocol p, std::span<const std::uint16_t> ports, std::error_code& ec);
 
 /// The OS range for automatic (ephemeral) port allocation.
 port_range ephemeral_range();

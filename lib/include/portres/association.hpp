@@ -49,7 +49,9 @@ void associate(Socket& socket, reservation_token reservation, std::error_code& e
 ///
 /// @param local_address address to bind; default: the any-address of the
 ///        socket's family.
-/// Errors: error::not_associated, condition::exhausted (message names the block).
+/// Errors: error::not_associated, condition::exhausted (message names the block);
+/// the OS error (e.g. too_many_files_open) where a block that ran dry could not
+/// be checked for ports that came back.
 template <class Socket>
 std::uint16_t bind(Socket& socket);
 template <class Socket>

@@ -48,6 +48,12 @@ public:
   /// return first. Returns how many came back.
   std::size_t reclaim_unheld(const port_bitmap& held);
 
+  /// Whether `port` is taken and not owned: handed out to a socket the
+  /// library does not see close, or found held by an outside socket.
+  bool reclaimable(std::uint16_t port) const noexcept {
+    return range_.contains(port) && state_[offset(port)] == slot_state::taken;
+  }
+
   std::size_t free_count() const noexcept { return free_count_ + resting_.size(); }
   std::size_t resting_count() const noexcept { return resting_.size(); }
 

@@ -21,12 +21,14 @@ class portable_backend::block_state final : public owned_state {
 public:
   block_state(backend& owner, protocol p, reservation r, asio::any_io_executor ex,
               std::unique_ptr<registry::lease> lease)
-      : owned_state(owner, p, r, std::move(ex)), lease_(std::move(lease)), ports_(r.range), shared(r.range) {}
+      : owned_state(owner, p, r, std::move(ex)), lease_(std::move(lease)), ports_(r.range), reclaim(r.range),
+        shared(r.range) {}
 
   std::mutex mutex;                         // guards everything below
   std::unique_ptr<registry::lease> lease_;  // null once released (and for persistent blocks)
   bool released = false;
   port_block ports_;
+  port_reclaim reclaim; // taken ports that may have come back: probed first when the block runs dry
   // The kernel's view of the block's held ports: asked only when the block
   // looks full, and not again within held_ttl unless the last answer freed ports.
   port_bitmap held;
@@ -38,11 +40,15 @@ public:
 
 namespace {
 std::atomic<std::uint64_t> bind_attempt_count{0};
+std::atomic<std::uint64_t> held_query_count{0};
+std::atomic<std::uint64_t> probe_count{0};
 constexpr std::chrono::milliseconds held_ttl{100};
 constexpr int binds_per_pass = 8;
 } // namespace
 
 std::uint64_t bind_attempts() noexcept { return bind_attempt_count.load(std::memory_order_relaxed); }
+std::uint64_t held_port_queries() noexcept { return held_query_count.load(std::memory_order_relaxed); }
+std::uint64_t port_probes() noexcept { return probe_count.load(std::memory_order_relaxed); }
 
 namespace {
 // Tracked uses (portres::bind towards a peer) whose socket is gone give their ports back.
@@ -322,41 +328,71 @@ std::uint16_t portable_backend::bind_from(block_state& block, native_socket s, c
   if (block.lease_ && (ec = block.lease_->lost())) return 0; // never bind from a block the broker forgot
   auto& ports = block.ports_;
   const auto range = ports.range();
-  // Bounded: a few binds, then (when the block looks full) one kernel query
-  // of its held ports, then a few more binds skipping what the kernel holds.
+  // Bounded: a few binds; when the block looks full, a few probes of the
+  // taken ports likeliest to have come back, and only if they find none one
+  // kernel query of its held ports; then a few more binds.
+  bool queried = false; // a listing made in this call stays fresh for it, however long it took
+  std::error_code unanswered; // the probes and the listing both failed: the block may not be full
   for (int pass = 0; pass < 2; ++pass) {
     const auto now = std::chrono::steady_clock::now();
-    const bool held_fresh = block.held_valid && now - block.held_at < held_ttl;
+    const bool held_fresh = block.held_valid && (queried || now - block.held_at < held_ttl);
     for (int tried = 0; tried < binds_per_pass;) {
       auto port = ports.take(now);
       if (!port) break;
-      if (held_fresh && block.held.test(*port)) continue; // held: stays taken until the next query
+      if (held_fresh && block.held.test(*port)) { // held: stays taken, probed again later
+        block.reclaim.held(*port);
+        continue;
+      }
       ++tried;
       bind_attempt_count.fetch_add(1, std::memory_order_relaxed);
       const auto bind_ec = platform::bind_to(s, address, *port);
       if (!bind_ec) {
-        if (owned) ports.mark_owned(*port);
+        // Owned ports come back through port_returned; others only by a probe or the query.
+        if (owned) {
+          ports.mark_owned(*port);
+        } else {
+          block.reclaim.handed_out(*port);
+        }
         ec.clear();
         return *port;
       }
       // Held by a socket (ours still open, an outside binder, or TIME_WAIT
-      // without SO_REUSEADDR): leave it taken; a held-ports query frees it later.
-      if (bind_ec == condition::in_use || bind_ec == condition::access_denied) continue;
+      // without SO_REUSEADDR): it stays taken until a probe finds it free.
+      if (bind_ec == condition::in_use || bind_ec == condition::access_denied) {
+        block.reclaim.held(*port);
+        continue;
+      }
       ports.give_back(*port);
       ec = bind_ec;
       return 0;
     }
     if (pass == 1) break;
+    std::error_code probe_ec;
+    const auto probe = [&block](std::span<const std::uint16_t> candidates, std::error_code& e) {
+      probe_count.fetch_add(candidates.size(), std::memory_order_relaxed);
+      return platform::unheld_ports(block.proto(), candidates, e);
+    };
+    if (block.reclaim.probe(ports, probe, probe_ec) != 0) {
+      block.held_valid = false; // the listing is older than what the probes just saw
+      continue;
+    }
     // Ask the kernel again only when the last answer is old or freed ports.
     if (held_fresh && block.held_freed == 0) break;
     std::error_code held_ec;
+    held_query_count.fetch_add(1, std::memory_order_relaxed);
     block.held = platform::held_ports(block.proto(), range, held_ec);
-    if (held_ec) break;
+    if (held_ec) {
+      // E.g. EMFILE for both: say so rather than "exhausted" (Windows has no probe to fail).
+      if (probe_ec && probe_ec != error::os_unsupported) unanswered = probe_ec;
+      break;
+    }
     block.held_at = now;
     block.held_valid = true;
+    queried = true;
     block.held_freed = ports.reclaim_unheld(block.held) + reclaim_shared(block.shared, ports, nullptr, now);
+    block.reclaim.forget_free(ports);
   }
-  ec = block_exhausted_error(range.first(), range.count());
+  ec = unanswered ? unanswered : block_exhausted_error(range.first(), range.count());
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include "backend.hpp"
 #include "core/destination_ports.hpp"
 #include "core/port_block.hpp"
+#include "core/port_reclaim.hpp"
 #include "core/registry.hpp"
 #include "platform.hpp"
 
@@ -86,6 +87,10 @@ private:
 /// Explicit bind attempts the portable backends have made in this process
 /// (tests check that a nearly full block costs a bounded number).
 std::uint64_t bind_attempts() noexcept;
+/// Held-ports queries (a walk of the kernel's socket tables) and port probes
+/// (one bind each) the portable backends have made to find ports that came back.
+std::uint64_t held_port_queries() noexcept;
+std::uint64_t port_probes() noexcept;
 
 } // namespace portres::detail
 

@@ -37,15 +37,23 @@ bool get_option(native_socket s, int level, int name, T& value) {
 
 // Marks the local ports of one /proc/net table that fall inside `range`.
 // Every state counts (listening, connected, TIME_WAIT).
-void mark_from_table(const char* path, port_range range, port_bitmap& held) {
+// False: the table could not be read (EMFILE, no /proc...), so "nothing
+// held" would be a guess; only an IPv6 table may be missing (no IPv6 here).
+bool mark_from_table(const char* path, bool may_be_missing, port_range range, port_bitmap& held,
+                     std::error_code& ec) {
   std::FILE* file = std::fopen(path, "re");
-  if (file == nullptr) return; // e.g. no IPv6 in this kernel
+  if (file == nullptr) {
+    if (errno == ENOENT && may_be_missing) return true;
+    ec = last_error();
+    return false;
+  }
   auto close = gsl::finally([file] { std::fclose(file); });
   char line[512];
   while (std::fgets(line, sizeof line, file) != nullptr) {
     const auto row = linux_proc::parse_row(line);
     if (row && range.contains(row->local_port)) held.set(row->local_port);
   }
+  return true;
 }
 
 } // namespace
@@ -129,12 +137,10 @@ port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
   std::error_code diag_ec;
   if (auto held = sock_diag::held_ports(p, range, diag_ec)) return *held;
   port_bitmap held;
-  if (p == protocol::tcp) {
-    mark_from_table("/proc/net/tcp", range, held);
-    mark_from_table("/proc/net/tcp6", range, held);
-  } else {
-    mark_from_table("/proc/net/udp", range, held);
-    mark_from_table("/proc/net/udp6", range, held);
+  const bool tcp = p == protocol::tcp;
+  if (!mark_from_table(tcp ? "/proc/net/tcp" : "/proc/net/udp", false, range, held, ec) ||
+      !mark_from_table(tcp ? "/proc/net/tcp6" : "/proc/net/udp6", true, range, held, ec)) {
+    return {}; // unreadable (ec set): never "nothing held"
   }
   return held;
 }
