@@ -143,7 +143,11 @@ TEST_CASE("capabilities: port sharing is reported with the backend in force") {
   PORTRES_FOR_EACH_BACKEND(kind) {
     backend_scope scope(kind, io);
     const auto caps = capabilities();
+#ifdef _WIN32
+    CHECK_FALSE(caps.port_sharing); // SO_REUSEADDR would let any socket bind over the port
+#else
     CHECK(caps.port_sharing == portres_test::portable_port_choice());
+#endif
     CHECK(caps.port_sharing == caps.port_sharing_reason.empty());
   }
 }

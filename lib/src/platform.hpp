@@ -63,6 +63,13 @@ std::error_code bind_to(native_socket s, const asio::ip::address& address, std::
 /// share the port). Windows: SO_REUSEADDR.
 std::error_code share_address(native_socket s);
 
+/// Whether share_address lets only the user's own sockets share a port. Linux:
+/// yes (SO_REUSEPORT needs the same uid). Windows: no (SO_REUSEADDR binds over
+/// any socket not opened with SO_EXCLUSIVEADDRUSE, a listener's too), so the
+/// portable backend keeps each port exclusive there (issue 18: ports stay
+/// exclusive where the OS cannot share them safely).
+bool shares_ports_safely() noexcept;
+
 /// Whether `s` is still the socket that had `key` when it was bound to `port`
 /// (Linux: its SO_COOKIE; Windows: the handle still names a socket on that
 /// port): a socket the library tracks without seeing it close.

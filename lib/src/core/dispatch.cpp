@@ -324,8 +324,11 @@ capability_report capabilities() {
   report.socket_reuse = detail::platform::socket_reuse(report.socket_reuse_reason);
   report.port_sharing = detail::active().shares_ports(protocol::tcp);
   if (!report.port_sharing) {
-    report.port_sharing_reason = "the backend in force lets the OS pick the port at bind time (Windows port "
-                                 "reservations), so each port carries one socket";
+    report.port_sharing_reason = detail::platform::shares_ports_safely()
+                                     ? "the backend in force lets the OS pick the port at bind time (Windows port "
+                                       "reservations), so each port carries one socket"
+                                     : "the OS cannot share a port without letting another socket bind over it "
+                                       "(Windows' SO_REUSEADDR), so each port carries one socket";
   }
   return report;
 }

@@ -39,7 +39,9 @@ public:
                      std::chrono::steady_clock::time_point ready_at) override;
 
   // Port sharing (TCP).
-  bool shares_ports(protocol p) const noexcept override { return p == protocol::tcp; }
+  bool shares_ports(protocol p) const noexcept override {
+    return p == protocol::tcp && platform::shares_ports_safely();
+  }
   std::uint16_t bind_towards(native_socket s, std::span<const asio::ip::address> sources,
                              const asio::ip::address& peer, std::uint16_t peer_port, std::error_code& ec) override;
   std::uint16_t bind_fresh_towards(native_socket s, reservation_token t, std::span<const asio::ip::address> sources,

@@ -117,6 +117,8 @@ std::error_code bind_to(native_socket s, const asio::ip::address& address, std::
   return {};
 }
 
+bool shares_ports_safely() noexcept { return true; }
+
 std::error_code share_address(native_socket s) {
   // SO_REUSEPORT, not SO_REUSEADDR: the kernel lets SO_REUSEADDR sockets of
   // different users share a port (neither listening), so another user could

@@ -130,6 +130,8 @@ std::error_code bind_to(native_socket s, const asio::ip::address& address, std::
   return {};
 }
 
+bool shares_ports_safely() noexcept { return false; }
+
 std::error_code share_address(native_socket s) {
   const BOOL on = TRUE;
   if (::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const char*>(&on), sizeof on) != 0) return wsa_error();
