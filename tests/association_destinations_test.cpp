@@ -36,7 +36,26 @@ TEST_CASE("bind towards a peer: a 200-port block holds 800 connections to 4 dest
   PORTRES_FOR_EACH_BACKEND(kind) {
     backend_scope scope(kind, io);
     if (!capabilities().port_sharing) {
-      CHECK_FALSE(portres_test::portable_port_choice()); // only where the OS picks the port at bind time
+      // Exclusive ports (the OS picks them, or cannot share them safely):
+      // each carries one connection whatever the peer, and the bind that
+      // finds none free names the block and the peer.
+      INFO(capabilities().port_sharing_reason);
+      listeners peers(io, 2);
+      auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(2));
+      std::vector<tcp::socket> held;
+      std::set<std::uint16_t> ports;
+      for (std::size_t d = 0; d < 2; ++d) {
+        held.emplace_back(io, tcp::v4());
+        associate(held.back(), r.token());
+        ports.insert(portres::bind(held.back(), peers.at(d)));
+      }
+      CHECK(ports.size() == 2);
+      tcp::socket third(io, tcp::v4());
+      associate(third, r.token());
+      std::error_code ec;
+      portres::bind(third, peers.at(1), ec);
+      CHECK(ec == condition::exhausted);
+      CHECK(ec.message().find(text(peers.at(1))) != std::string::npos);
     } else {
       listeners peers(io, 4);
       auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(200));
@@ -135,7 +154,9 @@ TEST_CASE("bind towards a peer: UDP ports stay one socket each") {
   std::error_code ec;
   portres::bind(third, a.local_endpoint(), ec); // a destination no socket goes to yet: still no port
   CHECK(ec == condition::exhausted);
-  CHECK(ec.message().find("no free port left in block") != std::string::npos);
+  const auto peer = a.local_endpoint().address().to_string() + ":" + std::to_string(a.local_endpoint().port());
+  CHECK(ec.message().find("no port of block " + std::to_string(r.range().first())) != std::string::npos);
+  CHECK(ec.message().find(peer) != std::string::npos); // which peer it was for
 }
 
 TEST_CASE("capabilities: port sharing is reported with the backend in force") {

@@ -86,7 +86,17 @@ TEST_CASE("pool: a 200-port block holds 800 connections to 4 destinations, one p
   PORTRES_FOR_EACH_BACKEND(kind) {
     backend_scope scope(kind, io);
     if (!capabilities().port_sharing) {
-      CHECK_FALSE(portres_test::portable_port_choice()); // only where the OS picks the port at bind time
+      // Exclusive ports: one connection per port, whatever the peer.
+      INFO(capabilities().port_sharing_reason);
+      listeners peers(io, 2);
+      auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(2));
+      tcp_pool pool(io.get_executor(), r, loopback, sizes(0, 2));
+      held_connections held;
+      connect_all(pool, peers, 2, 2, held);
+      REQUIRE(run_until(io, [&] { return held.done() == 2; }, 30s));
+      CHECK(held.errors.empty());
+      REQUIRE(held.sockets.size() == 2);
+      CHECK(held.sockets[0].port() != held.sockets[1].port());
     } else {
       listeners peers(io, 4);
       auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(200));

@@ -1,5 +1,7 @@
 #include "core/destination_ports.hpp"
 
+#include "portres/error.hpp"
+
 #include <gsl/gsl>
 
 #include <bit>
@@ -176,6 +178,25 @@ destination_headroom destination_ports::headroom(const port_block& block, const 
 std::size_t destination_ports::live_from(const asio::ip::address& source) const {
   const auto it = by_source_.find(source);
   return it == by_source_.end() ? 0 : it->second;
+}
+
+std::string endpoint_text(const asio::ip::address& peer, std::uint16_t peer_port) {
+  // Built by appending: GCC 12's -Wrestrict misfires on "literal" +
+  // std::string (GCC PR 105329).
+  std::string text;
+  if (peer.is_v6()) text += '[';
+  text += peer.to_string();
+  if (peer.is_v6()) text += ']';
+  text += ':';
+  text += std::to_string(peer_port);
+  return text;
+}
+
+std::error_code towards_peer(std::error_code ec, const asio::ip::address& peer, std::uint16_t peer_port) {
+  if (ec.category() != block_exhausted_error(1, 1).category()) return ec;
+  // block_exhausted_error's value: the block's first port, then its size.
+  const auto value = static_cast<unsigned>(ec.value());
+  return destination_exhausted_error(value >> 16, value & 0xffffu, endpoint_text(peer, peer_port));
 }
 
 } // namespace portres::detail

@@ -17,6 +17,8 @@
 #include <functional>
 #include <optional>
 #include <random>
+#include <string>
+#include <system_error>
 #include <unordered_map>
 #include <vector>
 
@@ -94,6 +96,15 @@ private:
   std::minstd_rand rng_;   // random policy: where a scan starts (seeded at first use)
   bool seeded_ = false;
 };
+
+/// `peer` as error messages write it: "address:port", "[v6 address]:port".
+std::string endpoint_text(const asio::ip::address& peer, std::uint16_t peer_port);
+
+/// `ec` told towards a peer: a block's exhaustion (block_exhausted_error)
+/// becomes destination_exhausted_error, which names the peer too; any other
+/// error is kept. Where ports are exclusive, a connect fails as a get does,
+/// and its error still says which peer it was for.
+std::error_code towards_peer(std::error_code ec, const asio::ip::address& peer, std::uint16_t peer_port);
 
 } // namespace portres::detail
 

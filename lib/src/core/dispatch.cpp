@@ -1,6 +1,7 @@
 // Public entry points: argument checks, backend selection, and the default
 // asynchronous forms that keep waiting calls off the io_context's threads.
 #include "backend.hpp"
+#include "core/destination_ports.hpp"
 #include "platform.hpp"
 #include "portres/backend.hpp"
 #include "portres/reservation.hpp"
@@ -254,7 +255,9 @@ std::uint16_t bind(native_socket s, const asio::ip::address* local, std::error_c
 
 std::uint16_t bind_towards(native_socket s, std::span<const asio::ip::address> sources, const asio::ip::address& peer,
                            std::uint16_t peer_port, std::error_code& ec) {
-  return active().bind_towards(s, sources, peer, peer_port, ec);
+  const auto port = active().bind_towards(s, sources, peer, peer_port, ec);
+  ec = towards_peer(ec, peer, peer_port); // exclusive ports run out as a block does: still name the peer
+  return port;
 }
 
 destination_headroom headroom(const runtime_state& r, std::span<const asio::ip::address> sources,

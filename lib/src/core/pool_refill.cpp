@@ -2,6 +2,8 @@
 // and reusing disconnected ones (Windows).
 #include "core/pool_internal.hpp"
 
+#include "core/destination_ports.hpp"
+
 #include <asio/post.hpp>
 #if defined(__linux__)
 #include "portres/linux_error.hpp"
@@ -152,7 +154,8 @@ void pool_core::fail_locked(std::deque<waiter_entry>& queue, const std::optional
       continue;
     }
     if (&queue == &connecting_ && --queued_[*it->towards] == 0) queued_.erase(*it->towards);
-    out.push_back({std::move(it->waiter), ec});
+    // A connect waiting on exclusive ports still hears which peer it was for.
+    out.push_back({std::move(it->waiter), it->towards ? towards_peer(ec, it->towards->peer, it->towards->peer_port) : ec});
     it = queue.erase(it);
   }
 }

@@ -419,8 +419,9 @@ std::uint16_t portable_backend::bind_towards(native_socket s, std::span<const as
     return 0;
   }
   std::uint16_t port = 0;
-  if (block->proto() == protocol::udp) {
-    // UDP keeps one socket per port (docs/architecture.md, "Port sharing").
+  if (!shares_ports(block->proto())) {
+    // UDP keeps one socket per port (docs/architecture.md, "Port sharing"),
+    // and so does TCP where the OS cannot share a port safely.
     port = bind_from(*block, s, usable.front(), false, ec);
   } else {
     const destination_ports::tracked_socket tracked{s, key};
@@ -436,7 +437,7 @@ std::uint16_t portable_backend::bind_fresh_towards(native_socket s, reservation_
                                                    asio::ip::address& source, std::error_code& ec) {
   auto block = find_block(protocol::tcp, t, b, ec);
   if (ec) return 0;
-  if (block->proto() != protocol::tcp) {
+  if (!shares_ports(block->proto())) { // the pool binds for a peer only where ports are shared
     ec = error::unsupported_socket;
     return 0;
   }
@@ -496,15 +497,7 @@ std::uint16_t portable_backend::bind_shared(block_state& block, native_socket s,
     }
   }
   const auto range = ports.range();
-  // The peer as an endpoint ("[v6]:port"), built by appending: GCC 12's
-  // -Wrestrict misfires on "literal" + std::string (GCC PR 105329).
-  std::string where;
-  if (peer.is_v6()) where += '[';
-  where += peer.to_string();
-  if (peer.is_v6()) where += ']';
-  where += ':';
-  where += std::to_string(peer_port);
-  ec = destination_exhausted_error(range.first(), range.count(), where);
+  ec = destination_exhausted_error(range.first(), range.count(), endpoint_text(peer, peer_port));
   return 0;
 }
 
