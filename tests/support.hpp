@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "cli/run_until.hpp"
+
 #include <asio/io_context.hpp>
 
 #include <chrono>
@@ -87,17 +89,8 @@ inline bool ensure_descriptors([[maybe_unused]] std::size_t needed) {
 #endif
 }
 
-/// Runs `io` until `done()` or `limit` passes; returns done().
-template <class Predicate>
-bool run_until(asio::io_context& io, Predicate done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  io.restart();
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    io.run_for(std::chrono::milliseconds(10));
-    io.restart();
-  }
-  return done();
-}
+/// Runs `io` until `done()` or `limit` (10 s by default) passes; returns done().
+using cli::run_until;
 
 } // namespace portres_test
 

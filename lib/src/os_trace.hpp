@@ -28,10 +28,14 @@ struct call {
 void enable(bool on) noexcept;
 bool enabled() noexcept;
 
-/// Records the start of a call; returns its id (0 when recording is off).
-std::uint64_t begin(const call& c);
+/// Records the start of a call; returns its id (0 when recording is off, or
+/// when the record could not be stored: tracing never throws into the engine).
+std::uint64_t begin(const call& c) noexcept;
+/// Fills in the call's own answer, for a record begun before the call was
+/// issued (so that nothing after issuing it can throw).
+void issued(std::uint64_t id, int immediate, std::uint32_t bytes) noexcept;
 /// Completes the record `id` (no-op for id 0 or a record already dropped).
-void finish(std::uint64_t id, std::optional<std::uint32_t> completion, std::uint32_t bytes, std::error_code result);
+void finish(std::uint64_t id, std::optional<std::uint32_t> completion, std::uint32_t bytes, std::error_code result) noexcept;
 
 /// The id the next record will get: since(mark()) later gives the calls made meanwhile.
 std::uint64_t mark();

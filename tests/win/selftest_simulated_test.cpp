@@ -10,14 +10,20 @@
 #include "portres/selftest_support.hpp"
 #include "support.hpp"
 
+#include <portres/error.hpp>
+
 #include <asio/error.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <gsl/gsl>
 
+#include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <winsock2.h>
 #include <mstcpip.h>
@@ -29,11 +35,18 @@ namespace os_trace = portres::detail::os_trace;
 
 namespace {
 
+// Runs every check; each result is also handed over as its check completes, in order.
 std::map<std::string, check_result> run_selftest(asio::io_context& io) {
   os_trace::enable(true);
   auto off = gsl::finally([] { os_trace::enable(false); });
+  std::vector<std::string> streamed;
+  const auto results = cli::run_checks(io, [&](const check_result& r) { streamed.push_back(r.name); });
   std::map<std::string, check_result> by_name;
-  for (auto& r : cli::run_checks(io)) by_name[r.name] = r;
+  REQUIRE(streamed.size() == results.size());
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    CHECK(streamed[i] == results[i].name);
+    by_name[results[i].name] = results[i];
+  }
   return by_name;
 }
 
@@ -155,4 +168,71 @@ TEST_CASE("selftest under the simulated provider: active-close reuse is timed, a
   CHECK(slow.result == "slow");
   REQUIRE(slow.elapsed_ms.has_value());
   CHECK(*slow.elapsed_ms >= 10000);
+}
+
+// Only the overlapped path refuses (ERROR_NOT_SUPPORTED through the port)
+// while the synchronous acquire of the same run passed: the path async_* and
+// the pool use is broken on this system, which is a failure, not a platform
+// without reservations.
+TEST_CASE("selftest under the simulated provider: an overlapped not-supported fails when the synchronous acquire passed") {
+  asio::io_context io;
+  simulated_provider provider(io);
+  native_selected native;
+  provider.set_overlapped_error(ERROR_NOT_SUPPORTED);
+  auto checks = run_selftest(io);
+  CHECK(checks["wildcard_acquire"].result == "pass");
+  for (const char* name : {"async_tcp", "async_udp", "cancel_pending"}) {
+    CAPTURE(name);
+    CAPTURE(checks[name].detail);
+    CHECK(checks[name].result == "fail");
+    CHECK(checks[name].ec == portres::condition::not_supported);
+    const auto* acquire = last_call(checks[name], "SIO_ACQUIRE_PORT_RESERVATION");
+    REQUIRE(acquire);
+    CHECK(acquire->overlapped);
+    CHECK(acquire->completion == std::optional<std::uint32_t>(ERROR_NOT_SUPPORTED));
+  }
+}
+
+TEST_CASE("selftest verdict: not-supported stays not_supported only when the synchronous acquire said so too") {
+  using cli::selftest_detail::failed_unless_sync_unsupported;
+  const std::error_code unsupported(WSAEOPNOTSUPP, std::system_category());
+  REQUIRE(unsupported == portres::condition::not_supported);
+  CHECK(failed_unless_sync_unsupported(unsupported, "async_acquire", true).result == "not_supported");
+  const auto after_sync_passed = failed_unless_sync_unsupported(unsupported, "async_acquire", false);
+  CHECK(after_sync_passed.result == "fail");
+  CHECK(after_sync_passed.ec == unsupported);
+  const std::error_code other(WSAEINVAL, std::system_category());
+  CHECK(failed_unless_sync_unsupported(other, "async_acquire", true).result == "fail");
+  CHECK(failed_unless_sync_unsupported(other, "async_acquire", false).result == "fail");
+}
+
+// A check that gives up waiting returns while its operation is still under
+// way on the io_context every check shares: the handler must then run on
+// state it owns (not the check's dead frame), once, and the operation is
+// cancelled rather than left to run its course.
+TEST_CASE("selftest await_once: after giving up, the operation is cancelled and its handler runs once on state it owns") {
+  using namespace cli::selftest_detail;
+  asio::io_context io;
+  asio::steady_timer outlives_the_check(io, std::chrono::seconds(60));
+  std::weak_ptr<async_outcome<>> seen;
+  const auto check = [&] {
+    auto waited = await_once<>(
+        io, "the wait", [&](auto handler) { outlives_the_check.async_wait(std::move(handler)); }, no_interrupt{},
+        std::chrono::milliseconds(50));
+    seen = waited.state;
+    REQUIRE(waited.failure.has_value());
+    return *waited.failure;
+  };
+  const auto result = check();
+  CHECK(result.result == "fail");
+  CHECK(result.detail.find("never completed") != std::string::npos);
+  // Only the pending handler holds the state now.
+  auto state = seen.lock();
+  REQUIRE(state);
+  CHECK(state->calls == 0);
+  CHECK(portres_test::run_until(io, [&] { return state->calls > 0; }, std::chrono::seconds(10)));
+  io.restart();
+  io.poll();
+  CHECK(state->calls == 1);
+  CHECK(state->ec == asio::error::operation_aborted);
 }

@@ -55,6 +55,7 @@ struct sim_state {
   bool failed_bind_keeps_association = true;
   DWORD acquire_bytes = sizeof(INET_PORT_RESERVATION_INSTANCE);
   bool zero_token = false;
+  DWORD overlapped_error = 0;
   std::map<std::uint64_t, sim_reservation> reservations;
   std::map<SOCKET, std::uint64_t> associations;
   std::vector<held_call> pending;
@@ -127,10 +128,10 @@ int fail(int code, LPDWORD bytes) {
 // of waiting forever for its outstanding work.
 class queued_packet {
 public:
-  queued_packet(asio::io_context& io, LPWSAOVERLAPPED overlapped, DWORD bytes)
-      : io_(&io), overlapped_(overlapped), bytes_(bytes) {}
+  queued_packet(asio::io_context& io, LPWSAOVERLAPPED overlapped, DWORD bytes, DWORD error = 0)
+      : io_(&io), overlapped_(overlapped), bytes_(bytes), error_(error) {}
   queued_packet(queued_packet&& other) noexcept
-      : io_(other.io_), overlapped_(std::exchange(other.overlapped_, nullptr)), bytes_(other.bytes_) {}
+      : io_(other.io_), overlapped_(std::exchange(other.overlapped_, nullptr)), bytes_(other.bytes_), error_(other.error_) {}
   queued_packet& operator=(queued_packet&&) = delete;
   ~queued_packet() { deliver(); }
   void operator()() { deliver(); }
@@ -139,12 +140,13 @@ private:
   void deliver() {
     if (auto* op = std::exchange(overlapped_, nullptr)) {
       asio::use_service<asio::detail::win_iocp_io_context>(*io_).on_completion(
-          static_cast<asio::detail::win_iocp_operation*>(op), 0, bytes_);
+          static_cast<asio::detail::win_iocp_operation*>(op), error_, bytes_);
     }
   }
   asio::io_context* io_;
   LPWSAOVERLAPPED overlapped_;
   DWORD bytes_;
+  DWORD error_;
 };
 
 // A successful call: synchronous, or completed through the port as the mode says.
@@ -198,6 +200,12 @@ int WSAAPI sim_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD in_size, LPVOID out,
     return ::WSAIoctl(s, code, in, in_size, out, out_size, bytes, overlapped, routine);
   }
   state->calls.push_back({code, s, overlapped != nullptr, std::this_thread::get_id()});
+  if (overlapped != nullptr && state->overlapped_error != 0) {
+    // Pends, then the port brings the failure (set_overlapped_error).
+    asio::post(*state->io, queued_packet(*state->io, overlapped, 0, state->overlapped_error));
+    ::WSASetLastError(WSA_IO_PENDING);
+    return SOCKET_ERROR;
+  }
   // Error tables of the SIO_*_PORT_RESERVATION pages (reference 001, 003):
   // WSAEOPNOTSUPP on a socket other than TCP or UDP.
   const auto proto = socket_protocol(s);
@@ -456,6 +464,11 @@ void simulated_provider::set_failed_bind_keeps_association(bool keeps) {
 void simulated_provider::set_acquire_bytes(unsigned long bytes) {
   std::lock_guard lock(mutex);
   state->acquire_bytes = bytes;
+}
+
+void simulated_provider::set_overlapped_error(unsigned long win32_error) {
+  std::lock_guard lock(mutex);
+  state->overlapped_error = win32_error;
 }
 
 void simulated_provider::set_zero_token(bool zero) {

@@ -87,6 +87,10 @@ public:
   void set_acquire_bytes(unsigned long bytes);
   /// A faulty provider: acquire answers a zero token.
   void set_zero_token(bool zero);
+  /// Overlapped reservation calls pend and complete through the port with
+  /// `win32_error` (0: as the mode says); blocking calls are unaffected.
+  /// What a system whose overlapped path alone fails (ERROR_NOT_SUPPORTED) does.
+  void set_overlapped_error(unsigned long win32_error);
 
   /// One reservation IOCTL as the provider saw it.
   struct ioctl_call {

@@ -49,6 +49,11 @@ check_result failed_or_unsupported(std::error_code ec, const std::string& what) 
   return fail(ec, what + ": " + describe(ec));
 }
 
+check_result failed_unless_sync_unsupported(std::error_code ec, const std::string& what, bool sync_unsupported) {
+  if (sync_unsupported || ec != portres::condition::not_supported) return failed_or_unsupported(ec, what);
+  return fail(ec, what + ": " + describe(ec) + ", although the synchronous acquire of this run was supported");
+}
+
 std::optional<int> os_code(const std::error_code& ec) {
   if (!ec) return std::nullopt;
   const auto& c = ec.category();
@@ -141,18 +146,25 @@ int selftest(bool json) {
   const auto caps = portres::capabilities();
   portres::detail::os_trace::enable(true);
   asio::io_context io;
-  auto results = run_checks(io);
   int failures = 0;
-  for (const auto& r : results) {
+  // Each line as its check completes, flushed: a check that hangs is the one
+  // after the last line. With --json the JSON document comes whole at the
+  // end, and the progress lines go to stderr.
+  auto results = run_checks(io, [&](const check_result& r) {
     failures += r.result == "fail";
-    if (json) continue;
+    if (json) {
+      std::fprintf(stderr, "selftest: %-36s %s\n", r.name.c_str(), r.result.c_str());
+      std::fflush(stderr);
+      return;
+    }
     const auto os = os_error_of(r);
     std::string codes;
     if (r.ec) codes += " [" + std::string(r.ec.category().name()) + ":" + std::to_string(r.ec.value()) + "]";
     if (os) codes += " [os error " + std::to_string(*os) + "]";
     const std::string answer = r.answer ? "answer: " + *r.answer + "; " : "";
     std::printf("%-14s %-36s %s%s%s\n", r.result.c_str(), r.name.c_str(), answer.c_str(), r.detail.c_str(), codes.c_str());
-  }
+    std::fflush(stdout);
+  });
   const char* backend = portres::to_string(portres::active_backend());
   if (json) {
     std::string out = "{\"selftest\":2,\"os\":" + json_string(caps.platform) + ",\"os_build\":" + json_string(os_build()) +

@@ -4,7 +4,8 @@
 
 namespace cli {
 
-/// Runs every check, prints one line per check (or one JSON report), and
+/// Runs every check, prints one line per check as it completes (or one JSON
+/// report at the end, with a progress line per check on stderr), and
 /// returns 0 when no check failed, 1 otherwise.
 int selftest(bool json);
 

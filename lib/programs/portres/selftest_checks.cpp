@@ -8,8 +8,6 @@
 
 #include <portres/portres.hpp>
 
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/cancellation_signal.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/udp.hpp>
 
@@ -52,6 +50,7 @@ public:
   check_result wildcard_acquire() {
     std::error_code ec;
     block_ = portres::acquire(ex_, portres::protocol::tcp, portres::port_range::wildcard(20), ec);
+    sync_unsupported_ = ec == portres::condition::not_supported;
     if (ec) return failed_or_unsupported(ec, "acquire tcp wildcard(20)");
     if (block_.range().count() != 20) return fail({}, "granted " + portres::to_string(block_.range()) + ", not 20 ports");
     return pass("tcp block " + portres::to_string(block_.range()) + " token " + portres::to_string(block_.token()));
@@ -77,9 +76,9 @@ public:
       auto& s = sockets_.emplace_back(io_, tcp::v4());
       std::error_code ec;
       portres::associate(s, block_.token(), ec);
-      if (ec) return failed_or_unsupported(ec, "associate socket " + std::to_string(i + 1));
+      if (ec) return failed_unless_sync_unsupported(ec, "associate socket " + std::to_string(i + 1), sync_unsupported_);
       const auto port = portres::bind(s, ec);
-      if (ec) return failed_or_unsupported(ec, "bind socket " + std::to_string(i + 1));
+      if (ec) return failed_unless_sync_unsupported(ec, "bind socket " + std::to_string(i + 1), sync_unsupported_);
       if (!block_.range().contains(port)) return fail({}, "port " + std::to_string(port) + " is outside the block");
       ports.insert(port);
     }
@@ -111,69 +110,48 @@ public:
     return {"pass", ec, "released; the old token is refused: " + describe(ec)};
   }
 
-  // The handler of an operation still not called after the io_context ran
-  // everything ready (poll) waits for the OS: that operation is pending.
-  bool still_pending(const int& calls) {
-    io_.restart();
-    io_.poll();
-    return calls == 0;
-  }
-
   // async_acquire -> async_associate -> bind, each through the completion
   // port as the pool uses them: any error fails (not_supported only where
-  // the OS lacks the acquire itself).
+  // the synchronous acquire of this run was not supported either).
   template <class Protocol>
   check_result async_chain(portres::protocol p) {
-    const char* name = p == portres::protocol::tcp ? "tcp" : "udp";
-    int calls = 0;
-    std::error_code ec;
-    portres::runtime_reservation r;
-    portres::async_acquire(ex_, p, portres::port_range::wildcard(4), [&](std::error_code e, portres::runtime_reservation x) {
-      ++calls;
-      ec = e;
-      r = std::move(x);
+    const std::string name = p == portres::protocol::tcp ? "tcp" : "udp";
+    auto acquired = await_once<portres::runtime_reservation>(io_, "async_acquire " + name, [&](auto handler) {
+      portres::async_acquire(ex_, p, portres::port_range::wildcard(4), std::move(handler));
     });
-    if (!run_until(io_, [&] { return calls > 0; })) return fail({}, std::string("async_acquire ") + name + " never completed");
-    if (ec == portres::condition::not_supported) return failed_or_unsupported(ec, std::string("async_acquire ") + name);
-    if (ec) return fail(ec, std::string("async_acquire ") + name + ": " + describe(ec));
+    if (acquired.failure) return *acquired.failure;
+    if (const auto ec = acquired.state->ec) return failed_unless_sync_unsupported(ec, "async_acquire " + name, sync_unsupported_);
+    const auto& r = std::get<0>(acquired.state->values);
     if (r.range().count() != 4) return fail({}, "async_acquire granted " + portres::to_string(r.range()) + ", not 4 ports");
     typename Protocol::socket s(io_, Protocol::v4());
-    calls = 0;
-    portres::async_associate(s, r.token(), [&](std::error_code e) {
-      ++calls;
-      ec = e;
+    auto associated = await_once<>(io_, "async_associate", [&](auto handler) {
+      portres::async_associate(s, r.token(), std::move(handler));
     });
-    if (!run_until(io_, [&] { return calls > 0; })) return fail({}, "async_associate never completed");
-    if (ec) return fail(ec, "async_associate: " + describe(ec));
+    if (associated.failure) return *associated.failure;
+    std::error_code ec = associated.state->ec;
+    if (ec) return failed_unless_sync_unsupported(ec, "async_associate", sync_unsupported_);
     const auto port = portres::bind(s, ec);
     if (ec) return fail(ec, "bind after async_associate: " + describe(ec));
     if (!r.range().contains(port)) return fail({}, "port " + std::to_string(port) + " is outside the block");
-    io_.run_for(std::chrono::milliseconds(20));
-    if (calls != 1) return fail({}, "the associate handler ran " + std::to_string(calls) + " times");
-    return pass(std::string(name) + " block " + portres::to_string(r.range()) + ": async_acquire, async_associate, bind -> port " +
+    return pass(name + " block " + portres::to_string(r.range()) + ": async_acquire, async_associate, bind -> port " +
                 std::to_string(port));
   }
 
   check_result cancel_pending() {
-    asio::cancellation_signal cancel;
-    int calls = 0;
-    std::error_code result;
-    portres::runtime_reservation got;
-    portres::async_acquire(ex_, portres::protocol::tcp, portres::port_range::wildcard(4),
-                           asio::bind_cancellation_slot(cancel.slot(), [&](std::error_code ec, portres::runtime_reservation r) {
-                             ++calls;
-                             result = ec;
-                             got = std::move(r);
-                           }));
-    const bool pending = still_pending(calls);
-    cancel.emit(asio::cancellation_type::terminal);
-    if (!run_until(io_, [&] { return calls > 0; })) return fail({}, "the cancelled acquire never completed");
-    io_.run_for(std::chrono::milliseconds(50));
-    if (calls != 1) return fail({}, "handler called " + std::to_string(calls) + " times");
+    auto acquired = await_once<portres::runtime_reservation>(
+        io_, "the cancelled acquire",
+        [&](auto handler) {
+          portres::async_acquire(ex_, portres::protocol::tcp, portres::port_range::wildcard(4), std::move(handler));
+        },
+        [](asio::cancellation_signal& cancel) { cancel.emit(asio::cancellation_type::terminal); });
+    if (acquired.failure) return *acquired.failure;
+    const auto& st = *acquired.state;
+    const auto result = st.ec;
+    const bool got = static_cast<bool>(std::get<0>(st.values));
     check_result r;
     if (result == portres::condition::not_supported) {
-      r = failed_or_unsupported(result, "acquire");
-    } else if (!pending) {
+      r = failed_unless_sync_unsupported(result, "acquire", sync_unsupported_);
+    } else if (!st.pending) {
       r = inconclusive(result, "the acquire completed before the cancellation: nothing was pending (" +
                                    (result ? describe(result) : std::string("granted")) + ")",
                        false);
@@ -186,7 +164,7 @@ public:
     } else {
       r = fail(result, "cancelled acquire: " + describe(result));
     }
-    r.pending = pending;
+    r.pending = st.pending;
     return r;
   }
 
@@ -200,22 +178,20 @@ public:
     o.low_water = 0;
     o.high_water = 1;
     portres::socket_pool<tcp> pool(ex_, r, asio::ip::address_v4::loopback(), o);
-    if (!run_until(io_, [&] { return pool.stats().ready == 1; })) return fail({}, "the pool never stocked a socket");
+    if (!run_until(io_, [&] { return pool.stats().ready == 1; }, check_bound)) return fail({}, "the pool never stocked a socket");
     auto held = pool.try_get(ec);
     if (ec) return fail(ec, "pool: " + ec.message());
-    asio::cancellation_signal cancel;
-    int calls = 0;
-    std::error_code result;
-    pool.async_get(asio::bind_cancellation_slot(cancel.slot(), [&](std::error_code e, portres::pooled_socket<tcp>) {
-      ++calls;
-      result = e;
-    }));
-    run_until(io_, [&] { return pool.stats().waiters == 1 || calls > 0; });
-    const bool pending = still_pending(calls) && pool.stats().waiters == 1;
-    cancel.emit(asio::cancellation_type::terminal);
-    if (!run_until(io_, [&] { return calls > 0; })) return fail({}, "the cancelled waiter never completed");
-    io_.run_for(std::chrono::milliseconds(50));
-    if (calls != 1) return fail({}, "handler called " + std::to_string(calls) + " times");
+    bool waiting = false;
+    auto waited = await_once<portres::pooled_socket<tcp>>(
+        io_, "the cancelled waiter",
+        [&](auto handler) {
+          pool.async_get(std::move(handler));
+          waiting = run_until(io_, [&] { return pool.stats().waiters == 1; }, check_bound);
+        },
+        [](asio::cancellation_signal& cancel) { cancel.emit(asio::cancellation_type::terminal); });
+    if (waited.failure) return *waited.failure;
+    const bool pending = waited.state->pending && waiting;
+    const auto result = waited.state->ec;
     check_result out;
     if (!pending) {
       out = inconclusive(result, "the waiter was served before the cancellation: nothing was pending", false);
@@ -233,20 +209,15 @@ public:
     auto r = portres::acquire(ex_, portres::protocol::tcp, portres::port_range::wildcard(4), ec);
     if (ec) return failed_or_unsupported(ec, "acquire tcp wildcard(4)");
     tcp::socket s(io_, tcp::v4());
-    int calls = 0;
-    std::error_code result;
-    portres::async_associate(s, r.token(), [&](std::error_code e) {
-      ++calls;
-      result = e;
-    });
-    const bool pending = still_pending(calls);
-    s.close();
-    if (!run_until(io_, [&] { return calls > 0; })) return fail({}, "the associate never completed after close");
-    io_.run_for(std::chrono::milliseconds(50));
-    if (calls != 1) return fail({}, "handler called " + std::to_string(calls) + " times");
+    auto associated = await_once<>(
+        io_, "the associate after close", [&](auto handler) { portres::async_associate(s, r.token(), std::move(handler)); },
+        [&](asio::cancellation_signal&) { s.close(); });
+    if (associated.failure) return *associated.failure;
+    const auto result = associated.state->ec;
+    const bool pending = associated.state->pending;
     check_result out;
     if (result == portres::condition::not_supported) {
-      out = failed_or_unsupported(result, "associate");
+      out = failed_unless_sync_unsupported(result, "associate", sync_unsupported_);
     } else if (!pending) {
       out = inconclusive(result, "the associate completed before the close: nothing was pending (" +
                                      (result ? describe(result) : std::string("associated")) + ")",
@@ -309,12 +280,14 @@ private:
   asio::any_io_executor ex_;
   portres::runtime_reservation block_;
   std::vector<tcp::socket> sockets_;
+  bool sync_unsupported_ = false; // the synchronous acquire of this run answered not_supported
 };
 
 } // namespace
 } // namespace selftest_detail
 
-std::vector<selftest_detail::check_result> run_checks(asio::io_context& io) {
+std::vector<selftest_detail::check_result> run_checks(asio::io_context& io,
+                                                     const std::function<void(const selftest_detail::check_result&)>& done) {
   using namespace selftest_detail;
   context c{io, io.get_executor()};
   sequence s(c);
@@ -359,6 +332,7 @@ std::vector<selftest_detail::check_result> run_checks(asio::io_context& io) {
         break;
       }
     }
+    if (done) done(r);
     results.push_back(std::move(r));
   }
   return results;

@@ -8,11 +8,13 @@
 
 #include <portres/portres.hpp>
 
+#include <asio/associated_cancellation_slot.hpp>
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/udp.hpp>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -139,11 +141,12 @@ int raw_bind(tcp::socket& s, std::uint16_t port) {
   return code;
 }
 
-int raw_connect(tcp::socket& s, const tcp::endpoint& to) {
-  std::error_code ec;
-  s.connect(to, ec);
-  record_call("connect (probe)", static_cast<std::uint64_t>(s.native_handle()), ec.value());
-  return ec.value();
+// A connect within the check's bound (WSAETIMEDOUT past it).
+int raw_connect(context& c, tcp::socket& s, const tcp::endpoint& to) {
+  auto connected = await_once<>(c.io, "connect", [&](auto handler) { s.async_connect(to, std::move(handler)); });
+  const int code = connected.failure ? WSAETIMEDOUT : connected.state->ec.value();
+  record_call("connect (probe)", static_cast<std::uint64_t>(s.native_handle()), code);
+  return code;
 }
 
 int reuse_unicastport(tcp::socket& s) {
@@ -180,16 +183,16 @@ check_result probe_shared_port(context& c) {
   std::uint16_t port = 0;
   if (!ec) port = portres::bind(a, ec);
   if (ec) return fail(ec, "first socket: " + describe(ec));
-  if (int code = raw_connect(a, one.local_endpoint())) {
+  if (int code = raw_connect(c, a, one.local_endpoint())) {
     return fail({code, std::system_category()}, "first socket's connect");
   }
   tcp::socket b(c.io, tcp::v4());
   portres::associate(b, plain.token(), ec);
   if (ec) return fail(ec, "associate the second socket: " + describe(ec));
   const int b_bind = raw_bind(b, port);
-  const int b_connect = b_bind == 0 ? raw_connect(b, two.local_endpoint()) : -1;
+  const int b_connect = b_bind == 0 ? raw_connect(c, b, two.local_endpoint()) : -1;
   const bool plain_shared = b_bind == 0 && b_connect == 0 && local_port(b) == port;
-  std::string detail = "plain: second socket bind to port " + std::to_string(port) + " -> " + std::to_string(b_bind) +
+  std::string detail = "plain (no option): second socket bind to port " + std::to_string(port) + " -> " + std::to_string(b_bind) +
                        (b_bind == 0 ? ", connect to the other destination -> " + std::to_string(b_connect) : "");
 
   auto reuse = portres::acquire(c.ex, portres::protocol::tcp, portres::port_range::wildcard(1), ec);
@@ -202,9 +205,9 @@ check_result probe_shared_port(context& c) {
   if (!ec) portres::associate(y, reuse.token(), ec);
   if (ec) return fail(ec, "associate with SO_REUSE_UNICASTPORT set: " + describe(ec));
   const int x_bind = raw_bind(x, 0);
-  const int x_connect = x_bind == 0 ? raw_connect(x, one.local_endpoint()) : -1;
+  const int x_connect = x_bind == 0 ? raw_connect(c, x, one.local_endpoint()) : -1;
   const int y_bind = raw_bind(y, 0);
-  const int y_connect = y_bind == 0 ? raw_connect(y, two.local_endpoint()) : -1;
+  const int y_connect = y_bind == 0 ? raw_connect(c, y, two.local_endpoint()) : -1;
   const auto x_port = local_port(x);
   const auto y_port = local_port(y);
   const bool reuse_shared = x_connect == 0 && y_connect == 0 && x_port == y_port && reuse.range().contains(x_port);
@@ -212,7 +215,13 @@ check_result probe_shared_port(context& c) {
             "): bind 0 -> " + std::to_string(x_bind) + "/" + std::to_string(y_bind) + ", connect -> " +
             std::to_string(x_connect) + "/" + std::to_string(y_connect) + ", ports " + std::to_string(x_port) + "/" +
             std::to_string(y_port) + " (block " + portres::to_string(reuse.range()) + ")";
-  return answered("plain: " + yes_no(plain_shared) + "; SO_REUSE_UNICASTPORT: " + yes_no(reuse_shared), detail);
+  // Without the option set, the second variant asked nothing about it.
+  const int opt_failed = x_opt ? x_opt : y_opt;
+  const std::string reuse_answer =
+      opt_failed ? "could not set option (" + std::to_string(opt_failed) + ")" : yes_no(reuse_shared);
+  return answered("plain (no option; explicit bind to the taken port): " + yes_no(plain_shared) +
+                      "; SO_REUSE_UNICASTPORT: " + reuse_answer,
+                  detail);
 }
 #else
 check_result probe_shared_port(context&) {
@@ -235,7 +244,9 @@ struct reuse_rig {
     o.low_water = 0;
     o.high_water = 1;
     pool.emplace(c.ex, block, asio::ip::address_v4::loopback(), o);
-    if (!run_until(c.io, [&] { return pool->stats().ready == 1; })) return fail({}, "the pool never stocked a socket");
+    if (!run_until(c.io, [&] { return pool->stats().ready == 1; }, check_bound)) {
+      return fail({}, "the pool never stocked a socket");
+    }
     if (auto bad = connect_pooled()) return bad;
     port = socket.port();
     return std::nullopt;
@@ -243,19 +254,25 @@ struct reuse_rig {
 
   // Connects a pooled socket to the listener, then accepts it from the
   // backlog. (Synchronous accept: Asio's async_accept would make portres.exe
-  // import mswsock.dll, which is not one of Windows' KnownDLLs.)
+  // import mswsock.dll, which is not one of Windows' KnownDLLs. It is a
+  // non-blocking one, retried within the check's bound.)
   std::optional<check_result> connect_pooled() {
-    int connected = 0;
-    std::error_code ec;
-    pool->async_connect(listener.local_endpoint(), [&](std::error_code e, portres::pooled_socket<tcp> got) {
-      ++connected;
-      ec = e;
-      socket = std::move(got);
+    auto connected = await_once<portres::pooled_socket<tcp>>(c.io, "connect", [&](auto handler) {
+      pool->async_connect(listener.local_endpoint(), std::move(handler));
     });
-    if (!run_until(c.io, [&] { return connected == 1; })) return fail({}, "connect never completed");
-    if (ec) return fail(ec, "connect: " + describe(ec));
+    if (connected.failure) return connected.failure;
+    if (const auto ec = connected.state->ec) return fail(ec, "connect: " + describe(ec));
+    socket = std::move(std::get<0>(connected.state->values));
     if (peer.is_open()) peer.close();
-    listener.accept(peer, ec);
+    std::error_code ec;
+    listener.non_blocking(true, ec);
+    const auto deadline = clock::now() + check_bound;
+    do {
+      listener.accept(peer, ec);
+      if (ec != asio::error::would_block) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } while (clock::now() < deadline);
+    if (ec == asio::error::would_block) return fail(ec, "accept: the connection never reached the backlog");
     if (ec) return fail(ec, "accept: " + describe(ec));
     return std::nullopt;
   }
@@ -311,16 +328,19 @@ check_result socket_reuse_peer_closes_first(context& c) {
   if (auto bad = rig.connect()) return *bad;
   rig.peer.close();
   // Our side reads the peer's FIN: then its disconnect closes passively.
-  char byte = 0;
-  std::error_code read_ec;
-  bool read = false;
-  rig.socket->async_read_some(asio::buffer(&byte, 1), [&](std::error_code e, std::size_t) {
-    read_ec = e;
-    read = true;
+  auto read = await_once<std::size_t>(c.io, "the read of the peer's close", [&](auto handler) {
+    // The buffer lives with the operation, which may outlive the check.
+    auto byte = std::make_shared<char>(0);
+    const auto slot = asio::get_associated_cancellation_slot(handler);
+    rig.socket->async_read_some(asio::buffer(byte.get(), 1),
+                                asio::bind_cancellation_slot(slot, [byte, handler = std::move(handler)](
+                                                                       std::error_code e, std::size_t n) mutable {
+                                  handler(e, n);
+                                }));
   });
-  if (!run_until(c.io, [&] { return read; })) return fail({}, "the peer's close never arrived");
+  if (read.failure) return *read.failure;
   const auto start = clock::now();
-  if (!rig.give_back(std::chrono::seconds(5))) return fail({}, "the returned socket was neither recycled nor closed in 5 s");
+  if (!rig.give_back(check_bound)) return fail({}, "the returned socket was neither recycled nor closed in 5 s");
   const auto elapsed = ms_since(start);
   if (rig.pool->stats().recycled != 1) return fail({}, "peer closed first: " + rig.outcome());
   if (auto bad = rig.reconnect()) return *bad;

@@ -5,13 +5,21 @@
 
 #include "os_trace.hpp"
 
+#include "cli/run_until.hpp"
+
 #include <asio/any_io_executor.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/io_context.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 namespace cli::selftest_detail {
@@ -57,16 +65,68 @@ int raw_code(const portres::detail::os_trace::call& c);
 /// setsockopt) beside the engine's, with its Winsock code (0: success).
 void record_call(const char* what, std::uint64_t socket, int code);
 
-/// Runs `io` until `done` or `limit` passes.
-template <class Done>
-bool run_until(asio::io_context& io, Done done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
+/// How long a check waits for one operation before it gives up.
+inline constexpr std::chrono::milliseconds check_bound = std::chrono::seconds(5);
+
+/// A failure of a step that runs only after the synchronous acquire of this
+/// run answered: ERROR_NOT_SUPPORTED is `not_supported` only when that
+/// acquire said not supported too (Wine). After it passed, reservations
+/// exist here, and the path that refused (the overlapped one, which async_*
+/// and the pool use) failed.
+check_result failed_unless_sync_unsupported(std::error_code ec, const std::string& what, bool sync_unsupported);
+
+/// What one asynchronous operation of a check reported. Owned jointly by the
+/// check and the operation's handler: all checks share one io_context, so a
+/// handler the check gave up waiting for runs later, during another check,
+/// and must find this alive rather than the check's dead stack frame.
+template <class... Values>
+struct async_outcome {
+  int calls = 0;
+  std::error_code ec;
+  std::tuple<Values...> values;
+  bool pending = false;             ///< the handler still waited for the OS when interrupted
+  asio::cancellation_signal cancel; ///< bound to the handler's cancellation slot
+};
+
+template <class... Values>
+struct awaited {
+  std::shared_ptr<async_outcome<Values...>> state;
+  std::optional<check_result> failure; ///< no completion within the bound, or more than one
+};
+
+/// Nothing to do between starting an operation and waiting for it.
+struct no_interrupt {
+  void operator()(asio::cancellation_signal&) const noexcept {}
+};
+
+/// The one shape of every asynchronous step of a check: `start(handler)`
+/// initiates the operation; once everything ready has run, `interrupt`
+/// (a cancellation through the signal, a close, or nothing) follows, and
+/// `pending` records whether the handler still waited for the OS then.
+/// Waits up to `limit` for the handler, and a little more to see that it
+/// does not run twice. Giving up emits a terminal cancellation so that the
+/// operation ends; its handler then writes into the shared state only.
+template <class... Values, class Start, class Interrupt = no_interrupt>
+awaited<Values...> await_once(asio::io_context& io, const std::string& what, Start start, Interrupt interrupt = {},
+                              std::chrono::milliseconds limit = check_bound) {
+  auto state = std::make_shared<async_outcome<Values...>>();
+  start(asio::bind_cancellation_slot(state->cancel.slot(), [state](std::error_code ec, Values... v) {
+    ++state->calls;
+    state->ec = ec;
+    state->values = std::tuple<Values...>(std::move(v)...);
+  }));
   io.restart();
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    io.run_for(std::chrono::milliseconds(10));
-    io.restart();
+  io.poll();
+  state->pending = state->calls == 0;
+  interrupt(state->cancel);
+  if (!run_until(io, [&state] { return state->calls > 0; }, limit)) {
+    state->cancel.emit(asio::cancellation_type::terminal);
+    return {state, fail({}, what + " never completed (gave up after " + std::to_string(limit.count()) + " ms)")};
   }
-  return done();
+  io.restart();
+  io.run_for(std::chrono::milliseconds(20));
+  if (state->calls != 1) return {state, fail({}, what + ": handler called " + std::to_string(state->calls) + " times")};
+  return {state, std::nullopt};
 }
 
 /// What checks run on.
@@ -89,7 +149,10 @@ namespace cli {
 /// Runs every check on `io` (the backend in force; the OS trace recording),
 /// in the report's order (selftest_checks.cpp). Tests run it against the
 /// simulated provider.
-std::vector<selftest_detail::check_result> run_checks(asio::io_context& io);
+/// `done` is called with each result as its check completes, so that a
+/// check that hangs shows which one it is.
+std::vector<selftest_detail::check_result> run_checks(
+    asio::io_context& io, const std::function<void(const selftest_detail::check_result&)>& done = {});
 } // namespace cli
 
 #endif

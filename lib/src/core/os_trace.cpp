@@ -28,27 +28,52 @@ trace& instance() {
 void enable(bool on) noexcept { instance().on = on; }
 bool enabled() noexcept { return instance().on; }
 
-std::uint64_t begin(const call& c) {
+std::uint64_t begin(const call& c) noexcept {
   auto& t = instance();
   if (!t.on) return 0;
-  std::lock_guard lock(t.mutex);
-  t.calls.push_back(c);
-  if (t.calls.size() > kept) {
-    t.calls.pop_front();
-    ++t.first_id;
+  try {
+    std::lock_guard lock(t.mutex);
+    t.calls.push_back(c);
+    if (t.calls.size() > kept) {
+      t.calls.pop_front();
+      ++t.first_id;
+    }
+    return t.first_id + t.calls.size() - 1;
+  } catch (...) { // out of memory, or the lock: the call goes unrecorded
+    return 0;
   }
-  return t.first_id + t.calls.size() - 1;
 }
 
-void finish(std::uint64_t id, std::optional<std::uint32_t> completion, std::uint32_t bytes, std::error_code result) {
+namespace {
+
+// The record `id` under the lock, if it is still kept.
+template <class Change>
+void change(std::uint64_t id, Change f) noexcept {
   auto& t = instance();
   if (id == 0) return;
-  std::lock_guard lock(t.mutex);
-  if (id < t.first_id || id >= t.first_id + t.calls.size()) return;
-  auto& c = t.calls[id - t.first_id];
-  c.completion = completion;
-  c.bytes = bytes;
-  c.result = result;
+  try {
+    std::lock_guard lock(t.mutex);
+    if (id < t.first_id || id >= t.first_id + t.calls.size()) return;
+    f(t.calls[id - t.first_id]);
+  } catch (...) { // the lock only: the record stays as it was
+  }
+}
+
+} // namespace
+
+void issued(std::uint64_t id, int immediate, std::uint32_t bytes) noexcept {
+  change(id, [&](call& c) {
+    c.immediate = immediate;
+    c.bytes = bytes;
+  });
+}
+
+void finish(std::uint64_t id, std::optional<std::uint32_t> completion, std::uint32_t bytes, std::error_code result) noexcept {
+  change(id, [&](call& c) {
+    c.completion = completion;
+    c.bytes = bytes;
+    c.result = result;
+  });
 }
 
 std::uint64_t mark() {

@@ -70,12 +70,13 @@ void start_ioctl(const asio::any_io_executor& ex, SOCKET s, DWORD code, void* in
       ::CancelIoEx(reinterpret_cast<HANDLE>(s), overlapped);
     });
   }
+  // Recorded before the call is issued: from issuing on, nothing may throw
+  // (the I/O would be under way with its handler lost).
+  state->trace = os_trace::begin({ioctl_name(code), static_cast<std::uint64_t>(s), true, 0, std::nullopt, 0, {}});
   DWORD bytes = 0;
   const int rc = seam().ioctl(s, code, in, in_size, out, out_size, &bytes, op.get(), nullptr);
   const int code_now = rc == 0 ? 0 : ::WSAGetLastError();
-  // The handler cannot run before release() or complete() below.
-  state->trace = os_trace::begin({ioctl_name(code), static_cast<std::uint64_t>(s), true, code_now, std::nullopt,
-                                  static_cast<std::uint32_t>(bytes), {}});
+  os_trace::issued(state->trace, code_now, static_cast<std::uint32_t>(bytes));
   if (rc != 0 && code_now != WSA_IO_PENDING) {
     const std::error_code failed(code_now, std::system_category());
     state->failed_at_once = true;
