@@ -87,7 +87,8 @@ with tempfile.TemporaryDirectory() as out:
         "CPU per request <= gateway in ephemeral mode | loadgen 0.96x ab, 1.06x httperf; --threads 2 1.07x wrk -t2 "
         "(Connection: close); default, 1 upstream(s): gateway(pool) 1.02x nginx, 1.11x HAProxy, CPU/req 1.09x "
         "gateway(ephemeral); default, 4 upstream(s): gateway(pool) 1.03x nginx, 1.07x HAProxy",
-        "narrow_1000, 4 upstream(s): gateway(pool) 1.01x nginx, 1.02x HAProxy, CPU/req 0.97x gateway(ephemeral) | FAIL |",
+        "narrow_1000, 4 upstream(s): gateway(pool) 1.01x nginx, 1.02x HAProxy, CPU/req 0.97x gateway(ephemeral); "
+        "failed requests (no PASS with failures): loadgen 3, wrk -t2 close 4, narrow_1000/1: gateway (pool) 4 | FAIL |",
         # P8 passes on the canned capacity figures.
         "| P8 | capacity: from a 1,000-port block, 4 destinations x 4 source addresses: >= 15,840 of 16,000 held "
         "(99 %), zero failures; at every point held >= autobind's and >= HAProxy's | 4 x 4: pool held 16,000 of "
@@ -124,8 +125,9 @@ with tempfile.TemporaryDirectory() as out:
         "| 73.0 us (proxy) |",
         "| default (32768-60999) | 4 | HAProxy (source 127.0.0.1:20000-24095 per server) | 11,500/s | - | 0 | 79.0 us",
         # each P7 miss with what the CPU figures say
-        "- loadgen 0.96x ab: CPU per request 26.3 us against 25.0 us: it spends more CPU per request",
-        "- narrow_1000/1: gateway (pool) 0.93x nginx: CPU per request 73.0 us against 67.0 us: it spends more CPU",
+        "- loadgen 0.96x ab: CPU per request 26.3 us against 25.0 us (+5.3 %): it spends more CPU per request",
+        "- narrow_1000/1: gateway (pool) 0.93x nginx: CPU per request 73.0 us against 67.0 us (+9.0 %): it spends "
+        "more CPU",
         "- default/1: gateway (pool) CPU per request 1.09x gateway (ephemeral)'s: 72.0 us against 66.0 us",
         # capacity: every point and method, failures by errno
         "| 4 x 4 | 16,000 | loadgen --hold through the pool (1,000-port block) | 16,000 | 0 | 0 | 4.80 s |",
@@ -309,6 +311,68 @@ with tempfile.TemporaryDirectory() as out:
           "narrow_1000/4: CPU per request" in text and "peers stopped: nothing listens on 18083" in text and
           "(at the top offered rate in 1 round(s): it may do more)" in text,
           "P7 is NOT MEASURED without the proxies, and says so", text)
+
+with tempfile.TemporaryDirectory() as out:
+    # Capacity figures that are all zero (requested included) prove nothing: the count asked for comes from the
+    # run's configuration (1,000 ports x destinations x sources), and a pool that held none fails.
+    canned = json.load(open(os.path.join(data, "bench_capacity_sample.json")))
+    for pt in canned["points"]:
+        pt["requested"] = 0
+        for m in ["pool", "autobind", "haproxy"]:
+            pt[m] = {"held": 0, "seconds": 0.0, "failures": 0, "not_opened": 0}
+            for run in pt["runs"]:
+                run[m] = {"requested": 0, "held": 0, "seconds": 0.0, "failures": 0, "not_opened": 0}
+    path = os.path.join(out, "capacity.json")
+    json.dump(canned, open(path, "w"))
+    text = report(out, "--no-plot", "--capacity", path)
+    check(verdict(text, "P8") == "FAIL" and "4 x 4: pool held 0 of 16,000" in text and
+          "1 x 1: the pool held none of 1,000" in text and "4 x 4: the run asked for 0 connections, not 16,000" in text
+          and "| 4 x 4 | 16,000 | loadgen --hold through the pool (1,000-port block) | 0 |" in text,
+          "P8 fails on all-zero capacity figures, wanting the configured counts", text)
+    # A run that names no error but lacks a point has a wrong result: FAIL, saying which figures are missing.
+    canned = json.load(open(os.path.join(data, "bench_capacity_sample.json")))
+    canned["points"] = canned["points"][:3]
+    json.dump(canned, open(path, "w"))
+    text = report(out, "--no-plot", "--capacity", path)
+    check(verdict(text, "P8") == "FAIL" and "no figures: 4 x 4: the pool's held count" in text,
+          "P8 fails when a run without an error lacks the 4 x 4 point", text)
+
+with tempfile.TemporaryDirectory() as out:
+    # P7 with every ratio met: PASS without failures; a failure in any judged row (ours or a peer's) fails it.
+    canned = json.load(open(os.path.join(data, "bench_peers_sample.json")))
+    canned["clients"].update(loadgen_vs_ab=1.02, loadgen_vs_httperf=1.06, loadgen_t2_vs_wrk_t2_close=1.07)
+    for d in canned["proxies"].values():
+        d.update(pool_vs_nginx=1.02, pool_vs_haproxy=1.05, pool_cpu_vs_ephemeral_cpu=0.98)
+    for r in canned["clients"]["runs"] + [r for d in canned["proxies"].values() for r in d["runs"]]:
+        for row in r.values():
+            row["failures"] = 0
+    path = os.path.join(out, "peers.json")
+    json.dump(canned, open(path, "w"))
+    text = report(out, "--no-plot", "--peers", path)
+    check(verdict(text, "P7") == "PASS" and "failed requests" not in text, "P7 passes: ratios met, no failures", text)
+    for where, who, named in [("clients", "loadgen", "loadgen 2"), ("clients", "ab", "ab 2"),
+                              ("default/4", "gateway_pool", "default/4: gateway (pool) 2")]:
+        edited = json.loads(json.dumps(canned))
+        runs = edited["clients"]["runs"] if where == "clients" else edited["proxies"][where]["runs"]
+        runs[0][who]["failures"] = 2
+        json.dump(edited, open(path, "w"))
+        text = report(out, "--no-plot", "--peers", path)
+        check(verdict(text, "P7") == "FAIL" and f"failed requests (no PASS with failures): {named}" in text,
+              f"P7 fails with failures in the {who} row", text)
+
+with tempfile.TemporaryDirectory() as out:
+    # A P7 miss is blamed on the client's own CPU only when it spends clearly more per request.
+    canned = json.load(open(os.path.join(data, "bench_peers_sample.json")))
+    for r in canned["clients"]["runs"]:
+        r["loadgen"]["client_cpu_s"] = 95.1 * r["loadgen"]["requests"] / 1e6
+        r["ab"]["client_cpu_s"] = 92.8 * r["ab"]["requests"] / 1e6
+    path = os.path.join(out, "peers.json")
+    json.dump(canned, open(path, "w"))
+    text = report(out, "--no-plot", "--peers", path)
+    line = next((ln for ln in text.splitlines() if ln.startswith("- loadgen 0.96x ab:")), "")
+    check("95.1 us against 92.8 us (+2.5 %): CPU per request within 5 % of the other's, so the CPU figures do "
+          "not explain the miss" in line and "its own work is the limit" not in line and "no more CPU" not in line,
+          "P7's cause line claims no CPU limit for 95.1 against 92.8 us", text)
 
 if failures:
     sys.exit(1)

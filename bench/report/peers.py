@@ -15,6 +15,12 @@ CLIENT_ROWS = [  # key, threads, label, [(ratio key, against)]
     ("wrk", 1, "wrk keep-alive (reference, not one request per connection)", [("wrk_vs_ab", "ab")]),
 ]
 
+# The clients P7 judges (wrk keep-alive is a reference), by short name.
+JUDGED_CLIENTS = {"loadgen": "loadgen", "ab": "ab", "httperf": "httperf", "loadgen_t2": "loadgen --threads 2",
+                  "wrk_t2_close": "wrk -t2 close"}
+PROXIES = [("nginx_proxy", "nginx proxy_pass"), ("haproxy", "HAProxy"), ("gateway_pool", "gateway (pool)"),
+           ("gateway_ephemeral", "gateway (ephemeral)")]
+
 
 def med(runs, who, key):
     vals = sorted(r[who][key] for r in runs if r.get(who, {}).get(key) is not None)
@@ -45,15 +51,24 @@ def clients_table(p):
     return lines
 
 
+CPU_MARGIN = 0.05  # CPU per request within 5 % either way: the same cost, as far as these figures tell
+
+
 def cause(label, r, cpu, other, other_cpu):
-    """One line on a comparison below 1.0x: whose CPU per request was higher."""
-    if cpu is None or other_cpu is None:
+    """One line on a comparison below 1.0x: what the CPU per request says, and only what it says (its own
+    work is the limit only when it spends clearly more CPU per request than the other side)."""
+    if cpu is None or other_cpu is None or other_cpu <= 0:
         return f"- {label} {x(r)} {other}: no CPU figures to say why"
-    if cpu > 1.05 * other_cpu:
+    diff = f"{(cpu / other_cpu - 1) * 100:+.1f} %"
+    if cpu > (1 + CPU_MARGIN) * other_cpu:
         why = "it spends more CPU per request, so on this shared machine its own work is the limit"
+    elif cpu < (1 - CPU_MARGIN) * other_cpu:
+        why = "it spends less CPU per request, so its own CPU is not the limit: the server or the shared machine " \
+              "set the pace"
     else:
-        why = "it spends no more CPU per request, so the other side or the shared machine set the pace (noise)"
-    return f"- {label} {x(r)} {other}: CPU per request {us(cpu)} against {us(other_cpu)}: {why}"
+        why = f"CPU per request within {CPU_MARGIN * 100:.0f} % of the other's, so the CPU figures do not explain the miss " \
+              "(noise on the shared machine, or a cost outside CPU time)"
+    return f"- {label} {x(r)} {other}: CPU per request {us(cpu)} against {us(other_cpu)} ({diff}): {why}"
 
 
 def misses(p):
@@ -134,6 +149,14 @@ def peers_section(rep):
         ok &= pn is not None and pn >= 1.0 and ph is not None and ph >= 1.0 and cpu is not None and cpu <= 1.0
         parts.append(f"{key.replace('/', ', ')} upstream(s): gateway(pool) {x(pn)} nginx, {x(ph)} HAProxy, CPU/req "
                      f"{x(cpu)} gateway(ephemeral)")
+    # A rate won with failed requests, or against a peer that failed some, is no win.
+    failed = [f"{name} {fails(cl.get('runs', []), who)}" for who, name in JUDGED_CLIENTS.items()
+              if fails(cl.get("runs", []), who)]
+    failed += [f"{key}: {name} {fails(pr[key]['runs'], who)}" for key in SETTINGS if pr.get(key)
+               for who, name in PROXIES if fails(pr[key].get("runs", []), who)]
+    if failed:
+        ok = False
+        parts.append("failed requests (no PASS with failures): " + ", ".join(failed))
     missing = [what for what, v in checks.items() if v is None]
     if missing and "error" in p:
         missing.append(f"peers stopped: {p['error']}")
