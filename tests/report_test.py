@@ -116,7 +116,15 @@ with tempfile.TemporaryDirectory() as out:
         "| broker (portresd) | async_acquire: the initiating call | 1.000 us |",
         "└ until the handler ran | 30.0 us |",
         # peers: clients (single-threaded and two threads) and proxies (ranges x upstreams)
-        "| 1 | loadgen (pool) | 20,370/s | 0.96x ab, 1.06x httperf | 3 | 26.3 us (client) |",
+        "| 1 | loadgen (pool) | 20,370/s | 0.96x ab, 1.06x httperf | 3 | 26.3 us (client) | 3.10 ms | 6.20 ms | "
+        "9.40 ms |",
+        # tails where the client gives them: ab and wrk have no p99.9, httperf nothing
+        "| 1 | ab | 21,000/s | - | 0 | 25.0 us (client) | 5.00 ms | n/a | 14.00 ms |",
+        '| 2 | wrk -t2 -H "Connection: close" | 28,500/s | - | 4 | 17.9 us (client) | 2.50 ms | n/a | 7.00 ms |',
+        "| 1 | httperf (open loop: best offered rate with <= 1 % errors) | 19,000/s | - | 0 | 27.8 us (client) | n/a | "
+        "n/a | n/a |",
+        "| default (32768-60999) | 1 | nginx proxy_pass | 12,000/s | - | 0 | 66.0 us (proxy) | 9.00 ms | n/a | "
+        "21.00 ms |",
         "| 1 | httperf (open loop: best offered rate with <= 1 % errors) | 19,000/s | - | 0 |",
         '| 2 | wrk -t2 -H "Connection: close" | 28,500/s | - | 4 |',
         "| 2 | loadgen --threads 2 (pool) | 30,500/s | 1.07x wrk -t2 close | 0 |",
@@ -373,6 +381,20 @@ with tempfile.TemporaryDirectory() as out:
     check("95.1 us against 92.8 us (+2.5 %): CPU per request within 5 % of the other's, so the CPU figures do "
           "not explain the miss" in line and "its own work is the limit" not in line and "no more CPU" not in line,
           "P7's cause line claims no CPU limit for 95.1 against 92.8 us", text)
+
+# The tails the peers table shows come from the clients' own output (bench/peers.py): ab's percentile rows
+# (whole ms), wrk --latency's 99 % row and its threads' max, in microseconds; none without those lines.
+sys.path.insert(0, os.path.join(root, "bench"))
+import peers  # noqa: E402
+
+ab_out = "Percentage of the requests served within a certain time (ms)\n  50%     16\n  98%     49\n  99%     54\n" \
+         " 100%     55 (longest request)\n"
+wrk_out = "  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency     5.54ms    4.75ms  34.64ms   87.33%\n" \
+          "  Latency Distribution\n     50%    3.59ms\n     99%   24.79ms\n  1656 requests in 1.01s, 108.35KB read\n"
+check(peers.ab_tails(ab_out) == {"p99": 54000.0, "max": 55000.0}, "ab's p99 and longest request, in us")
+check(peers.wrk_tails(wrk_out) == {"p99": 24790.0, "max": 34640.0}, "wrk's 99 % and max latency, in us")
+check(peers.ab_tails("Complete requests: 10\n") is None and peers.wrk_tails("10 requests in 1.00s\n") is None,
+      "no tails without the latency lines")
 
 if failures:
     sys.exit(1)

@@ -27,6 +27,17 @@ def med(runs, who, key):
     return vals[len(vals) // 2] if vals else None
 
 
+def tails(runs, who):
+    """The request latency tail the client measured (p99 and p99.9: medians over rounds; max: the worst round's),
+    n/a where the client gives none (ab and wrk: no p99.9)."""
+    out = []
+    for k in ["p99", "p999", "max"]:
+        vals = sorted(r[who]["latency_us"][k] for r in runs
+                      if (r.get(who, {}).get("latency_us") or {}).get(k) is not None)
+        out.append("n/a" if not vals else us(vals[-1] if k == "max" else vals[len(vals) // 2]))
+    return " | ".join(out)
+
+
 def fails(runs, who):
     return sum(r[who].get("failures", 0) for r in runs if who in r)
 
@@ -40,14 +51,14 @@ def client_cpu(runs, who):
 def clients_table(p):
     cl = p.get("clients", {})
     runs = cl.get("runs", [])
-    lines = ["| threads | client | req/s (median) | ratio (median of rounds) | failures (all rounds) | CPU per request |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| threads | client | req/s (median) | ratio (median of rounds) | failures (all rounds) | CPU per request | "
+             "p99 | p99.9 | max |", "|---|---|---|---|---|---|---|---|---|"]
     for who, threads, label, against in CLIENT_ROWS:
         ratios = ", ".join(f"{x(cl.get(k))} {name}" for k, name in against) or "-"
         capped = [r for r in runs if r.get(who, {}).get("at_top_step")]
         note = f" (at the top offered rate in {len(capped)} round(s): it may do more)" if capped else ""
         lines.append(f"| {threads} | {label}{note} | {rate(med(runs, who, 'rps'))} | {ratios} | {fails(runs, who)} | "
-                     f"{us(client_cpu(runs, who))} (client) |")
+                     f"{us(client_cpu(runs, who))} (client) | {tails(runs, who)} |")
     return lines
 
 
@@ -99,7 +110,7 @@ def misses(p):
 def proxies_table(p):
     pr = p.get("proxies", {})
     lines = ["| range | upstreams | proxy | req/s (median) | ratio (median of rounds) | failures (all rounds) | "
-             "CPU per request |", "|---|---|---|---|---|---|---|"]
+             "CPU per request | p99 | p99.9 | max |", "|---|---|---|---|---|---|---|---|---|---|"]
     for key in SETTINGS:
         d = pr.get(key)
         if not d:
@@ -113,7 +124,7 @@ def proxies_table(p):
                 ("gateway_ephemeral", "gateway (ephemeral)", f"{x(d.get('ephemeral_vs_nginx'))} nginx")]:
             lines.append(f"| {label} ({d.get('range')}) | {d.get('upstreams')} | {name} | "
                          f"{rate(med(d['runs'], who, 'rps'))} | {ratios} | {fails(d['runs'], who)} | "
-                         f"{us(med(d['runs'], who, 'proxy_cpu_us_per_req'))} (proxy) |")
+                         f"{us(med(d['runs'], who, 'proxy_cpu_us_per_req'))} (proxy) | {tails(d['runs'], who)} |")
     return lines
 
 
@@ -131,7 +142,9 @@ def peers_section(rep):
               f"{', '.join(f'{k:g}' for k in p.get('httperf_steps', []))} x ab's rate of the round and its best "
               "reply rate with at most 1 % errors counts. Proxies are driven by ab; each opens a new upstream "
               "connection per request (HAProxy: httpclose, no reuse; one thread each). CPU per request: the "
-              "measured process's CPU time (client rows: the client; proxy rows: the proxy) over its requests.",
+              "measured process's CPU time (client rows: the client; proxy rows: the proxy) over its requests. "
+              "p99, p99.9, max: request latency as the client measured it (proxy rows: ab through the proxy), "
+              "p99 and p99.9 medians over rounds, max the worst round's; ab reports whole milliseconds and no p99.9, wrk no p99.9, httperf none (n/a).",
               "", "### Clients", ""] + clients_table(p) + ["", "### Proxies", ""] + proxies_table(p) + misses(p)
     rep.section("Peers", lines)
 
