@@ -2,6 +2,7 @@
 
 #include "common/endpoints.hpp"
 #include "common/net.hpp"
+#include "common/scoped_count.hpp"
 #include "loadgen/reply.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -25,18 +26,6 @@ using asio::use_awaitable;
 // cancelled once under way; one still pending after this is abandoned with the
 // io_context. Either way it is counted in in_flight_at_end, not as done.
 constexpr auto drain = std::chrono::milliseconds(250);
-
-/// Counts a coroutine or a connection attempt while it lives.
-class tally_guard {
-public:
-  explicit tally_guard(std::size_t& n) : n_(n) { ++n_; }
-  tally_guard(const tally_guard&) = delete;
-  tally_guard& operator=(const tally_guard&) = delete;
-  ~tally_guard() { --n_; }
-
-private:
-  std::size_t& n_;
-};
 
 double micros(clock_type::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
@@ -205,7 +194,7 @@ asio::awaitable<std::error_code> lane::open(connection& c, std::size_t target, s
 
 asio::awaitable<void> lane::churn_worker() {
   static const std::string request = "GET / HTTP/1.0\r\nHost: loadgen\r\n\r\n";
-  const tally_guard alive(live_);
+  const samples::scoped_count alive(live_);
   asio::steady_timer timer(io_);
   const auto targets = s_.targets.size(), sources = std::max<std::size_t>(1, s_.sources.size());
   while (!stopping_ && clock_type::now() < end_) {
@@ -213,7 +202,7 @@ asio::awaitable<void> lane::churn_worker() {
     const std::size_t n = next_++ + index_;
     const std::size_t target = n % targets, source = n / targets % sources;
     connection c;
-    const tally_guard flying(in_flight_);
+    const samples::scoped_count flying(in_flight_);
     const auto start = clock_type::now();
     auto ec = co_await open(c, target, source);
     if (stopping_) { // cancelled by the end of the run: not a failure
@@ -269,7 +258,7 @@ asio::awaitable<void> lane::churn_worker() {
 }
 
 asio::awaitable<void> lane::opener() {
-  const tally_guard alive(live_);
+  const samples::scoped_count alive(live_);
   asio::steady_timer timer(io_);
   const auto targets = s_.targets.size(), sources = std::max<std::size_t>(1, s_.sources.size());
   while (!stopping_ && next_ < share_) {
@@ -282,7 +271,7 @@ asio::awaitable<void> lane::opener() {
     const auto start = clock_type::now();
     std::error_code ec;
     {
-      const tally_guard flying(in_flight_);
+      const samples::scoped_count flying(in_flight_);
       ec = co_await open(*c, target, source);
     }
     if (stopping_) {
@@ -307,7 +296,7 @@ asio::awaitable<void> lane::opener() {
 }
 
 asio::awaitable<void> lane::keep(std::shared_ptr<connection> c, std::size_t target) {
-  const tally_guard alive(live_);
+  const samples::scoped_count alive(live_);
   if (stopping_) { // the run ended before this connection's watch began
     c->cut_off();
     co_return;
