@@ -24,6 +24,7 @@
 
 #if !defined(_WIN32)
 #include "linux/broker_support.hpp"
+#include "linux/nobody_process.hpp"
 #include "linux/probe_ring.hpp"
 
 #include <linux/audit.h>
@@ -431,39 +432,11 @@ TEST_CASE("bind near full: a port something still holds is never handed out agai
     auto s = block.bound(true);
     const auto port = local_port(s);
     s.close();
-    int ready[2], gate[2];
-    REQUIRE(::pipe(ready) == 0);
-    REQUIRE(::pipe(gate) == 0);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) { // as nobody: binds the port and holds it until the parent closes the gate
-      ::close(ready[0]);
-      ::close(gate[1]);
-      const int one = 1;
-      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(port);
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (::setgid(65534) != 0 || ::setuid(65534) != 0 || fd < 0 ||
-          ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-          ::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 || ::write(ready[1], "x", 1) != 1) {
-        ::_exit(1);
-      }
-      char c;
-      while (::read(gate[0], &c, 1) > 0) {}
-      ::_exit(0);
+    {
+      const auto other = portres_test::nobody_holding(port);
+      CHECK(other.ready());
+      if (other.ready()) next_is_exhausted(block, port, loopback);
     }
-    ::close(ready[1]);
-    ::close(gate[0]);
-    char c = 0;
-    const bool holding = ::read(ready[0], &c, 1) == 1; // 0: the child could not bind and left
-    ::close(ready[0]);
-    CHECK(holding);
-    if (holding) next_is_exhausted(block, port, loopback);
-    ::close(gate[1]);
-    int status = 0;
-    ::waitpid(child, &status, 0);
     CHECK(local_port(block.bound(true)) == port); // the other user is gone: handed out again
   }
   SUBCASE("bound on another local address") {

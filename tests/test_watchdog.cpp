@@ -45,6 +45,9 @@ struct watch_state {
   const char* assert_file = nullptr;
   int assert_line = 0;
   clock::time_point since = clock::now();
+#if !defined(_WIN32)
+  pid_t owner = ::getpid();
+#endif
 };
 
 watch_state& state() {
@@ -52,8 +55,22 @@ watch_state& state() {
   return *s;
 }
 
-void set_phase(std::string phase) {
+// The state to record progress in, or null in a child a test forked: fork
+// copies only the forking thread, so the mutex may stay held by a watchdog
+// thread that does not exist there, and a doctest assertion in the child
+// (even a passing one, e.g. REQUIRE(pid >= 0) after fork) would hang it.
+watch_state* recorder() {
   auto& s = state();
+#if !defined(_WIN32)
+  if (::getpid() != s.owner) return nullptr;
+#endif
+  return &s;
+}
+
+void set_phase(std::string phase) {
+  auto* r = recorder();
+  if (!r) return;
+  auto& s = *r;
   std::lock_guard lock(s.mutex);
   s.phase = std::move(phase);
   s.subcases.clear();
@@ -128,26 +145,34 @@ public:
     set_phase(std::string("test case \"") + tc.m_name + "\"");
   }
   void test_case_reenter(const doctest::TestCaseData&) override {
-    auto& s = state();
+    auto* r = recorder();
+    if (!r) return;
+    auto& s = *r;
     std::lock_guard lock(s.mutex);
     s.subcases.clear(); // the time limit covers the whole test case, every subcase
   }
   void test_case_end(const doctest::CurrentTestCaseStats&) override {}
   void test_case_exception(const doctest::TestCaseException&) override {}
   void subcase_start(const doctest::SubcaseSignature& sub) override {
-    auto& s = state();
+    auto* r = recorder();
+    if (!r) return;
+    auto& s = *r;
     std::lock_guard lock(s.mutex);
     s.subcases.emplace_back(sub.m_name.c_str());
   }
   void subcase_end() override {
-    auto& s = state();
+    auto* r = recorder();
+    if (!r) return;
+    auto& s = *r;
     std::lock_guard lock(s.mutex);
     if (s.subcases.empty()) return;
     s.last_subcase = s.subcases.back();
     s.subcases.pop_back();
   }
   void log_assert(const doctest::AssertData& a) override {
-    auto& s = state();
+    auto* r = recorder();
+    if (!r) return;
+    auto& s = *r;
     std::lock_guard lock(s.mutex);
     s.assert_file = a.m_file;
     s.assert_line = a.m_line;
@@ -188,6 +213,7 @@ void watch(std::chrono::seconds limit) {
 } // namespace
 
 void start_watchdog() {
+  state(); // made here, so its owner is this process, never a forked child
   const auto limit = limit_from_environment();
   if (limit.count() == 0) return; // 0: off (e.g. under a debugger)
   std::thread(watch, limit).detach();

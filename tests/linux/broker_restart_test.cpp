@@ -153,13 +153,13 @@ TEST_CASE("broker and per-user registry: a grant of root's registry made before 
   registry->release(*r2, blocking::allowed, ec);
 }
 
-// review12c: a process that chose the per-user registry before the daemon
+// A process that chose the per-user registry before the daemon
 // started (the mode is chosen once per process), or runs with
 // PORTRES_BROKER=off, sees the daemon's grants only through the kernel list,
 // which holds only blocks that meet the ephemeral range. A daemon grant below
 // the ephemeral range is granted again by the registry: two live holders.
 TEST_CASE("broker and per-user registry: a daemon grant outside the ephemeral range is not granted again by the "
-          "registry (review12c)") {
+          "registry") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
 #if defined(PORTRES_PORTRESD)
   std::string reason;
@@ -170,22 +170,8 @@ TEST_CASE("broker and per-user registry: a daemon grant outside the ephemeral ra
   REQUIRE(eph.first() > 3000);
   const port_range outside(static_cast<std::uint16_t>(eph.first() - 2000), 10);
   // The daemon on its real name (this test's network namespace is private).
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::execl(PORTRES_PORTRESD, "portresd", "--foreground", "--socket", "portresd", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  const auto stop = gsl::finally([pid] {
-    ::kill(pid, SIGTERM);
-    ::waitpid(pid, nullptr, 0);
-  });
-  std::shared_ptr<broker_registry> broker;
-  for (int i = 0; i < 400 && !broker; ++i) { // bounded: 2 s
-    broker = broker_registry::connect("portresd", reason);
-    if (!broker) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  REQUIRE_MESSAGE(broker, reason);
+  test_daemon daemon("real", {}, "portresd");
+  const auto broker = daemon.client();
   std::error_code ec;
   port_range granted, again;
   auto d1 = broker->grant(protocol::tcp, outside, reservation_token{0xc1}, blocking::allowed, granted, ec);
@@ -198,7 +184,7 @@ TEST_CASE("broker and per-user registry: a daemon grant outside the ephemeral ra
 #endif
 }
 
-// review12c: "one daemon per namespace (the socket name is taken)" holds only
+// "One daemon per namespace (the socket name is taken)" holds only
 // for one name; --socket takes any, and older daemons kept their lock in a
 // folder of their own (--state-dir, PORTRES_DAEMON_DIR). A second daemon
 // would grant blocks outside the ephemeral range that the first holds.
@@ -353,7 +339,7 @@ TEST_CASE("broker: portres add --force reaches the daemon (persistent rights sti
   CHECK(!kernel_lists(greedy.first()));
 }
 
-TEST_CASE("broker: a damaged record of a predecessor's kernel entries is reported, and nothing is reclaimed (review12c)") {
+TEST_CASE("broker: a damaged record of a predecessor's kernel entries is reported, and nothing is reclaimed") {
   if (const char* why = broker_skip_reason()) PORTRES_SKIP(why);
 #if defined(PORTRES_PORTRESD)
   const std::string dir = portres::detail::broker_presence::folder(); // the test's own (test_main)

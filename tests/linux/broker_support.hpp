@@ -5,6 +5,7 @@
 
 #include "linux/broker_client.hpp"
 #include "linux/broker_protocol.hpp"
+#include "linux/nobody_process.hpp"
 #include "support.hpp"
 
 #include <chrono>
@@ -50,47 +51,26 @@ inline int listen_abstract(const std::string& name, int backlog) {
   return s;
 }
 
-inline bool become_nobody() { return ::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0; }
-
 /// A nobody process holding abstract name `name` until destroyed. With
 /// `never_accepts`, it listens with backlog 0 and fills that backlog
 /// itself: every further connect finds it full, and nothing is accepted.
 class squatter {
 public:
-  explicit squatter(const std::string& name, bool never_accepts = false) {
-    int ready[2];
-    REQUIRE(::pipe(ready) == 0);
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::close(ready[0]);
-      char ok = 'n';
-      const int s = become_nobody() ? listen_abstract(name, never_accepts ? 0 : 16) : -1;
-      if (s >= 0) ok = 'y';
-      const auto address = portres::detail::broker_wire::abstract_address(name);
-      for (int i = 0; never_accepts && ok == 'y' && i < 16; ++i) { // bounded: the backlog holds one or two
-        const int c = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
-        if (::connect(c, reinterpret_cast<const sockaddr*>(&address->addr), address->length) != 0) break;
-      }
-      (void)!::write(ready[1], &ok, 1);
-      ::pause();
-      ::_exit(0);
-    }
-    ::close(ready[1]);
-    char ok = 'n';
-    (void)!::read(ready[0], &ok, 1);
-    ::close(ready[0]);
-    REQUIRE(ok == 'y');
+  explicit squatter(const std::string& name, bool never_accepts = false)
+      : holder_([&] {
+          const int s = listen_abstract(name, never_accepts ? 0 : 16);
+          const auto address = portres::detail::broker_wire::abstract_address(name);
+          for (int i = 0; never_accepts && s >= 0 && i < 16; ++i) { // bounded: the backlog holds one or two
+            const int c = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
+            if (::connect(c, reinterpret_cast<const sockaddr*>(&address->addr), address->length) != 0) break;
+          }
+          return s >= 0;
+        }) {
+    REQUIRE(holder_.ready());
   }
-  ~squatter() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  squatter(const squatter&) = delete;
-  squatter& operator=(const squatter&) = delete;
 
 private:
-  pid_t pid_ = -1;
+  nobody_process holder_;
 };
 
 /// portresd as a child process, on a private socket name (or `name` when
@@ -137,7 +117,8 @@ public:
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    FAIL("portresd did not answer: " << reason);
+    stop(); // no destructor runs for an object whose constructor throws
+    FAIL("portresd did not answer within 10 s: " << reason);
   }
   ~test_daemon() { stop(); }
   test_daemon(const test_daemon&) = delete;

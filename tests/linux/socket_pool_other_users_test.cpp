@@ -4,6 +4,7 @@
 #include "portres/portres.hpp"
 
 #include "conformance.hpp"
+#include "linux/nobody_process.hpp"
 #include "listeners.hpp"
 #include "support.hpp"
 
@@ -23,52 +24,6 @@ using portres_test::listeners;
 using portres_test::run_until;
 using tcp = asio::ip::tcp;
 
-namespace {
-// A child process running as nobody holding `port` on 127.0.0.1 with
-// SO_REUSEADDR (bound, not listening) until destroyed.
-class nobody_holds {
-public:
-  explicit nobody_holds(std::uint16_t port) {
-    int ready[2];
-    REQUIRE(::pipe(ready) == 0);
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::close(ready[0]);
-      char ok = 0;
-      if (::setgid(65534) == 0 && ::setuid(65534) == 0) {
-        const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-        const int on = 1;
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (s >= 0 && ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
-            ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-          ok = 1;
-        }
-      }
-      (void)!::write(ready[1], &ok, 1);
-      ::pause(); // bounded by the parent's kill
-      ::_exit(0);
-    }
-    ::close(ready[1]);
-    char ok = 0;
-    held_ = ::read(ready[0], &ok, 1) == 1 && ok == 1;
-    ::close(ready[0]);
-  }
-  ~nobody_holds() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  bool held() const noexcept { return held_; }
-
-private:
-  pid_t pid_ = -1;
-  bool held_ = false;
-};
-} // namespace
-
 TEST_CASE("pool: a port another user holds with SO_REUSEADDR is never shared, by get or connect") {
   if (::geteuid() != 0) PORTRES_SKIP("needs root to run a socket as another user (nobody)");
   asio::io_context io;
@@ -76,8 +31,8 @@ TEST_CASE("pool: a port another user holds with SO_REUSEADDR is never shared, by
   const auto loopback = asio::ip::address(asio::ip::address_v4::loopback());
   auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(1));
   if (!portres_test::portable_port_choice()) PORTRES_SKIP("the OS picks the ports of this backend");
-  nobody_holds other(r.range().first());
-  REQUIRE(other.held());
+  const auto other = portres_test::nobody_holding(r.range().first());
+  REQUIRE(other.ready());
   socket_pool<tcp>::options o;
   o.low_water = 0;
   o.high_water = 0;

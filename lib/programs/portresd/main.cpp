@@ -10,6 +10,7 @@
 #include "portresd/daemon.hpp"
 #include "portresd/daemon_state.hpp"
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -20,6 +21,11 @@
 
 int main(int argc, char** argv) {
   using namespace portres;
+  // A parent that ignores SIGTERM or SIGINT (nohup, some service runners)
+  // passes that on through exec; until the server takes them over, they
+  // must still stop a daemon that is starting up.
+  std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGINT, SIG_DFL);
   portresd::options opts;
   opts.socket_name = detail::broker_wire::default_socket_name;
   opts.registry_dir = portresd::default_registry_dir();

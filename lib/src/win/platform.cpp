@@ -50,6 +50,15 @@ extended_table_fn extended_table(bool tcp) {
   return tcp ? tcp_table : udp_table;
 }
 
+basic_table_fn basic_table(bool tcp, bool ipv6) {
+  static const basic_table_fn tables[2][2] = {
+      {reinterpret_cast<basic_table_fn>(reinterpret_cast<void*>(system_function(L"iphlpapi.dll", "GetUdpTable"))),
+       reinterpret_cast<basic_table_fn>(reinterpret_cast<void*>(system_function(L"iphlpapi.dll", "GetUdp6Table")))},
+      {reinterpret_cast<basic_table_fn>(reinterpret_cast<void*>(system_function(L"iphlpapi.dll", "GetTcpTable"))),
+       reinterpret_cast<basic_table_fn>(reinterpret_cast<void*>(system_function(L"iphlpapi.dll", "GetTcp6Table")))}};
+  return tables[tcp][ipv6];
+}
+
 std::string wine_version() {
   const HMODULE ntdll = ::GetModuleHandleW(L"ntdll.dll");
   if (!ntdll) return {};
@@ -151,8 +160,10 @@ bool socket_alive(native_socket s, std::uint64_t key, std::uint16_t port) noexce
 port_bitmap held_ports(protocol p, port_range range, std::error_code& ec) {
   ec.clear();
   port_bitmap held;
-  win::for_each_socket(p == protocol::tcp, [&](const auto& row) {
-    const auto port = windows::from_network_port(static_cast<USHORT>(row.dwLocalPort));
+  // The tables without owning processes: ports are all that is asked, and
+  // the owner lookup is what made a query slow (ip_tables.hpp).
+  win::for_each_local_port(p == protocol::tcp, [&](USHORT wire_port) {
+    const auto port = windows::from_network_port(wire_port);
     if (range.contains(port)) held.set(port);
   });
   return held;

@@ -1,4 +1,4 @@
-// Hostile review of issue 12 (per-user registry): findings shown as tests.
+// The per-user registry under attack: other namespaces, unsafe folders, FIFOs, forks, concurrent writers.
 #include "portres/portres.hpp"
 
 #include "linux/state_files.hpp"
@@ -30,7 +30,7 @@ std::string first_line(const char* path) {
 
 // Defect 5: a namespace must never reserve (or keep) another namespace's block,
 // even when it does no further registry operation afterwards.
-TEST_CASE("hostile review: a namespace keeps no other namespace's block once both are released") {
+TEST_CASE("registry: a namespace keeps no other namespace's block once both are released") {
   if (!portres_test::in_private_netns()) {
     PORTRES_SKIP("needs root and a private network namespace");
   }
@@ -78,7 +78,7 @@ TEST_CASE("hostile review: a namespace keeps no other namespace's block once bot
 // Defect 2: a folder others can write into may already hold their files (a
 // lock they flock, a FIFO named like a record): it must be refused, not
 // silently narrowed to 0700 (imagine PORTRES_RUNTIME_DIR=/tmp).
-TEST_CASE("hostile review: a world-writable registry folder is refused, not narrowed") {
+TEST_CASE("registry: a world-writable registry folder is refused, not narrowed") {
   const auto dir = portres_test::scratch_dir() / "shared-run";
   fs::create_directories(dir);
   ::chmod(dir.c_str(), 01777);
@@ -94,7 +94,7 @@ TEST_CASE("hostile review: a world-writable registry folder is refused, not narr
 // Records are opened without O_NONBLOCK and without checking the file type or
 // owner: a FIFO named like a record (left by anyone who could ever write into
 // the folder) hangs every acquire and every listing.
-TEST_CASE("hostile review: a FIFO named like a record does not hang acquire or listing") {
+TEST_CASE("registry: a FIFO named like a record does not hang acquire or listing") {
   asio::io_context io;
   select_backend(backend_kind::native);
   { auto warm = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(1)); } // the folder exists
@@ -118,7 +118,7 @@ TEST_CASE("hostile review: a FIFO named like a record does not hang acquire or l
 // A forked child that lets an inherited reservation go (a pre-forked worker
 // leaving the scope) must not free the parent's block: drop() unlinks the
 // record by name whichever process calls it.
-TEST_CASE("hostile review: a forked child's release does not free its parent's block") {
+TEST_CASE("registry: a forked child's release does not free its parent's block") {
   asio::io_context io;
   select_backend(backend_kind::native);
   auto held = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
@@ -135,7 +135,7 @@ TEST_CASE("hostile review: a forked child's release does not free its parent's b
 
 // Two root processes with different registry folders (or a registry next to
 // portresd) must not lose each other's persistent blocks: the store has its own lock.
-TEST_CASE("hostile review: concurrent persistent writers under different registry folders lose nothing") {
+TEST_CASE("registry: concurrent persistent writers under different registry folders lose nothing") {
   if (!portres_test::in_private_netns()) PORTRES_SKIP("needs root and a private network namespace");
   constexpr int per_writer = 30;
   std::vector<pid_t> writers;
