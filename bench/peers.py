@@ -43,6 +43,25 @@ HTTPERF_STEPS = [0.8, 1.1, 1.4, 1.8]
 RANGES = [("default", None, 4096), ("narrow_1000", ("40000", "40999"), 1000)]
 
 
+UNIT_US = {"us": 1.0, "ms": 1000.0, "s": 1e6}
+
+
+def ab_tails(out):
+    """ab's request latency tail in microseconds: its 99 % and 100 % (longest) rows, whole milliseconds."""
+    p99 = re.search(r"^\s*99%\s+(\d+)", out, re.M)
+    top = re.search(r"^\s*100%\s+(\d+)", out, re.M)
+    return {"p99": int(p99.group(1)) * 1000.0, "max": int(top.group(1)) * 1000.0} if p99 and top else None
+
+
+def wrk_tails(out):
+    """wrk --latency's request latency tail in microseconds: the 99 % row and the threads' max."""
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\b", out, re.M)
+    top = re.search(r"Latency\s+[\d.]+(?:us|ms|s)\s+[\d.]+(?:us|ms|s)\s+([\d.]+)(us|ms|s)\b", out)
+    if not p99 or not top:
+        return None
+    return {"p99": float(p99.group(1)) * UNIT_US[p99.group(2)], "max": float(top.group(1)) * UNIT_US[top.group(2)]}
+
+
 def ab(url, seconds):
     with children_cpu() as c:
         out = run_client(["ab", "-q", "-r", "-s", "5", "-t", str(seconds), "-n", "2000000", "-c", str(CONCURRENCY), url],
@@ -56,7 +75,7 @@ def ab(url, seconds):
     done = int(m.group(1))
     fails = (int(failed.group(1)) if failed else 0) + (int(non2xx.group(1)) if non2xx else 0)
     return {"requests": done, "seconds": float(t.group(1)), "rps": (done - fails) / float(t.group(1)),
-            "failures": fails, "client_cpu_s": c.seconds}
+            "failures": fails, "client_cpu_s": c.seconds, "latency_us": ab_tails(out)}
 
 
 def loadgen(binary, port, seconds, threads=1):
@@ -73,7 +92,7 @@ def loadgen(binary, port, seconds, threads=1):
 
 
 def wrk(url, seconds, threads=1, close=False):
-    cmd = ["wrk", f"-t{threads}", f"-c{CONCURRENCY}", f"-d{seconds}s", "--timeout", "5s"]
+    cmd = ["wrk", f"-t{threads}", f"-c{CONCURRENCY}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
     with children_cpu() as c:
         out = run_client(cmd + (["-H", "Connection: close"] if close else []) + [url], seconds + 30)
     m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
@@ -84,7 +103,7 @@ def wrk(url, seconds, threads=1, close=False):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     fails = errs + (int(non2xx.group(1)) if non2xx else 0)
     return {"requests": int(m.group(1)), "seconds": secs, "rps": int(m.group(1)) / secs, "failures": fails,
-            "client_cpu_s": c.seconds}
+            "client_cpu_s": c.seconds, "latency_us": wrk_tails(out)}
 
 
 def httperf_once(port, seconds, offered):

@@ -161,6 +161,55 @@ def fan_out(a, env):
     web.close()
 
 
+def http_failures(a, env, dead):
+    """loadgen --http judges each reply by its status line: a 502 or 404, a connection closed without a
+    reply, and a reply that is not HTTP are errors by kind, never served requests."""
+    gw = subprocess.Popen([a.gateway, "--listen", "127.0.0.1:0", "--upstream", dead, "--duration", "20", "--block", "64"],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", gw.stdout.readline())
+    for close in ["server", "client"]:
+        rc, out = run([a.loadgen, "--target", "127.0.0.1:" + (m.group(1) if m else "9"), "--http", "--close", close,
+                       "--concurrency", "2", "--duration", "1", "--ports", "ephemeral", "--json"], env)
+        j = last_json(out)
+        check(rc == 0 and j.get("connections") == 0 and j.get("errors", 0) > 0 and
+              j.get("errors_by_kind") == {"http_5xx": j.get("errors")},
+              f"loadgen --http --close {close} counts the gateway's 502s (dead upstream) as http_5xx errors", out)
+    rc, out = run([a.loadgen, "--target", "127.0.0.1:" + (m.group(1) if m else "9"), "--http", "--close", "server",
+                   "--concurrency", "2", "--duration", "1", "--ports", "ephemeral"], env)
+    check(re.search(r"\[  1s\] +0 conn/s  errors [1-9]\d* http_5xx=", out) and
+          re.search(r"summary: 0 connections .* errors [1-9]\d* http_5xx=", out),
+          "loadgen's progress line and text summary show the http_5xx errors", out)
+    gw.terminate()  # it ends early on SIGTERM
+    gw.communicate(timeout=30)
+    for reply, kind in [(b"", "http_no_reply"), (b"HTTP/1.0 404 Not Found\r\n\r\n", "http_4xx"),
+                        (b"SSH-2.0-OpenSSH\r\n", "http_bad_status"), (b"HTTP/1.0 20", "http_no_reply")]:
+        web = sink(1, reply=reply)
+        rc, out = run([a.loadgen, "--target", web.targets[0], "--http", "--close", "server", "--concurrency", "2",
+                       "--duration", "1", "--ports", "ephemeral", "--json"], env)
+        j = last_json(out)
+        check(rc == 0 and j.get("connections") == 0 and j.get("errors", 0) > 0 and
+              j.get("errors_by_kind") == {kind: j.get("errors")},
+              f"loadgen --http counts a reply of {reply!r} as {kind}", out)
+        web.close()
+
+
+def bounded_end(a, env):
+    """A pooled connect cannot be cancelled: against a listener whose backlog is full (SYNs dropped, connects
+    pending), loadgen still ends a quarter second after --duration and counts what it cut off."""
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(0)  # never accepts: past the first connection or two, connects hang
+    start = time.monotonic()
+    rc, out = run([a.loadgen, "--target", f"127.0.0.1:{stuck.getsockname()[1]}", "--duration", "1", "--concurrency",
+                   "4", "--block", "64", "--json"], env)
+    took = time.monotonic() - start
+    j = last_json(out)
+    check(rc == 0 and j.get("in_flight_at_end") == 4 and j.get("errors") == 0 and took < 1.8,
+          f"loadgen ends soon after --duration with connects pending (took {took:.2f} s for 1 s) and reports "
+          "them in_flight_at_end", out)
+    stuck.close()
+
+
 def bad_input(a, env):
     """Each mistake exits 2 with a message naming it."""
     t = ["--target", "127.0.0.1:9"]
@@ -314,9 +363,11 @@ def main():
     summary = json.loads(rest.strip().splitlines()[-1]) if rest.strip() else {}
     check(b" 502 " in reply and summary.get("upstream_errors_by_kind", {}).get("ECONNREFUSED") == 1,
           "gateway answers 502 and counts the refused upstream connect as ECONNREFUSED", rest)
+    http_failures(a, env, dead)
     probe.close()
 
     fan_out(a, env)
+    bounded_end(a, env)
     bad_input(a, env)
 
     print(f"{len(failures)} failed" if failures else "all sample checks passed")

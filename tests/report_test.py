@@ -87,7 +87,8 @@ with tempfile.TemporaryDirectory() as out:
         "CPU per request <= gateway in ephemeral mode | loadgen 0.96x ab, 1.06x httperf; --threads 2 1.07x wrk -t2 "
         "(Connection: close); default, 1 upstream(s): gateway(pool) 1.02x nginx, 1.11x HAProxy, CPU/req 1.09x "
         "gateway(ephemeral); default, 4 upstream(s): gateway(pool) 1.03x nginx, 1.07x HAProxy",
-        "narrow_1000, 4 upstream(s): gateway(pool) 1.01x nginx, 1.02x HAProxy, CPU/req 0.97x gateway(ephemeral) | FAIL |",
+        "narrow_1000, 4 upstream(s): gateway(pool) 1.01x nginx, 1.02x HAProxy, CPU/req 0.97x gateway(ephemeral); "
+        "failed requests (no PASS with failures): loadgen 3, wrk -t2 close 4, narrow_1000/1: gateway (pool) 4 | FAIL |",
         # P8 passes on the canned capacity figures.
         "| P8 | capacity: from a 1,000-port block, 4 destinations x 4 source addresses: >= 15,840 of 16,000 held "
         "(99 %), zero failures; at every point held >= autobind's and >= HAProxy's | 4 x 4: pool held 16,000 of "
@@ -115,7 +116,15 @@ with tempfile.TemporaryDirectory() as out:
         "| broker (portresd) | async_acquire: the initiating call | 1.000 us |",
         "└ until the handler ran | 30.0 us |",
         # peers: clients (single-threaded and two threads) and proxies (ranges x upstreams)
-        "| 1 | loadgen (pool) | 20,370/s | 0.96x ab, 1.06x httperf | 3 | 26.3 us (client) |",
+        "| 1 | loadgen (pool) | 20,370/s | 0.96x ab, 1.06x httperf | 3 | 26.3 us (client) | 3.10 ms | 6.20 ms | "
+        "9.40 ms |",
+        # tails where the client gives them: ab and wrk have no p99.9, httperf nothing
+        "| 1 | ab | 21,000/s | - | 0 | 25.0 us (client) | 5.00 ms | n/a | 14.00 ms |",
+        '| 2 | wrk -t2 -H "Connection: close" | 28,500/s | - | 4 | 17.9 us (client) | 2.50 ms | n/a | 7.00 ms |',
+        "| 1 | httperf (open loop: best offered rate with <= 1 % errors) | 19,000/s | - | 0 | 27.8 us (client) | n/a | "
+        "n/a | n/a |",
+        "| default (32768-60999) | 1 | nginx proxy_pass | 12,000/s | - | 0 | 66.0 us (proxy) | 9.00 ms | n/a | "
+        "21.00 ms |",
         "| 1 | httperf (open loop: best offered rate with <= 1 % errors) | 19,000/s | - | 0 |",
         '| 2 | wrk -t2 -H "Connection: close" | 28,500/s | - | 4 |',
         "| 2 | loadgen --threads 2 (pool) | 30,500/s | 1.07x wrk -t2 close | 0 |",
@@ -124,8 +133,9 @@ with tempfile.TemporaryDirectory() as out:
         "| 73.0 us (proxy) |",
         "| default (32768-60999) | 4 | HAProxy (source 127.0.0.1:20000-24095 per server) | 11,500/s | - | 0 | 79.0 us",
         # each P7 miss with what the CPU figures say
-        "- loadgen 0.96x ab: CPU per request 26.3 us against 25.0 us: it spends more CPU per request",
-        "- narrow_1000/1: gateway (pool) 0.93x nginx: CPU per request 73.0 us against 67.0 us: it spends more CPU",
+        "- loadgen 0.96x ab: CPU per request 26.3 us against 25.0 us (+5.3 %): it spends more CPU per request",
+        "- narrow_1000/1: gateway (pool) 0.93x nginx: CPU per request 73.0 us against 67.0 us (+9.0 %): it spends "
+        "more CPU",
         "- default/1: gateway (pool) CPU per request 1.09x gateway (ephemeral)'s: 72.0 us against 66.0 us",
         # capacity: every point and method, failures by errno
         "| 4 x 4 | 16,000 | loadgen --hold through the pool (1,000-port block) | 16,000 | 0 | 0 | 4.80 s |",
@@ -309,6 +319,82 @@ with tempfile.TemporaryDirectory() as out:
           "narrow_1000/4: CPU per request" in text and "peers stopped: nothing listens on 18083" in text and
           "(at the top offered rate in 1 round(s): it may do more)" in text,
           "P7 is NOT MEASURED without the proxies, and says so", text)
+
+with tempfile.TemporaryDirectory() as out:
+    # Capacity figures that are all zero (requested included) prove nothing: the count asked for comes from the
+    # run's configuration (1,000 ports x destinations x sources), and a pool that held none fails.
+    canned = json.load(open(os.path.join(data, "bench_capacity_sample.json")))
+    for pt in canned["points"]:
+        pt["requested"] = 0
+        for m in ["pool", "autobind", "haproxy"]:
+            pt[m] = {"held": 0, "seconds": 0.0, "failures": 0, "not_opened": 0}
+            for run in pt["runs"]:
+                run[m] = {"requested": 0, "held": 0, "seconds": 0.0, "failures": 0, "not_opened": 0}
+    path = os.path.join(out, "capacity.json")
+    json.dump(canned, open(path, "w"))
+    text = report(out, "--no-plot", "--capacity", path)
+    check(verdict(text, "P8") == "FAIL" and "4 x 4: pool held 0 of 16,000" in text and
+          "1 x 1: the pool held none of 1,000" in text and "4 x 4: the run asked for 0 connections, not 16,000" in text
+          and "| 4 x 4 | 16,000 | loadgen --hold through the pool (1,000-port block) | 0 |" in text,
+          "P8 fails on all-zero capacity figures, wanting the configured counts", text)
+    # A run that names no error but lacks a point has a wrong result: FAIL, saying which figures are missing.
+    canned = json.load(open(os.path.join(data, "bench_capacity_sample.json")))
+    canned["points"] = canned["points"][:3]
+    json.dump(canned, open(path, "w"))
+    text = report(out, "--no-plot", "--capacity", path)
+    check(verdict(text, "P8") == "FAIL" and "no figures: 4 x 4: the pool's held count" in text,
+          "P8 fails when a run without an error lacks the 4 x 4 point", text)
+
+with tempfile.TemporaryDirectory() as out:
+    # P7 with every ratio met: PASS without failures; a failure in any judged row (ours or a peer's) fails it.
+    canned = json.load(open(os.path.join(data, "bench_peers_sample.json")))
+    canned["clients"].update(loadgen_vs_ab=1.02, loadgen_vs_httperf=1.06, loadgen_t2_vs_wrk_t2_close=1.07)
+    for d in canned["proxies"].values():
+        d.update(pool_vs_nginx=1.02, pool_vs_haproxy=1.05, pool_cpu_vs_ephemeral_cpu=0.98)
+    for r in canned["clients"]["runs"] + [r for d in canned["proxies"].values() for r in d["runs"]]:
+        for row in r.values():
+            row["failures"] = 0
+    path = os.path.join(out, "peers.json")
+    json.dump(canned, open(path, "w"))
+    text = report(out, "--no-plot", "--peers", path)
+    check(verdict(text, "P7") == "PASS" and "failed requests" not in text, "P7 passes: ratios met, no failures", text)
+    for where, who, named in [("clients", "loadgen", "loadgen 2"), ("clients", "ab", "ab 2"),
+                              ("default/4", "gateway_pool", "default/4: gateway (pool) 2")]:
+        edited = json.loads(json.dumps(canned))
+        runs = edited["clients"]["runs"] if where == "clients" else edited["proxies"][where]["runs"]
+        runs[0][who]["failures"] = 2
+        json.dump(edited, open(path, "w"))
+        text = report(out, "--no-plot", "--peers", path)
+        check(verdict(text, "P7") == "FAIL" and f"failed requests (no PASS with failures): {named}" in text,
+              f"P7 fails with failures in the {who} row", text)
+
+with tempfile.TemporaryDirectory() as out:
+    # A P7 miss is blamed on the client's own CPU only when it spends clearly more per request.
+    canned = json.load(open(os.path.join(data, "bench_peers_sample.json")))
+    for r in canned["clients"]["runs"]:
+        r["loadgen"]["client_cpu_s"] = 95.1 * r["loadgen"]["requests"] / 1e6
+        r["ab"]["client_cpu_s"] = 92.8 * r["ab"]["requests"] / 1e6
+    path = os.path.join(out, "peers.json")
+    json.dump(canned, open(path, "w"))
+    text = report(out, "--no-plot", "--peers", path)
+    line = next((ln for ln in text.splitlines() if ln.startswith("- loadgen 0.96x ab:")), "")
+    check("95.1 us against 92.8 us (+2.5 %): CPU per request within 5 % of the other's, so the CPU figures do "
+          "not explain the miss" in line and "its own work is the limit" not in line and "no more CPU" not in line,
+          "P7's cause line claims no CPU limit for 95.1 against 92.8 us", text)
+
+# The tails the peers table shows come from the clients' own output (bench/peers.py): ab's percentile rows
+# (whole ms), wrk --latency's 99 % row and its threads' max, in microseconds; none without those lines.
+sys.path.insert(0, os.path.join(root, "bench"))
+import peers  # noqa: E402
+
+ab_out = "Percentage of the requests served within a certain time (ms)\n  50%     16\n  98%     49\n  99%     54\n" \
+         " 100%     55 (longest request)\n"
+wrk_out = "  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency     5.54ms    4.75ms  34.64ms   87.33%\n" \
+          "  Latency Distribution\n     50%    3.59ms\n     99%   24.79ms\n  1656 requests in 1.01s, 108.35KB read\n"
+check(peers.ab_tails(ab_out) == {"p99": 54000.0, "max": 55000.0}, "ab's p99 and longest request, in us")
+check(peers.wrk_tails(wrk_out) == {"p99": 24790.0, "max": 34640.0}, "wrk's 99 % and max latency, in us")
+check(peers.ab_tails("Complete requests: 10\n") is None and peers.wrk_tails("10 requests in 1.00s\n") is None,
+      "no tails without the latency lines")
 
 if failures:
     sys.exit(1)

@@ -15,10 +15,27 @@ CLIENT_ROWS = [  # key, threads, label, [(ratio key, against)]
     ("wrk", 1, "wrk keep-alive (reference, not one request per connection)", [("wrk_vs_ab", "ab")]),
 ]
 
+# The clients P7 judges (wrk keep-alive is a reference), by short name.
+JUDGED_CLIENTS = {"loadgen": "loadgen", "ab": "ab", "httperf": "httperf", "loadgen_t2": "loadgen --threads 2",
+                  "wrk_t2_close": "wrk -t2 close"}
+PROXIES = [("nginx_proxy", "nginx proxy_pass"), ("haproxy", "HAProxy"), ("gateway_pool", "gateway (pool)"),
+           ("gateway_ephemeral", "gateway (ephemeral)")]
+
 
 def med(runs, who, key):
     vals = sorted(r[who][key] for r in runs if r.get(who, {}).get(key) is not None)
     return vals[len(vals) // 2] if vals else None
+
+
+def tails(runs, who):
+    """The request latency tail the client measured (p99 and p99.9: medians over rounds; max: the worst round's),
+    n/a where the client gives none (ab and wrk: no p99.9)."""
+    out = []
+    for k in ["p99", "p999", "max"]:
+        vals = sorted(r[who]["latency_us"][k] for r in runs
+                      if (r.get(who, {}).get("latency_us") or {}).get(k) is not None)
+        out.append("n/a" if not vals else us(vals[-1] if k == "max" else vals[len(vals) // 2]))
+    return " | ".join(out)
 
 
 def fails(runs, who):
@@ -34,26 +51,35 @@ def client_cpu(runs, who):
 def clients_table(p):
     cl = p.get("clients", {})
     runs = cl.get("runs", [])
-    lines = ["| threads | client | req/s (median) | ratio (median of rounds) | failures (all rounds) | CPU per request |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| threads | client | req/s (median) | ratio (median of rounds) | failures (all rounds) | CPU per request | "
+             "p99 | p99.9 | max |", "|---|---|---|---|---|---|---|---|---|"]
     for who, threads, label, against in CLIENT_ROWS:
         ratios = ", ".join(f"{x(cl.get(k))} {name}" for k, name in against) or "-"
         capped = [r for r in runs if r.get(who, {}).get("at_top_step")]
         note = f" (at the top offered rate in {len(capped)} round(s): it may do more)" if capped else ""
         lines.append(f"| {threads} | {label}{note} | {rate(med(runs, who, 'rps'))} | {ratios} | {fails(runs, who)} | "
-                     f"{us(client_cpu(runs, who))} (client) |")
+                     f"{us(client_cpu(runs, who))} (client) | {tails(runs, who)} |")
     return lines
 
 
+CPU_MARGIN = 0.05  # CPU per request within 5 % either way: the same cost, as far as these figures tell
+
+
 def cause(label, r, cpu, other, other_cpu):
-    """One line on a comparison below 1.0x: whose CPU per request was higher."""
-    if cpu is None or other_cpu is None:
+    """One line on a comparison below 1.0x: what the CPU per request says, and only what it says (its own
+    work is the limit only when it spends clearly more CPU per request than the other side)."""
+    if cpu is None or other_cpu is None or other_cpu <= 0:
         return f"- {label} {x(r)} {other}: no CPU figures to say why"
-    if cpu > 1.05 * other_cpu:
+    diff = f"{(cpu / other_cpu - 1) * 100:+.1f} %"
+    if cpu > (1 + CPU_MARGIN) * other_cpu:
         why = "it spends more CPU per request, so on this shared machine its own work is the limit"
+    elif cpu < (1 - CPU_MARGIN) * other_cpu:
+        why = "it spends less CPU per request, so its own CPU is not the limit: the server or the shared machine " \
+              "set the pace"
     else:
-        why = "it spends no more CPU per request, so the other side or the shared machine set the pace (noise)"
-    return f"- {label} {x(r)} {other}: CPU per request {us(cpu)} against {us(other_cpu)}: {why}"
+        why = f"CPU per request within {CPU_MARGIN * 100:.0f} % of the other's, so the CPU figures do not explain the miss " \
+              "(noise on the shared machine, or a cost outside CPU time)"
+    return f"- {label} {x(r)} {other}: CPU per request {us(cpu)} against {us(other_cpu)} ({diff}): {why}"
 
 
 def misses(p):
@@ -84,7 +110,7 @@ def misses(p):
 def proxies_table(p):
     pr = p.get("proxies", {})
     lines = ["| range | upstreams | proxy | req/s (median) | ratio (median of rounds) | failures (all rounds) | "
-             "CPU per request |", "|---|---|---|---|---|---|---|"]
+             "CPU per request | p99 | p99.9 | max |", "|---|---|---|---|---|---|---|---|---|---|"]
     for key in SETTINGS:
         d = pr.get(key)
         if not d:
@@ -98,7 +124,7 @@ def proxies_table(p):
                 ("gateway_ephemeral", "gateway (ephemeral)", f"{x(d.get('ephemeral_vs_nginx'))} nginx")]:
             lines.append(f"| {label} ({d.get('range')}) | {d.get('upstreams')} | {name} | "
                          f"{rate(med(d['runs'], who, 'rps'))} | {ratios} | {fails(d['runs'], who)} | "
-                         f"{us(med(d['runs'], who, 'proxy_cpu_us_per_req'))} (proxy) |")
+                         f"{us(med(d['runs'], who, 'proxy_cpu_us_per_req'))} (proxy) | {tails(d['runs'], who)} |")
     return lines
 
 
@@ -116,7 +142,9 @@ def peers_section(rep):
               f"{', '.join(f'{k:g}' for k in p.get('httperf_steps', []))} x ab's rate of the round and its best "
               "reply rate with at most 1 % errors counts. Proxies are driven by ab; each opens a new upstream "
               "connection per request (HAProxy: httpclose, no reuse; one thread each). CPU per request: the "
-              "measured process's CPU time (client rows: the client; proxy rows: the proxy) over its requests.",
+              "measured process's CPU time (client rows: the client; proxy rows: the proxy) over its requests. "
+              "p99, p99.9, max: request latency as the client measured it (proxy rows: ab through the proxy), "
+              "p99 and p99.9 medians over rounds, max the worst round's; ab reports whole milliseconds and no p99.9, wrk no p99.9, httperf none (n/a).",
               "", "### Clients", ""] + clients_table(p) + ["", "### Proxies", ""] + proxies_table(p) + misses(p)
     rep.section("Peers", lines)
 
@@ -134,6 +162,14 @@ def peers_section(rep):
         ok &= pn is not None and pn >= 1.0 and ph is not None and ph >= 1.0 and cpu is not None and cpu <= 1.0
         parts.append(f"{key.replace('/', ', ')} upstream(s): gateway(pool) {x(pn)} nginx, {x(ph)} HAProxy, CPU/req "
                      f"{x(cpu)} gateway(ephemeral)")
+    # A rate won with failed requests, or against a peer that failed some, is no win.
+    failed = [f"{name} {fails(cl.get('runs', []), who)}" for who, name in JUDGED_CLIENTS.items()
+              if fails(cl.get("runs", []), who)]
+    failed += [f"{key}: {name} {fails(pr[key]['runs'], who)}" for key in SETTINGS if pr.get(key)
+               for who, name in PROXIES if fails(pr[key].get("runs", []), who)]
+    if failed:
+        ok = False
+        parts.append("failed requests (no PASS with failures): " + ", ".join(failed))
     missing = [what for what, v in checks.items() if v is None]
     if missing and "error" in p:
         missing.append(f"peers stopped: {p['error']}")

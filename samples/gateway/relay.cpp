@@ -1,6 +1,7 @@
 #include "gateway/relay.hpp"
 
 #include "common/net.hpp"
+#include "common/scoped_count.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -18,22 +19,6 @@ namespace gateway {
 
 using asio::redirect_error;
 using asio::use_awaitable;
-
-namespace {
-
-/// Counts a connection as live for as long as it is in scope.
-class live_count {
-public:
-  explicit live_count(std::size_t& n) : n_(n) { ++n_; }
-  live_count(const live_count&) = delete;
-  live_count& operator=(const live_count&) = delete;
-  ~live_count() { --n_; }
-
-private:
-  std::size_t& n_;
-};
-
-} // namespace
 
 relay::relay(tcp::acceptor& listener, const std::vector<tcp::endpoint>& upstreams,
              std::vector<asio::ip::address> sources, portres::socket_pool<tcp>* pool)
@@ -103,7 +88,7 @@ asio::awaitable<void> relay::serve(tcp::socket client) {
     co_await upstream_failed(to, ec, client);
     co_return;
   }
-  const live_count live(to.live);
+  const samples::scoped_count live(to.live);
   co_await asio::async_write(*up, request.data(), redirect_error(use_awaitable, ec));
   char buf[8192];
   while (!ec) {

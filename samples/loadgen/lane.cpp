@@ -2,6 +2,8 @@
 
 #include "common/endpoints.hpp"
 #include "common/net.hpp"
+#include "common/scoped_count.hpp"
+#include "loadgen/reply.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -19,9 +21,11 @@ namespace {
 using asio::redirect_error;
 using asio::use_awaitable;
 
-// Operations still in flight this long after the end are abandoned with the io_context
-// (a pooled connect cannot be cancelled once it is under way).
-constexpr auto grace = std::chrono::seconds(2);
+// How long the end may take: what is in flight at the end is cut off (reset and
+// cancelled) and unwinds at once, except a pooled connect, which cannot be
+// cancelled once under way; one still pending after this is abandoned with the
+// io_context. Either way it is counted in in_flight_at_end, not as done.
+constexpr auto drain = std::chrono::milliseconds(250);
 
 double micros(clock_type::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
@@ -50,6 +54,7 @@ void counts::merge(const counts& o) {
   bytes += o.bytes;
   held += o.held;
   dropped += o.dropped;
+  in_flight_at_end += o.in_flight_at_end;
   errors.merge(o.errors);
   drops.merge(o.drops);
   connect_us.merge(o.connect_us);
@@ -101,9 +106,10 @@ void lane::run() {
   });
   const std::size_t n = s_.hold ? std::min(workers_, share_) : workers_;
   for (std::size_t i = 0; i < n; ++i) asio::co_spawn(io_, s_.hold ? opener() : churn_worker(), asio::detached);
-  // Until the work is done, but never past `grace` after the end (stop() moves it for an early end).
-  deadline_ = end_ + grace;
-  while (!io_.stopped() && clock_type::now() < deadline_) io_.run_one_until(deadline_);
+  // Until the end, then until every coroutine has unwound, but never past `drain` after
+  // the end (stop() moves it for an early end). The pool's own work is not waited for.
+  deadline_ = end_ + drain;
+  while ((!stopping_ || live_ > 0) && !io_.stopped() && clock_type::now() < deadline_) io_.run_one_until(deadline_);
 }
 
 void lane::finish() {
@@ -113,8 +119,10 @@ void lane::finish() {
 }
 
 void lane::stop() {
+  if (stopping_) return; // the end and finish() both came
   stopping_ = true;
-  deadline_ = std::min(deadline_, clock_type::now() + grace);
+  deadline_ = std::min(deadline_, clock_type::now() + drain);
+  record([&](counts& t) { t.in_flight_at_end = in_flight_; });
   at_end_.cancel();
   if (pool_) pool_->close(); // its waiters complete with aborted
   for (auto* socket : open_) {
@@ -131,9 +139,11 @@ void lane::record(F&& f) {
   f(interval_);
 }
 
-void lane::count_failure(std::size_t target, const std::error_code& ec) {
+void lane::count_failure(std::size_t target, const std::error_code& ec) { count_failure(target, samples::error_kind(ec)); }
+
+void lane::count_failure(std::size_t target, const std::string& kind) {
   record([&](counts& t) {
-    t.errors.add(ec);
+    t.errors.add(kind);
     ++t.targets[target].errors;
   });
 }
@@ -184,6 +194,7 @@ asio::awaitable<std::error_code> lane::open(connection& c, std::size_t target, s
 
 asio::awaitable<void> lane::churn_worker() {
   static const std::string request = "GET / HTTP/1.0\r\nHost: loadgen\r\n\r\n";
+  const samples::scoped_count alive(live_);
   asio::steady_timer timer(io_);
   const auto targets = s_.targets.size(), sources = std::max<std::size_t>(1, s_.sources.size());
   while (!stopping_ && clock_type::now() < end_) {
@@ -191,6 +202,7 @@ asio::awaitable<void> lane::churn_worker() {
     const std::size_t n = next_++ + index_;
     const std::size_t target = n % targets, source = n / targets % sources;
     connection c;
+    const samples::scoped_count flying(in_flight_);
     const auto start = clock_type::now();
     auto ec = co_await open(c, target, source);
     if (stopping_) { // cancelled by the end of the run: not a failure
@@ -206,12 +218,15 @@ asio::awaitable<void> lane::churn_worker() {
     std::uint64_t bytes = 0;
     char buf[4096];
     open_.insert(&socket);
+    reply_head head;
     if (s_.http) {
       co_await asio::async_write(socket, asio::buffer(request), redirect_error(use_awaitable, ec));
-      // Client closes first: one read, then close; else read until the server closes.
-      do {
-        if (!ec) bytes += co_await socket.async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec));
-      } while (!ec && s_.close != close_style::client);
+      // Client closes first: read until the status line is in, then close; else read until the server closes.
+      while (!ec && !(s_.close == close_style::client && head.settled())) {
+        const auto got = co_await socket.async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec));
+        bytes += got;
+        head.append({buf, got});
+      }
       if (ec == asio::error::eof) ec.clear();
     } else if (s_.close == close_style::server) {
       std::error_code ignored; // the server closing is the point
@@ -224,6 +239,10 @@ asio::awaitable<void> lane::churn_worker() {
     }
     if (ec) {
       count_failure(target, ec);
+      continue;
+    }
+    if (auto kind = s_.http ? head.failure() : std::string(); !kind.empty()) { // a 5xx, or no status line
+      count_failure(target, kind);
       continue;
     }
     if (s_.close == close_style::rst) socket.set_option(asio::socket_base::linger(true, 0), ec);
@@ -239,6 +258,7 @@ asio::awaitable<void> lane::churn_worker() {
 }
 
 asio::awaitable<void> lane::opener() {
+  const samples::scoped_count alive(live_);
   asio::steady_timer timer(io_);
   const auto targets = s_.targets.size(), sources = std::max<std::size_t>(1, s_.sources.size());
   while (!stopping_ && next_ < share_) {
@@ -249,7 +269,11 @@ asio::awaitable<void> lane::opener() {
     const std::size_t target = g % targets, source = g / targets % sources;
     auto c = std::make_shared<connection>();
     const auto start = clock_type::now();
-    const auto ec = co_await open(*c, target, source);
+    std::error_code ec;
+    {
+      const samples::scoped_count flying(in_flight_);
+      ec = co_await open(*c, target, source);
+    }
     if (stopping_) {
       c->cut_off();
       break;
@@ -272,6 +296,7 @@ asio::awaitable<void> lane::opener() {
 }
 
 asio::awaitable<void> lane::keep(std::shared_ptr<connection> c, std::size_t target) {
+  const samples::scoped_count alive(live_);
   if (stopping_) { // the run ended before this connection's watch began
     c->cut_off();
     co_return;

@@ -35,7 +35,8 @@ struct counts {
   std::uint64_t bytes = 0;       ///< received
   std::uint64_t held = 0;        ///< hold: open now
   std::uint64_t dropped = 0;     ///< hold: closed by the peer or the network before the end
-  samples::error_tally errors;   ///< failed connections (connect, request, reply) by kind
+  std::uint64_t in_flight_at_end = 0; ///< connections under way when the run ended: cut off, neither done nor errors
+  samples::error_tally errors;   ///< failed connections (connect, request, reply) by kind: errno name or http_*
   samples::error_tally drops;    ///< hold: how held connections ended early
   samples::histogram connect_us; ///< start of a connection until connected
   samples::histogram request_us; ///< --http: start until the whole reply was read
@@ -73,7 +74,8 @@ public:
   ~lane();
 
   /// Runs the lane's loop (on the calling thread) until the end of the run,
-  /// then cancels what is still in flight and closes what it holds.
+  /// then cancels what is still in flight and closes what it holds, returning
+  /// at most a quarter second after the end.
   void run();
   /// Ends the run now (from any thread), as if its time were up.
   void finish();
@@ -93,6 +95,7 @@ private:
   void stop();
   template <class F> void record(F&& f);
   void count_failure(std::size_t target, const std::error_code& ec);
+  void count_failure(std::size_t target, const std::string& kind);
 
   const settings& s_;
   std::size_t index_, workers_, first_, share_;
@@ -104,6 +107,8 @@ private:
   std::set<tcp::socket*> open_; // sockets with operations in flight: cancelled at the end
   bool stopping_ = false;
   std::size_t next_ = 0;        // churn: connections started; hold: openings started
+  std::size_t live_ = 0;        // coroutines not yet returned: the end waits for them (bounded)
+  std::size_t in_flight_ = 0;   // connections under way (churn) or being opened (hold)
   mutable std::mutex mutex_;    // guards total_ and interval_
   counts total_, interval_;
 };

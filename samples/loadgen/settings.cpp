@@ -27,7 +27,9 @@ constexpr const char* usage =
     "                were held and how fast they opened (--rate paces the opening)\n"
     "                Connections still open when the run ends are reset (RST), leaving no TIME_WAIT.\n"
     "  --close       churn: who closes first (rst: abortive close, no TIME_WAIT); default client\n"
-    "  --http        churn: send an HTTP/1.0 GET on each connection and read the reply\n"
+    "  --http        churn: send an HTTP/1.0 GET on each connection and read the reply; a reply\n"
+    "                other than 2xx/3xx counts as an error of its class (http_4xx, http_5xx), a\n"
+    "                connection that ends before a whole status line as http_no_reply\n"
     "  --json        the summary as one JSON object (no progress lines)\n"
     "Exit codes: 0 done (failures are counted, not fatal), 1 could not start, 2 bad usage.\n";
 

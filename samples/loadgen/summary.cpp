@@ -57,10 +57,11 @@ void print_json(const settings& s, const counts& t, double seconds, clock_type::
   if (s.http) std::printf("\"request_us\":%s,", latency_json(t.request_us).c_str());
   const double opening = open_seconds(s, t, begin);
   std::printf("\"requested\":%zu,\"held\":%llu,\"dropped\":%llu,\"dropped_by_kind\":%s,\"not_opened\":%llu,"
-              "\"open_seconds\":%.3f,\"opened_per_s\":%.1f,\"bytes\":%llu}\n",
+              "\"open_seconds\":%.3f,\"opened_per_s\":%.1f,\"in_flight_at_end\":%llu,\"bytes\":%llu}\n",
               s.hold, static_cast<ull>(t.held), static_cast<ull>(t.dropped), t.drops.json().c_str(),
               static_cast<ull>(not_opened(s, t)), opening,
-              opening > 0 ? static_cast<double>(t.connections) / opening : 0.0, static_cast<ull>(t.bytes));
+              opening > 0 ? static_cast<double>(t.connections) / opening : 0.0, static_cast<ull>(t.in_flight_at_end),
+              static_cast<ull>(t.bytes));
 }
 
 } // namespace
@@ -91,9 +92,10 @@ void print_summary(const settings& s, const counts& t, double seconds, clock_typ
                 t.errors.text().c_str(), static_cast<ull>(t.dropped), t.drops.text().c_str(),
                 static_cast<ull>(not_opened(s, t)));
   } else {
-    std::printf("summary: %llu connections in %.1f s = %.0f conn/s, errors %llu%s\n", static_cast<ull>(t.connections),
-                seconds, static_cast<double>(t.connections) / seconds, static_cast<ull>(t.errors.total()),
-                t.errors.text().c_str());
+    std::printf("summary: %llu connections in %.1f s = %.0f conn/s, errors %llu%s; %llu in flight at the end (cut "
+                "off, not counted)\n",
+                static_cast<ull>(t.connections), seconds, static_cast<double>(t.connections) / seconds,
+                static_cast<ull>(t.errors.total()), t.errors.text().c_str(), static_cast<ull>(t.in_flight_at_end));
   }
   std::printf("connect latency: %s; %llu bytes received\n", latency_text(t.connect_us).c_str(),
               static_cast<ull>(t.bytes));

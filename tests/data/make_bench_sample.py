@@ -94,12 +94,15 @@ with open(os.path.join(here, "bench_syscalls_sample.json"), "w") as f:
     json.dump(syscalls, f, indent=1)
 
 
-def client(rps, fails=0, cpu=1.0, seconds=2.0):
-    return {"requests": int(rps * seconds), "seconds": seconds, "rps": rps, "failures": fails, "client_cpu_s": cpu}
+def client(rps, fails=0, cpu=1.0, seconds=2.0, tail=None):
+    out = {"requests": int(rps * seconds), "seconds": seconds, "rps": rps, "failures": fails, "client_cpu_s": cpu}
+    return dict(out, latency_us=tail) if tail else out
 
 
 def proxy(rps, cpu_us, fails=0):
-    return {"requests": int(rps * 2), "seconds": 2.0, "rps": rps, "failures": fails, "proxy_cpu_us_per_req": cpu_us}
+    # Driven by ab: its tail in whole milliseconds, no p99.9.
+    return {"requests": int(rps * 2), "seconds": 2.0, "rps": rps, "failures": fails, "proxy_cpu_us_per_req": cpu_us,
+            "latency_us": {"p99": 9000.0, "max": 21000.0}}
 
 
 def steps(best):
@@ -107,10 +110,13 @@ def steps(best):
             for o in (16000, 22000, 28000, 36000)]
 
 
-runs = [{"ab": client(20000), "loadgen": client(19000, 3), "httperf": dict(client(18000), offered=22000, steps=steps(18000)),
+# Request latency tails: loadgen has p99.9, ab (whole ms) and wrk none; httperf none at all.
+runs = [{"ab": client(20000, tail={"p99": 4000.0, "max": 12000.0}),
+         "loadgen": client(19000, 3, tail={"p99": 3100.0, "p999": 6200.0, "max": 9400.0}), "httperf": dict(client(18000), offered=22000, steps=steps(18000)),
          "loadgen_t2": client(30000), "wrk_t2_close": client(28000), "wrk": client(80000)},
-        {"ab": client(21000), "loadgen": client(20370), "httperf": dict(client(19000), offered=22000, steps=steps(19000)),
-         "loadgen_t2": client(30500), "wrk_t2_close": client(28500, 4), "wrk": client(78000)}]
+        {"ab": client(21000, tail={"p99": 5000.0, "max": 14000.0}),
+         "loadgen": client(20370, tail={"p99": 2900.0, "p999": 5800.0, "max": 8800.0}), "httperf": dict(client(19000), offered=22000, steps=steps(19000)),
+         "loadgen_t2": client(30500), "wrk_t2_close": client(28500, 4, tail={"p99": 2500.0, "max": 7000.0}), "wrk": client(78000)}]
 
 
 def setting(rng, n, block, pool, nginx, haproxy, eph, ratios):
