@@ -110,7 +110,7 @@ TEST_CASE("bind towards a peer: the least used of several source addresses, one 
   asio::io_context io;
   listeners peers(io, 1);
   auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(2));
-  if (!capabilities().port_sharing) PORTRES_SKIP("the backend in force keeps ports exclusive (the OS picks them)");
+  if (!capabilities().port_sharing) PORTRES_SKIP(capabilities().port_sharing_reason.c_str()); // exclusive ports
   const std::vector<asio::ip::address> sources{loopback, asio::ip::make_address("127.0.0.2"),
                                                asio::ip::make_address("::1")};
   std::vector<tcp::socket> clients;
@@ -193,7 +193,7 @@ TEST_CASE("bind towards a peer: sources are spread per peer, so no source fills 
   asio::io_context io;
   listeners peers(io, 2);
   auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
-  if (!capabilities().port_sharing) PORTRES_SKIP("the backend in force keeps ports exclusive (the OS picks them)");
+  if (!capabilities().port_sharing) PORTRES_SKIP(capabilities().port_sharing_reason.c_str()); // exclusive ports
   const std::vector<asio::ip::address> sources{loopback, asio::ip::make_address("127.0.0.2")};
   std::vector<tcp::socket> clients;
   std::map<std::pair<std::string, std::size_t>, int> per_pair;
