@@ -110,7 +110,7 @@ TEST_CASE("bind towards a peer: the least used of several source addresses, one 
   asio::io_context io;
   listeners peers(io, 1);
   auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(2));
-  if (!capabilities().port_sharing) PORTRES_SKIP("the backend in force keeps ports exclusive (the OS picks them)");
+  if (!capabilities().port_sharing) PORTRES_SKIP(capabilities().port_sharing_reason.c_str()); // exclusive ports
   const std::vector<asio::ip::address> sources{loopback, asio::ip::make_address("127.0.0.2"),
                                                asio::ip::make_address("::1")};
   std::vector<tcp::socket> clients;
@@ -159,6 +159,22 @@ TEST_CASE("bind towards a peer: UDP ports stay one socket each") {
   CHECK(ec.message().find(peer) != std::string::npos); // which peer it was for
 }
 
+TEST_CASE("headroom: where ports stay one socket each (UDP), a free port counts once, whatever the sources") {
+  asio::io_context io;
+  asio::ip::udp::socket peer(io, {loopback, 0});
+  const auto to = peer.local_endpoint();
+  auto r = acquire(io.get_executor(), protocol::udp, port_range::wildcard(4));
+  if (!portres_test::portable_port_choice()) PORTRES_SKIP("the OS picks the ports of this backend (headroom answers zero)");
+  // A port nobody uses serves one socket from any source, not one per source.
+  const std::vector<asio::ip::address> sources{loopback, asio::ip::make_address("127.0.0.2")};
+  CHECK(headroom(r, to.address(), to.port(), sources).free_ports == 4);
+  asio::ip::udp::socket one(io, asio::ip::udp::v4());
+  associate(one, r.token());
+  portres::bind(one, sources, to);
+  CHECK(headroom(r, to.address(), to.port(), sources).free_ports == 3);
+  CHECK(headroom(r, to.address(), to.port()).free_ports == 3);
+}
+
 TEST_CASE("capabilities: port sharing is reported with the backend in force") {
   asio::io_context io;
   PORTRES_FOR_EACH_BACKEND(kind) {
@@ -177,7 +193,7 @@ TEST_CASE("bind towards a peer: sources are spread per peer, so no source fills 
   asio::io_context io;
   listeners peers(io, 2);
   auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
-  if (!capabilities().port_sharing) PORTRES_SKIP("the backend in force keeps ports exclusive (the OS picks them)");
+  if (!capabilities().port_sharing) PORTRES_SKIP(capabilities().port_sharing_reason.c_str()); // exclusive ports
   const std::vector<asio::ip::address> sources{loopback, asio::ip::make_address("127.0.0.2")};
   std::vector<tcp::socket> clients;
   std::map<std::pair<std::string, std::size_t>, int> per_pair;

@@ -146,7 +146,7 @@ TEST_CASE("pool: 2 source addresses x 2 destinations x 200 ports hold 800 connec
   asio::io_context io;
   listeners peers(io, 2);
   auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(200));
-  if (!capabilities().port_sharing) PORTRES_SKIP("the backend in force keeps ports exclusive (the OS picks them)");
+  if (!capabilities().port_sharing) PORTRES_SKIP(capabilities().port_sharing_reason.c_str()); // exclusive ports
   const std::vector<asio::ip::address> sources{loopback, asio::ip::make_address("127.0.0.2")};
   tcp_pool pool(io.get_executor(), r, sources, sizes(8, 16));
   held_connections held;
@@ -181,7 +181,7 @@ TEST_CASE("pool: async_get and async_connect on one pool: gets keep ports nobody
   asio::io_context io;
   listeners peers(io, 2);
   auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(8));
-  if (!capabilities().port_sharing) PORTRES_SKIP("the backend in force keeps ports exclusive (the OS picks them)");
+  if (!capabilities().port_sharing) PORTRES_SKIP(capabilities().port_sharing_reason.c_str()); // exclusive ports
   tcp_pool pool(io.get_executor(), r, loopback, sizes(0, 0));
   std::vector<pooled_socket<tcp>> gets;
   for (int i = 0; i < 2; ++i) {

@@ -23,7 +23,7 @@ inline bool become_nobody() { return ::setgroups(0, nullptr) == 0 && ::setgid(65
 /// Forks a child that becomes nobody, runs `setup` there and, whatever it
 /// answered, stays alive (keeping every descriptor `setup` opened) until
 /// destroyed: SIGKILL, then reaped. ready() is setup's answer (false too when
-/// the child could not become nobody).
+/// the child could not become nobody, or setup threw).
 class nobody_process {
 public:
   explicit nobody_process(const std::function<bool()>& setup) {
@@ -33,7 +33,11 @@ public:
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
       ::close(ready[0]);
-      const char ok = become_nobody() && setup() ? 'y' : 'n';
+      char ok = 'n';
+      try { // a setup that throws must not unwind into the test that forked this child
+        ok = become_nobody() && setup() ? 'y' : 'n';
+      } catch (...) {
+      }
       (void)!::write(ready[1], &ok, 1);
       ::pause(); // bounded by the parent's SIGKILL
       ::_exit(0);

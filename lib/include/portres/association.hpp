@@ -67,18 +67,21 @@ std::uint16_t bind(Socket& socket, const asio::ip::address& local_address, std::
 /// TCP, where capabilities().port_sharing: a port carries one connection
 /// per destination (source address, peer address and port), so a block of
 /// N ports serves up to N connections towards each peer, as kernel
-/// autobind does. The library sets SO_REUSEADDR (the port may be bound by
-/// sockets towards other peers) and chooses a port that no socket bound this
-/// way uses towards `peer` from the same source; it notices a socket is gone
-/// when the peer's ports run out (it checks the sockets it bound). Mixing the
-/// any-address with specific source addresses towards the same peer can
-/// collide: connect then fails with EADDRNOTAVAIL. Elsewhere (UDP, which
-/// keeps one socket per port, and the Windows engine, where the OS picks the
-/// port at bind time) it binds as bind(socket) does.
+/// autobind does. The library lets the port be shared by its user's sockets
+/// towards other peers (Linux: SO_REUSEPORT) and chooses a port that no
+/// socket bound this way uses towards `peer` from the same source; it notices
+/// a socket is gone when the peer's ports run out (it checks the sockets it
+/// bound). Mixing the any-address with specific source addresses towards the
+/// same peer can collide: connect then fails with EADDRNOTAVAIL. Elsewhere
+/// (UDP, which keeps one socket per port; Windows, where the engine lets the
+/// OS pick the port and the fallback backend keeps ports exclusive) it binds
+/// as bind(socket, local_address) does, to the first source of the socket's
+/// family, and running out names the peer too.
 ///
 /// @param sources local addresses to choose from, the least used (live
-///        connections of the block) first; only those of the socket's
-///        family count. Default: the any-address of the socket's family.
+///        connections of the block) first where ports are shared, else the
+///        first; only those of the socket's family count. Default: the
+///        any-address of the socket's family.
 /// Errors: as bind(socket); condition::exhausted naming the block and the
 /// peer when no port is free towards it; std::errc::address_family_not_supported
 /// when no source has the socket's family.

@@ -529,6 +529,11 @@ destination_headroom portable_backend::headroom(reservation_token t, std::span<c
   const auto block = live_block(t);
   if (!block) return total;
   std::lock_guard lock(block->mutex);
+  if (!shares_ports(block->proto())) {
+    // One socket per port: a free port serves one source, not one per source.
+    total.free_ports = block->ports_.free_count();
+    return total;
+  }
   const auto add = [&](const asio::ip::address& from) {
     const auto h = block->shared.headroom(block->ports_, destination{from, peer, peer_port});
     total.free_ports += h.free_ports;
