@@ -344,6 +344,17 @@ with tempfile.TemporaryDirectory() as out:
     text = report(out, "--no-plot", "--capacity", path)
     check(verdict(text, "P8") == "FAIL" and "no figures: 4 x 4: the pool's held count" in text,
           "P8 fails when a run without an error lacks the 4 x 4 point", text)
+    # Figures that are not counts (NaN, Infinity, text, more than was asked for) are no figures: FAIL, never PASS
+    # and never a crash (json.load takes NaN and Infinity).
+    for label, bad in [("NaN", float("nan")), ("Infinity", float("inf")), ("text", "16000"), ("over the ask", 16001)]:
+        canned = json.load(open(os.path.join(data, "bench_capacity_sample.json")))
+        for pt in canned["points"]:
+            pt["pool"]["held"] = bad if pt["destinations"] * pt["sources"] == 16 or label != "over the ask" else \
+                pt["pool"]["held"]
+        json.dump(canned, open(path, "w"))
+        text = report(out, "--no-plot", "--capacity", path)
+        check(verdict(text, "P8") == "FAIL" and ("no figures: 4 x 4: pool" in text or "more than the 16,000 asked for"
+                                                 in text), f"P8 fails on a held count that is {label}", text)
 
 with tempfile.TemporaryDirectory() as out:
     # P7 with every ratio met: PASS without failures; a failure in any judged row (ours or a peer's) fails it.
