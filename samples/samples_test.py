@@ -193,6 +193,25 @@ def http_failures(a, env, dead):
         web.close()
 
 
+def http_long_status_line(a, env):
+    """A status line's reason phrase may be long (RFC 9112 sets no limit): a 200 with 300 bytes of reason is a
+    served request; 5,000 bytes that never end a line are not HTTP."""
+    for reply, served in [(b"HTTP/1.0 200 " + b"x" * 300 + b"\r\n\r\nbody", True), (b"y" * 5000, False)]:
+        web = sink(1, reply=reply)
+        for close in ["client", "server"]:
+            rc, out = run([a.loadgen, "--target", web.targets[0], "--http", "--close", close, "--concurrency", "2",
+                           "--duration", "1", "--ports", "ephemeral", "--json"], env)
+            j = last_json(out)
+            if served:
+                check(rc == 0 and j.get("connections", 0) > 0 and j.get("errors") == 0,
+                      f"loadgen --http --close {close} counts a 200 with a 300-byte reason phrase as served", out)
+            else:
+                check(rc == 0 and j.get("connections") == 0 and j.get("errors_by_kind") == {"http_bad_status": j.get("errors")}
+                      and j.get("errors", 0) > 0,
+                      f"loadgen --http --close {close} counts 5,000 bytes without a line end as http_bad_status", out)
+        web.close()
+
+
 def bounded_end(a, env):
     """A pooled connect cannot be cancelled: against a listener whose backlog is full (SYNs dropped, connects
     pending), loadgen still ends a quarter second after --duration and counts what it cut off. The bound is
@@ -376,6 +395,7 @@ def main():
 
     fan_out(a, env)
     bounded_end(a, env)
+    http_long_status_line(a, env)
     bad_input(a, env)
 
     print(f"{len(failures)} failed" if failures else "all sample checks passed")
