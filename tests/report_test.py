@@ -378,6 +378,17 @@ with tempfile.TemporaryDirectory() as out:
         text = report(out, "--no-plot", "--peers", path)
         check(verdict(text, "P7") == "FAIL" and f"failed requests (no PASS with failures): {named}" in text,
               f"P7 fails with failures in the {who} row", text)
+    # Figures that are not counts never PASS and never crash the report: failures as NaN or text, a ratio of
+    # NaN, latency tails as text.
+    for label, edit in [("failures NaN", lambda e: e["clients"]["runs"][0]["loadgen"].update(failures=float("nan"))),
+                        ("failures text", lambda e: e["clients"]["runs"][0]["loadgen"].update(failures="2")),
+                        ("ratio NaN", lambda e: e["clients"].update(loadgen_vs_ab=float("nan"))),
+                        ("tails text", lambda e: e["clients"]["runs"][0]["loadgen"].update(latency_us={"p99": "x"}))]:
+        edited = json.loads(json.dumps(canned))
+        edit(edited)
+        json.dump(edited, open(path, "w"))
+        text = report(out, "--no-plot", "--peers", path)
+        check(verdict(text, "P7") == ("PASS" if label == "tails text" else "FAIL"), f"P7 on {label}", text)
 
 with tempfile.TemporaryDirectory() as out:
     # A P7 miss is blamed on the client's own CPU only when it spends clearly more per request.

@@ -1,9 +1,7 @@
 """Capacity (P8): connections held from 1,000 ports to 1 and 4 destinations
 over 1 and 4 source addresses, by the pool, kernel autobind and HAProxy."""
 from capacity import PORTS, POINTS  # the run's own configuration (bench/capacity.py), not what its JSON says
-import math
-
-from report.common import x
+from report.common import number, x
 
 TARGET = ("capacity: from a 1,000-port block, 4 destinations x 4 source addresses: >= 15,840 of 16,000 held (99 %), "
           "zero failures; at every point held >= autobind's and >= HAProxy's")
@@ -19,11 +17,8 @@ def wanted(d, s):
 
 
 def figure(r, key):
-    """A count from the JSON, or None where there is none: NaN, Infinity, text and negatives are no figures
-    (json.load takes NaN and Infinity, and NaN compares false both ways)."""
-    v = r.get(key) if isinstance(r, dict) else None
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-    return v if ok else None
+    """A count from the JSON, or None where there is none (see number())."""
+    return number(r.get(key)) if isinstance(r, dict) else None
 
 
 def count(v):
