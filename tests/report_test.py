@@ -344,6 +344,17 @@ with tempfile.TemporaryDirectory() as out:
     text = report(out, "--no-plot", "--capacity", path)
     check(verdict(text, "P8") == "FAIL" and "no figures: 4 x 4: the pool's held count" in text,
           "P8 fails when a run without an error lacks the 4 x 4 point", text)
+    # Figures that are not counts (NaN, Infinity, text, more than was asked for) are no figures: FAIL, never PASS
+    # and never a crash (json.load takes NaN and Infinity).
+    for label, bad in [("NaN", float("nan")), ("Infinity", float("inf")), ("text", "16000"), ("over the ask", 16001)]:
+        canned = json.load(open(os.path.join(data, "bench_capacity_sample.json")))
+        for pt in canned["points"]:
+            pt["pool"]["held"] = bad if pt["destinations"] * pt["sources"] == 16 or label != "over the ask" else \
+                pt["pool"]["held"]
+        json.dump(canned, open(path, "w"))
+        text = report(out, "--no-plot", "--capacity", path)
+        check(verdict(text, "P8") == "FAIL" and ("no figures: 4 x 4: pool" in text or "more than the 16,000 asked for"
+                                                 in text), f"P8 fails on a held count that is {label}", text)
 
 with tempfile.TemporaryDirectory() as out:
     # P7 with every ratio met: PASS without failures; a failure in any judged row (ours or a peer's) fails it.
@@ -367,6 +378,17 @@ with tempfile.TemporaryDirectory() as out:
         text = report(out, "--no-plot", "--peers", path)
         check(verdict(text, "P7") == "FAIL" and f"failed requests (no PASS with failures): {named}" in text,
               f"P7 fails with failures in the {who} row", text)
+    # Figures that are not counts never PASS and never crash the report: failures as NaN or text, a ratio of
+    # NaN, latency tails as text.
+    for label, edit in [("failures NaN", lambda e: e["clients"]["runs"][0]["loadgen"].update(failures=float("nan"))),
+                        ("failures text", lambda e: e["clients"]["runs"][0]["loadgen"].update(failures="2")),
+                        ("ratio NaN", lambda e: e["clients"].update(loadgen_vs_ab=float("nan"))),
+                        ("tails text", lambda e: e["clients"]["runs"][0]["loadgen"].update(latency_us={"p99": "x"}))]:
+        edited = json.loads(json.dumps(canned))
+        edit(edited)
+        json.dump(edited, open(path, "w"))
+        text = report(out, "--no-plot", "--peers", path)
+        check(verdict(text, "P7") == ("PASS" if label == "tails text" else "FAIL"), f"P7 on {label}", text)
 
 with tempfile.TemporaryDirectory() as out:
     # A P7 miss is blamed on the client's own CPU only when it spends clearly more per request.

@@ -1,7 +1,7 @@
 """Capacity (P8): connections held from 1,000 ports to 1 and 4 destinations
 over 1 and 4 source addresses, by the pool, kernel autobind and HAProxy."""
 from capacity import PORTS, POINTS  # the run's own configuration (bench/capacity.py), not what its JSON says
-from report.common import x
+from report.common import number, x
 
 TARGET = ("capacity: from a 1,000-port block, 4 destinations x 4 source addresses: >= 15,840 of 16,000 held (99 %), "
           "zero failures; at every point held >= autobind's and >= HAProxy's")
@@ -14,6 +14,11 @@ WANTED_SHARE = 0.99
 def wanted(d, s):
     """Connections a point asks for: the 4-tuple limit of the configured block."""
     return PORTS * d * s
+
+
+def figure(r, key):
+    """A count from the JSON, or None where there is none (see number())."""
+    return number(r.get(key)) if isinstance(r, dict) else None
 
 
 def count(v):
@@ -51,9 +56,10 @@ def capacity_section(rep):
                 for k, v in run.get(m, {}).get("failures_by_kind", {}).items():
                     kinds[k] = kinds.get(k, 0) + v
             why = " (" + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + ")" if kinds else ""
-            lines.append(f"| {d} x {s} | {count(wanted(d, s))} | {label} | {count(r.get('held'))} | "
-                         f"{count(r.get('failures'))}{why} | {count(r.get('not_opened'))} | {seconds(r.get('seconds'))} |")
-        held = pt.get("pool", {}).get("held")
+            lines.append(f"| {d} x {s} | {count(wanted(d, s))} | {label} | {count(figure(r, 'held'))} | "
+                         f"{count(figure(r, 'failures'))}{why} | {count(figure(r, 'not_opened'))} | "
+                         f"{seconds(figure(r, 'seconds'))} |")
+        held = figure(pt.get("pool", {}), "held")
         if held is not None and wanted(d, s) > ports and held <= ports:
             notes.append(f"{d} x {s}")
     errors = [f"- {m} at {pt['destinations']} x {pt['sources']}, round {i + 1}: {run[m]['error']}"
@@ -69,20 +75,20 @@ def capacity_section(rep):
 
     parts, missing, wrong = [], [], []
     top = points.get((4, 4), {})
-    held, failures = top.get("pool", {}).get("held"), top.get("pool", {}).get("failures")
+    held, failures = figure(top.get("pool", {}), "held"), figure(top.get("pool", {}), "failures")
     if held is None:
         missing.append("4 x 4: the pool's held count")
     else:
         if held < WANTED_SHARE * wanted(4, 4) or failures != 0:
             wrong.append(f"4 x 4: the pool held {count(held)} of {count(wanted(4, 4))} with {count(failures)} failures")
         parts.append(f"4 x 4: pool held {count(held)} of {count(wanted(4, 4))} in "
-                     f"{seconds(top['pool'].get('seconds'))}, {count(failures)} failures")
+                     f"{seconds(figure(top['pool'], 'seconds'))}, {count(failures)} failures")
     for (d, s) in POINTS:
         pt = points.get((d, s), {})
         if pt and pt.get("requested") != wanted(d, s):  # the run asked for something else: its figures prove nothing
-            wrong.append(f"{d} x {s}: the run asked for {count(pt.get('requested'))} connections, not "
+            wrong.append(f"{d} x {s}: the run asked for {count(figure(pt, 'requested'))} connections, not "
                          f"{count(wanted(d, s))}")
-        figures = [pt.get(m, {}).get("held") for m, _ in METHODS]
+        figures = [figure(pt.get(m, {}), "held") for m, _ in METHODS]
         if None in figures:
             missing.append(f"{d} x {s}: " + ", ".join(m for (m, _), v in zip(METHODS, figures) if v is None) +
                            (" (see 'Runs without figures')" if errors else ""))
@@ -90,6 +96,9 @@ def capacity_section(rep):
         if figures[0] < figures[1] or figures[0] < figures[2]:
             wrong.append(f"{d} x {s}: the pool held fewer than " +
                          " and ".join(m for (m, _), v in zip(METHODS[1:], figures[1:]) if figures[0] < v))
+        if any(v > wanted(d, s) for v in figures):  # more than the 4-tuples asked for: a miscount
+            wrong.append(f"{d} x {s}: held " + " / ".join(count(v) for v in figures) +
+                         f", more than the {count(wanted(d, s))} asked for")
         if figures[0] == 0:  # 0 >= 0 says nothing
             wrong.append(f"{d} x {s}: the pool held none of {count(wanted(d, s))}")
         parts.append(f"{d} x {s}: pool/autobind/HAProxy {' / '.join(count(v) for v in figures)} "

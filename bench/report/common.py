@@ -1,7 +1,17 @@
 """Formatting figures, and the Report every section writes into: rows by
 case name, sections, and targets with their verdicts (PASS, FAIL, or NOT
 MEASURED with the reason, never a verdict without its figures)."""
+import math
+
 from report.results import SUMMED
+
+
+def number(v):
+    """v when it is a finite, non-negative figure, else None: json.load takes NaN, Infinity and text where a
+    count belongs, and NaN compares false both ways."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    return v if ok else None
+
 
 def us(v):
     if v is None:

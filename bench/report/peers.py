@@ -1,6 +1,8 @@
 """Peers (P7): loadgen against ab, httperf and wrk; gateway against nginx
 proxy_pass and HAProxy, at two port ranges and with 1 and 4 upstreams."""
-from report.common import rate, us, x
+import math
+
+from report.common import number, rate, us, x
 
 TARGET = ("peers: loadgen >= ab and >= httperf req/s single-threaded; loadgen --threads 2 >= wrk -t2 with "
           "Connection: close; gateway (pool) >= nginx proxy_pass and >= HAProxy at both ranges and with 4 upstreams, "
@@ -32,14 +34,20 @@ def tails(runs, who):
     n/a where the client gives none (ab and wrk: no p99.9)."""
     out = []
     for k in ["p99", "p999", "max"]:
-        vals = sorted(r[who]["latency_us"][k] for r in runs
-                      if (r.get(who, {}).get("latency_us") or {}).get(k) is not None)
+        vals = sorted(v for r in runs for v in [number(latency(r, who).get(k))] if v is not None)
         out.append("n/a" if not vals else us(vals[-1] if k == "max" else vals[len(vals) // 2]))
     return " | ".join(out)
 
 
+def latency(run, who):
+    got = run.get(who, {}).get("latency_us")
+    return got if isinstance(got, dict) else {}
+
+
 def fails(runs, who):
-    return sum(r[who].get("failures", 0) for r in runs if who in r)
+    """Failed requests over the rounds; NaN (never a PASS) when a round's count is not a count."""
+    counts = [r[who].get("failures", 0) for r in runs if who in r]
+    return sum(number(v) if number(v) is not None else math.nan for v in counts)
 
 
 def client_cpu(runs, who):

@@ -13,13 +13,13 @@ namespace loadgen {
 /// The first bytes of a reply, kept while the rest is read and counted.
 class reply_head {
 public:
-  /// Bytes kept: a status line longer than this is not one.
+  /// Bytes kept: enough to judge a status line, whose reason phrase may run on.
   static constexpr std::size_t limit = 256;
 
   /// Keeps what fits of `data` (the reply's next bytes).
   void append(std::string_view data);
   /// Whether the status line has arrived whole (its line end seen), or
-  /// `limit` bytes came without one.
+  /// `limit` bytes came that cannot start one.
   bool settled() const noexcept;
   /// Empty for a 2xx or 3xx reply; otherwise the failure's kind:
   /// "http_1xx", "http_4xx", "http_5xx"...: the status class;
@@ -29,6 +29,7 @@ public:
 
 private:
   std::string head_;
+  bool line_end_ = false; // the status line's end came, within `limit` or past it
 };
 
 } // namespace loadgen
