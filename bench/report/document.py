@@ -1,6 +1,7 @@
 """The document: the header, the targets with their verdicts, the peers and
 capacity tables, what each case measures, every other section, and what did
-not run (failed, skipped, missing)."""
+not run (failed, skipped, left out by --quick, missing)."""
+import fnmatch
 import re
 
 from report import binds, capacity, cases, peers
@@ -35,6 +36,16 @@ MEASURES = """| case | inside the timed region | outside it |
 | capacity | connections open at the destinations once their count stops growing; seconds from loadgen's start until the destinations accepted the last one | starting the sinks and HAProxy |"""
 
 
+QUICK = "quick mode "
+LEFT_OUT = QUICK + "leaves out "
+
+
+def left_out(skipped):
+    """The name patterns of the cases --quick leaves out: scripts/bench says them as
+    'quick mode leaves out PATTERN, PATTERN: why' (listed under 'Not run', so not MISSING)."""
+    return [g for s in skipped if s.startswith(LEFT_OUT) for g in s[len(LEFT_OUT):].split(": ", 1)[0].split(", ")]
+
+
 def render(rep, contexts, info, failed, skipped, plot):
     """The report as Markdown. info: kernel, compiler, build_type, wall_seconds."""
     rows = rep.rows
@@ -46,12 +57,14 @@ def render(rep, contexts, info, failed, skipped, plot):
             registries.setdefault(c["registry_mode"], re.sub(r" /\S*portres-bench-\S*", " (scratch folder)",
                                                             c.get("registry", "?")))
     registries = [f"{m}: {t}" for m, t in sorted(registries.items())]
+    mode = ["- mode: --quick: every case a target reads, fewer of the others and one peers round ('Not run' lists "
+            "what it leaves out; the full run has them all)"] if any(s.startswith(QUICK) for s in skipped) else []
 
     md = ["# portres benchmark report", "",
           f"- machine: {context.get('host_name', '?')}, {context.get('num_cpus', '?')} CPUs at "
           f"{context.get('mhz_per_cpu', '?')} MHz; kernel {info['kernel']}; {info['compiler']}; {info['build_type']}",
           f"- date: {context.get('date', '?')}" + (f"; whole run {info.get('wall_seconds')} s" if info.get('wall_seconds') else ""),
-          f"- environment: {context.get('occupancy_method', '?')}"] + [f"- registry {r}" for r in registries] + [
+          f"- environment: {context.get('occupancy_method', '?')}"] + mode + [f"- registry {r}" for r in registries] + [
           "- figures: per-operation p50/p99/p99.9/max/mean from per-iteration samples (samples: how many, per "
           "repetition; a tail of few samples is its max); over repetitions: max is the worst repetition's, "
           "failures are summed, the rest are medians; every ratio compares figures measured in the same run. "
@@ -80,7 +93,8 @@ def render(rep, contexts, info, failed, skipped, plot):
     not_run += [f"- FAILED: {f}" for f in failed]
     not_run += [f"- SKIPPED: {n} ({r['error']})" for n, r in rows.items() if "error" in r and not r.get("failed")]
     not_run += [f"- SKIPPED: {s}" for s in skipped]
-    absent = sorted(n for n in rep.looked_up if n not in rows)
+    quick = left_out(skipped)
+    absent = sorted(n for n in rep.looked_up if n not in rows and not any(fnmatch.fnmatchcase(n, g) for g in quick))
     if absent:
         not_run.append(f"- MISSING (no result; its run stopped or was filtered out): {', '.join(absent)}")
     if not_run:
