@@ -52,7 +52,8 @@ check_result failed_or_unsupported(std::error_code ec, const std::string& what) 
 
 check_result failed_unless_sync_unsupported(std::error_code ec, const std::string& what, bool sync_unsupported) {
   if (sync_unsupported || ec != portres::condition::not_supported) return failed_or_unsupported(ec, what);
-  return fail(ec, what + ": " + describe(ec) + ", although the synchronous acquire of this run was supported");
+  return fail(ec, what + ": " + describe(ec) +
+                      ", although the synchronous acquire of this run did not answer \"not supported\"");
 }
 
 std::optional<int> os_code(const std::error_code& ec) {
