@@ -11,9 +11,11 @@
 #include "support.hpp"
 
 #include <portres/error.hpp>
+#include <portres/portres.hpp>
 
 #include <asio/error.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <gsl/gsl>
@@ -235,4 +237,48 @@ TEST_CASE("selftest await_once: after giving up, the operation is cancelled and 
   io.poll();
   CHECK(state->calls == 1);
   CHECK(state->ec == asio::error::operation_aborted);
+}
+
+// Overlapped calls that never complete and ignore cancellation (held back by
+// the provider): every async check gives up within its bound, and the
+// io_context they shared is not destroyed while those calls pend (its
+// destructor would wait for them without a bound); once they complete, late,
+// each handler runs on state that outlived its check, and the io_context ends.
+TEST_CASE("selftest under the simulated provider: calls that never complete are given up on, and the io_context is not waited on") {
+  auto io = std::make_unique<asio::io_context>();
+  simulated_provider provider(*io);
+  native_selected native;
+  provider.set_mode(simulated_provider::completion_mode::pending);
+  auto checks = run_selftest(*io);
+  for (const char* name : {"async_tcp", "async_udp", "cancel_pending"}) {
+    CAPTURE(name);
+    CAPTURE(checks[name].detail);
+    CHECK(checks[name].result == "fail");
+    CHECK(checks[name].detail.find("never completed") != std::string::npos);
+  }
+  CHECK(provider.deliver_pending(0) > 0); // late successes, on the live io_context
+  CHECK(cli::selftest_detail::end_within(std::move(io), std::chrono::seconds(5)));
+}
+
+TEST_CASE("selftest end_within: an io_context with an operation that never ends is left, not waited on") {
+  auto io = std::make_unique<asio::io_context>();
+  simulated_provider provider(*io);
+  native_selected native;
+  provider.set_mode(simulated_provider::completion_mode::pending);
+  asio::ip::tcp::socket s(*io, asio::ip::tcp::v4());
+  std::error_code ec;
+  auto r = portres::acquire(io->get_executor(), portres::protocol::tcp, portres::port_range::wildcard(4), ec);
+  REQUIRE_FALSE(ec);
+  int calls = 0;
+  portres::async_associate(s, r.token(), [&](std::error_code) { ++calls; });
+  auto* raw = io.get();
+  CHECK_FALSE(cli::selftest_detail::end_within(std::move(io), std::chrono::milliseconds(200)));
+  CHECK(calls == 0);
+  // The provider's end completes the held call on the context left alive.
+  CHECK(provider.deliver_pending(ERROR_OPERATION_ABORTED) == 1);
+  raw->restart();
+  raw->run_for(std::chrono::seconds(2));
+  CHECK(calls == 1);
+  CHECK(raw->stopped());
+  delete raw;
 }

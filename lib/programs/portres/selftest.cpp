@@ -14,6 +14,7 @@
 #include <portres/portres.hpp>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -51,7 +52,8 @@ check_result failed_or_unsupported(std::error_code ec, const std::string& what) 
 
 check_result failed_unless_sync_unsupported(std::error_code ec, const std::string& what, bool sync_unsupported) {
   if (sync_unsupported || ec != portres::condition::not_supported) return failed_or_unsupported(ec, what);
-  return fail(ec, what + ": " + describe(ec) + ", although the synchronous acquire of this run was supported");
+  return fail(ec, what + ": " + describe(ec) +
+                      ", although the synchronous acquire of this run did not answer \"not supported\"");
 }
 
 std::optional<int> os_code(const std::error_code& ec) {
@@ -145,7 +147,8 @@ int selftest(bool json) {
   portres::select_backend(portres::backend_kind::native, selected);
   const auto caps = portres::capabilities();
   portres::detail::os_trace::enable(true);
-  asio::io_context io;
+  auto owned_io = std::make_unique<asio::io_context>();
+  auto& io = *owned_io;
   int failures = 0;
   // Each line as its check completes, flushed: a check that hangs is the one
   // after the last line. With --json the JSON document comes whole at the
@@ -177,6 +180,10 @@ int selftest(bool json) {
   } else {
     std::printf("os: %s (build %s); backend: %s; %d check(s) failed\n", caps.platform.c_str(), os_build().c_str(), backend,
                 failures);
+  }
+  std::fflush(stdout);
+  if (!end_within(std::move(owned_io), check_bound)) {
+    std::fprintf(stderr, "selftest: an operation given up on is still pending; the process exit ends it\n");
   }
   return failures ? 1 : 0;
 }

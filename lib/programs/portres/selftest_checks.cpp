@@ -186,7 +186,9 @@ public:
         io_, "the cancelled waiter",
         [&](auto handler) {
           pool.async_get(std::move(handler));
-          waiting = run_until(io_, [&] { return pool.stats().waiters == 1; }, check_bound);
+          // Served from stock at once (in use), nothing waits: no need to wait the bound out.
+          run_until(io_, [&] { return pool.stats().waiters == 1 || pool.stats().in_use > 0; }, check_bound);
+          waiting = pool.stats().waiters == 1;
         },
         [](asio::cancellation_signal& cancel) { cancel.emit(asio::cancellation_type::terminal); });
     if (waited.failure) return *waited.failure;

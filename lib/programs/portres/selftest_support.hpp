@@ -129,6 +129,22 @@ awaited<Values...> await_once(asio::io_context& io, const std::string& what, Sta
   return {state, std::nullopt};
 }
 
+/// Destroys `io` once the operations still under way on it have ended,
+/// waiting up to `limit`. An operation a check gave up on whose cancellation
+/// the OS ignored would make ~io_context wait for it without a bound (Asio's
+/// completion-port shutdown waits for every outstanding operation): `io` is
+/// then left to the process exit, which ends the I/O. Returns whether `io`
+/// was destroyed.
+inline bool end_within(std::unique_ptr<asio::io_context> io, std::chrono::milliseconds limit) {
+  io->restart();
+  io->run_for(limit);
+  if (!io->stopped()) {
+    static_cast<void>(io.release()); // left to the process exit, on purpose
+    return false;
+  }
+  return true;
+}
+
 /// What checks run on.
 struct context {
   asio::io_context& io;
