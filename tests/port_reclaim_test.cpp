@@ -321,6 +321,10 @@ TEST_CASE("bind near full: where IPv6 sockets are refused but the kernel has IPv
 TEST_CASE("bind near full: with no descriptor left to check, a held port is not handed out and the error says why") {
   // A probe and a held-ports listing each need a descriptor; neither may
   // read as "nothing holds it" nor as an exhausted block.
+#if defined(PORTRES_SANITIZE_UNDEFINED)
+  PORTRES_SKIP("under UBSan: its vptr check opens a pipe to test memory, so with no descriptor left it reports a "
+               "valid std::error_category as invalid (seen in the fresh-clone CI run); the plain build runs this test");
+#endif
   probe_scope way(false); // system calls: a probe needs a descriptor
   asio::io_context io;
   nearly_full block(io, 8, 1); // small: a second pass of binds reaches every port
