@@ -9,6 +9,8 @@
 // --registry=per_user|broker picks the registry mode of the run (default
 // per_user, PORTRES_BROKER=off); broker starts --portresd=PATH inside the
 // private namespace. The acquire cases carry the mode in their names.
+// A value that is not wholly a number in range, an empty one, or a flag
+// neither this nor Google Benchmark knows: a message and exit status 2.
 #include "bench_support.hpp"
 #include "clients.hpp"
 
@@ -18,6 +20,26 @@
 #include <cstring>
 #include <string>
 
+namespace {
+
+// Reads the value of `arg` (after `flag`, "--name=") into `out` when the
+// whole of it is a number in [low, high]; else says so and returns false (exit
+// 2): a typo must not become a zero-length or endless run. NaN fails the test.
+template <class T>
+bool read_value(const std::string& arg, const char* flag, T low, T high, const char* what, T& out) {
+  const std::string text = arg.substr(std::strlen(flag));
+  T value{};
+  const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || err != std::errc{} || end != text.data() + text.size() || !(value >= low && value <= high)) {
+    std::fprintf(stderr, "%.*s takes %s, not '%s'\n", static_cast<int>(std::strlen(flag) - 1), flag, what, text.c_str());
+    return false;
+  }
+  out = value;
+  return true;
+}
+
+} // namespace
+
 int main(int argc, char** argv) {
   std::string syscalls;
   std::uint32_t count = 2000;
@@ -25,23 +47,32 @@ int main(int argc, char** argv) {
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a.rfind("--hold-reservations=", 0) == 0) {
-      return portres_bench::hold_reservations_main(static_cast<std::uint32_t>(std::strtoul(a.c_str() + 20, nullptr, 10)));
+    auto is = [&a](const char* flag) { return a.rfind(flag, 0) == 0; };
+    bool ok = true;
+    if (is("--hold-reservations=")) {
+      std::uint32_t held = 0;
+      if (!read_value<std::uint32_t>(a, "--hold-reservations=", 0, 1'000'000, "a count from 0 to 1000000", held)) return 2;
+      return portres_bench::hold_reservations_main(held);
     }
-    if (a.rfind("--syscalls=", 0) == 0) syscalls = a.substr(11);
-    else if (a.rfind("--count=", 0) == 0) count = static_cast<std::uint32_t>(std::strtoul(a.c_str() + 8, nullptr, 10));
-    else if (a.rfind("--bind_iterations=", 0) == 0) {
-      const auto text = a.substr(18);
-      const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), bind_iterations);
-      if (err != std::errc{} || end != text.data() + text.size() || bind_iterations < 0 || bind_iterations > 10'000'000) {
-        std::fprintf(stderr, "--bind_iterations takes a count from 0 (calibrate) to 10000000, not '%s'\n", text.c_str());
-        return 2;
-      }
+    if (is("--syscalls=")) {
+      syscalls = a.substr(11);
+      if (syscalls.empty()) std::fprintf(stderr, "--syscalls takes autobind, explicit or pool, not ''\n");
+      ok = !syscalls.empty();
+    } else if (is("--count=")) {
+      ok = read_value<std::uint32_t>(a, "--count=", 1, 10'000'000, "a count from 1 to 10000000", count);
+    } else if (is("--bind_iterations=")) {
+      ok = read_value<std::int64_t>(a, "--bind_iterations=", 0, 10'000'000, "a count from 0 (calibrate) to 10000000",
+                                    bind_iterations);
+    } else if (is("--churn_seconds=")) {
+      ok = read_value<double>(a, "--churn_seconds=", 0.001, 3600, "seconds from 0.001 to 3600", portres_bench::churn_seconds);
+    } else if (is("--registry=")) {
+      portres_bench::requested_registry().mode = a.substr(11);
+    } else if (is("--portresd=")) {
+      portres_bench::requested_registry().portresd_path = a.substr(11);
+    } else {
+      argv[kept++] = argv[i];
     }
-    else if (a.rfind("--churn_seconds=", 0) == 0) portres_bench::churn_seconds = std::strtod(a.c_str() + 16, nullptr);
-    else if (a.rfind("--registry=", 0) == 0) portres_bench::requested_registry().mode = a.substr(11);
-    else if (a.rfind("--portresd=", 0) == 0) portres_bench::requested_registry().portresd_path = a.substr(11);
-    else argv[kept++] = argv[i];
+    if (!ok) return 2;
   }
   argc = kept;
   const auto mode = portres_bench::requested_registry().mode;
@@ -55,7 +86,7 @@ int main(int argc, char** argv) {
   portres_bench::register_connect_cases();
   portres_bench::register_acquire_cases(mode);
   benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2; // a typo'd flag is bad input too
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
