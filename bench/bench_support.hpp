@@ -171,6 +171,27 @@ inline constexpr named_policy policies[] = {{"sequential", portres::port_policy:
 /// Occupancy levels of the suite, in percent.
 inline const std::vector<std::int64_t> occupancy_levels = {0, 50, 90, 99};
 
+/// 127.0.0.1, where every case binds and connects.
+inline const asio::ip::address_v4 loopback = asio::ip::address_v4::loopback();
+
+/// Length of each churn run in seconds (--churn_seconds).
+extern double churn_seconds;
+
+// Case registration, by main once the command line is read (the cases'
+// shape depends on it). Each source file registers its own cases; the
+// registering functions have distinct names so that the files also build as
+// one unity translation unit (scripts/bench builds them so).
+
+/// bind/* and own/*. `iterations` > 0 fixes the binds per repetition;
+/// 0 leaves the count to Google Benchmark's calibration, which runs each
+/// case again for every count it tries, and so repeats the case's setup (a
+/// child holding 99 % of the range, or a fill of 16,384 sockets) each time.
+void register_bind_cases(std::int64_t iterations);
+/// connect/* and churn/*.
+void register_connect_cases();
+/// acquire/<mode>/*: a process picks its registry mode once.
+void register_acquire_cases(const std::string& mode);
+
 } // namespace portres_bench
 
 #endif

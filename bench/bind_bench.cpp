@@ -31,7 +31,6 @@ namespace {
 
 using namespace portres_bench;
 using tcp = asio::ip::tcp;
-const auto loopback = asio::ip::address_v4::loopback();
 
 constexpr std::uint16_t floor_first = 20000; // below the ephemeral range: always free
 constexpr std::uint16_t floor_count = 5000;
@@ -179,7 +178,12 @@ void own_fullness(benchmark::State& state, own_method how, portres::port_policy 
   if (how == own_method::ephemeral) set_ephemeral_range(env.ephemeral);
 }
 
-void register_all() {
+} // namespace
+
+void portres_bench::register_bind_cases(std::int64_t iterations) {
+  auto fixed = [iterations](benchmark::internal::Benchmark* b) {
+    if (iterations > 0) b->Iterations(iterations);
+  };
   struct variant {
     const char* name;
     method how;
@@ -189,14 +193,14 @@ void register_all() {
     for (const auto layout : {pattern::random, pattern::clustered}) {
       if (v.how == method::portres_bind_only && layout == pattern::clustered) continue;
       const std::string name = std::string("bind/") + v.name + (layout == pattern::random ? "/random" : "/clustered");
-      register_levels(name, "occupancy", occupancy_levels, benchmark::kMicrosecond,
-                      [v, layout](benchmark::State& s) { bind_latency(s, v.how, layout); });
+      fixed(register_levels(name, "occupancy", occupancy_levels, benchmark::kMicrosecond,
+                            [v, layout](benchmark::State& s) { bind_latency(s, v.how, layout); }));
     }
   }
-  auto own = [](const std::string& name, own_method how, portres::port_policy policy, bool close_random) {
-    register_levels((close_random ? "own_close_random/" : "own/") + name, "fullness", {0, 500, 900, 990, 999},
-                    benchmark::kMicrosecond,
-                    [how, policy, close_random](benchmark::State& s) { own_fullness(s, how, policy, close_random); });
+  auto own = [&fixed](const std::string& name, own_method how, portres::port_policy policy, bool close_random) {
+    fixed(register_levels((close_random ? "own_close_random/" : "own/") + name, "fullness", {0, 500, 900, 990, 999},
+                          benchmark::kMicrosecond,
+                          [how, policy, close_random](benchmark::State& s) { own_fullness(s, how, policy, close_random); }));
   };
   for (const bool close_random : {false, true}) {
     if (!close_random) own("explicit", own_method::explicit_port, portres::port_policy::sequential, false);
@@ -206,7 +210,3 @@ void register_all() {
     }
   }
 }
-
-const bool registered = (register_all(), true);
-
-} // namespace

@@ -38,7 +38,7 @@ constexpr std::uint32_t block_ports = 1000;
 constexpr port_span autobind_range{41000, 41999}; // 1,000 ports, outside the suite's 30000-39999
 const auto time_limit = std::chrono::seconds(120);
 
-asio::ip::address loopback(int n) { return asio::ip::address_v4((127u << 24) | static_cast<std::uint32_t>(n)); }
+asio::ip::address loopback_host(int n) { return asio::ip::address_v4((127u << 24) | static_cast<std::uint32_t>(n)); }
 
 // Listeners on 127.0.0.1:9001.. accepting in a child process, which keeps
 // every accepted socket open until it is killed (clients reset theirs
@@ -56,7 +56,7 @@ public:
       a.sin_port = htons(static_cast<std::uint16_t>(9001 + i));
       if (::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(l, 4096) != 0) error_ = errno;
       fds_[i] = l;
-      endpoints_.emplace_back(loopback(1), static_cast<std::uint16_t>(9001 + i));
+      endpoints_.emplace_back(loopback_host(1), static_cast<std::uint16_t>(9001 + i));
     }
     count_ = count;
     pid_ = ::fork();
@@ -108,7 +108,7 @@ struct shape {
 
 shape shape_of(const benchmark::State& state) {
   shape s{static_cast<std::size_t>(state.range(0)), {}};
-  for (int i = 1; i <= state.range(1); ++i) s.sources.push_back(loopback(i));
+  for (int i = 1; i <= state.range(1); ++i) s.sources.push_back(loopback_host(i));
   return s;
 }
 

@@ -115,7 +115,9 @@ void churn(benchmark::State& state, client_kind kind, portres::port_policy polic
   // TIME_WAIT sockets of this case stay behind; later cases use other ports.
 }
 
-void register_all() {
+} // namespace
+
+void portres_bench::register_connect_cases() {
   for (const auto kind : {client_kind::autobind, client_kind::explicit_bind, client_kind::pool}) {
     register_levels(std::string("connect/") + to_string(kind), "occupancy", occupancy_levels, benchmark::kMicrosecond,
                     [kind](benchmark::State& s) { connect_cost(s, kind); });
@@ -131,7 +133,3 @@ void register_all() {
   churn_case("explicit", client_kind::explicit_bind, portres::port_policy::sequential);
   for (const auto& p : policies) churn_case(std::string("pool_") + p.name, client_kind::pool, p.policy);
 }
-
-const bool registered = (register_all(), true);
-
-} // namespace

@@ -18,7 +18,6 @@ namespace {
 
 using namespace portres_bench;
 using udp = asio::ip::udp;
-const auto loopback = asio::ip::address_v4::loopback();
 
 // Runs `io` until `done` or 5 s pass; false (and the case is marked as
 // failed) when a completion never came. Handlers share their state through
@@ -295,8 +294,6 @@ void async_acquire_initiation(benchmark::State& state) {
 
 namespace portres_bench {
 
-// acquire/<mode>/...: registered by main once it knows the registry mode of
-// this run (a process picks its mode once).
 void register_acquire_cases(const std::string& mode) {
   register_levels("acquire/" + mode + "/live", "reservations", {0, 100, 1000}, benchmark::kMicrosecond,
                   acquire_with_live)
