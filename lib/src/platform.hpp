@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 #include <system_error>
 
@@ -27,6 +28,11 @@ std::optional<condition> system_condition(int value) noexcept;
 /// The portable meaning of an errno value (std::generic_category(), and
 /// std::system_category() on POSIX), if any.
 std::optional<condition> errno_condition(int value) noexcept;
+
+/// `ec` told towards a peer: a block_exhausted_error becomes the
+/// destination_exhausted_error of the same block naming `peer`; any other
+/// error is returned as it is. (core/error.cpp, beside the packing it reads.)
+std::error_code exhausted_towards(std::error_code ec, std::string_view peer);
 
 namespace platform {
 

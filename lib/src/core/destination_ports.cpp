@@ -193,10 +193,7 @@ std::string endpoint_text(const asio::ip::address& peer, std::uint16_t peer_port
 }
 
 std::error_code towards_peer(std::error_code ec, const asio::ip::address& peer, std::uint16_t peer_port) {
-  if (ec.category() != block_exhausted_error(1, 1).category()) return ec;
-  // block_exhausted_error's value: the block's first port, then its size.
-  const auto value = static_cast<unsigned>(ec.value());
-  return destination_exhausted_error(value >> 16, value & 0xffffu, endpoint_text(peer, peer_port));
+  return exhausted_towards(ec, endpoint_text(peer, peer_port));
 }
 
 } // namespace portres::detail

@@ -136,13 +136,22 @@ public:
   }
 };
 
+// A block_exhausted_error's value: the block's first port, then its size.
+struct packed_block {
+  unsigned first;
+  unsigned count;
+};
+int pack(packed_block b) noexcept { return static_cast<int>(((b.first & 0xffffu) << 16) | (b.count & 0xffffu)); }
+packed_block unpack(int value) noexcept {
+  const auto packed = static_cast<unsigned>(value);
+  return {packed >> 16, packed & 0xffffu};
+}
+
 class block_exhausted_category final : public std::error_category {
 public:
   const char* name() const noexcept override { return "portres.block_exhausted"; }
   std::string message(int value) const override {
-    const auto packed = static_cast<unsigned>(value);
-    const unsigned first = packed >> 16;
-    const unsigned count = packed & 0xffffu;
+    const auto [first, count] = unpack(value);
     return "no free port left in block " + std::to_string(first) + "-" +
            std::to_string(first + count - 1) + " (" + std::to_string(count) + " ports)";
   }
@@ -150,6 +159,11 @@ public:
     return condition::exhausted;
   }
 };
+
+const block_exhausted_category& block_exhausted() noexcept {
+  static const block_exhausted_category instance;
+  return instance;
+}
 
 // The peer does not fit in an error code's value: each distinct message is
 // kept once (bounded) and the value is its number (from 1: 0 means success).
@@ -184,6 +198,12 @@ private:
 } // namespace
 
 namespace detail {
+
+std::error_code exhausted_towards(std::error_code ec, std::string_view peer) {
+  if (ec.category() != block_exhausted()) return ec;
+  const auto [first, count] = unpack(ec.value());
+  return destination_exhausted_error(first, count, peer);
+}
 
 std::optional<condition> errno_condition(int value) noexcept {
   switch (value) {
@@ -224,8 +244,7 @@ std::error_code port_in_use_error(unsigned port) noexcept {
 }
 
 std::error_code block_exhausted_error(unsigned first, unsigned count) noexcept {
-  static const block_exhausted_category instance;
-  return {static_cast<int>(((first & 0xffffu) << 16) | (count & 0xffffu)), instance};
+  return {pack({first, count}), block_exhausted()};
 }
 
 std::error_code destination_exhausted_error(unsigned first, unsigned count, std::string_view peer) {
