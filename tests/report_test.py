@@ -26,6 +26,11 @@ def report(out, *extra, inputs=None):
 failures = 0
 
 
+def verdict(text, tid):
+    return text.split(f"| {tid} |")[1].split("\n")[0].rstrip().rsplit("|", 2)[1].strip()
+
+
+
 def expect(text, checks, label):
     global failures
     missing = [c for c in checks if c not in text]
@@ -229,10 +234,15 @@ with tempfile.TemporaryDirectory() as out:
         failures += 1
         print("P3 should be NOT MEASURED without churn results")
 
+    # A run filtered to part of a target's inputs (scripts/bench --benchmark_filter=own/explicit): the
+    # report is written, and P1, whose own/portres_* and own/ephemeral cases are missing, is NOT MEASURED.
+    own_only = [b for b in canned["benchmarks"] if b["run_name"].startswith("own/explicit/")]
+    json.dump(dict(canned, benchmarks=own_only), open(short, "w"))
+    filtered = report(out, "--no-plot", inputs=[short])
+    if "| P1 |" not in filtered or verdict(filtered, "P1") != "NOT MEASURED":
+        failures += 1
+        print("P1 should be NOT MEASURED when only own/explicit ran")
 
-
-def verdict(text, tid):
-    return text.split(f"| {tid} |")[1].split("\n")[0].rstrip().rsplit("|", 2)[1].strip()
 
 
 def edited_bench(out, changes):

@@ -42,8 +42,8 @@ def own_section(rep):
         # The tail: p99 near full against the explicit bind's p99; the mean near full against bind(0)'s.
         t9 = ratio(own(m, 999, "p99_us"), own("explicit", 999, "p99_us"))
         m99, m999 = (ratio(own(m, lvl, "mean_us"), own("ephemeral", lvl, "mean_us")) for lvl in (990, 999))
-        ok &= None not in (r0, r9, e9, t9, m99, m999) and r0 <= 1.5 and r9 <= 2.0 and e9 >= 10
-        ok &= t9 <= 10 and m99 < 1 and m999 < 1
+        ok &= (None not in (r0, r9, e9, t9, m99, m999) and r0 <= 1.5 and r9 <= 2.0 and e9 >= 10
+               and t9 <= 10 and m99 < 1 and m999 < 1)
         parts.append(f"{p} {x(r0)} / {x(r9)} (bind(0) p50 {x(e9)} slower; 99.9 %: p99 {us(own(m, 999, 'p99_us'))} = "
                      f"{x(t9)} explicit's, mean {us(own(m, 999, 'mean_us'))} = {x(m999)} bind(0)'s; 99 %: mean "
                      f"{us(own(m, 990, 'mean_us'))} = {x(m99)} bind(0)'s)")
