@@ -1,4 +1,4 @@
-// Regression tests for issue 12's defects of the per-user Linux registry:
+// The per-user Linux registry under a hostile or careless neighbour:
 // private files, a folder used through one descriptor, per-namespace kernel
 // ownership, a damaged store that does not stop runtime reservations, no
 // leftovers after kills, a listing that removes nothing.
@@ -87,7 +87,7 @@ void kill_child(pid_t pid) {
 
 } // namespace
 
-TEST_CASE("defect 2: the registry folder and its files are private to their user") {
+TEST_CASE("registry trust: the registry folder and its files are private to their user") {
   asio::io_context io;
   native_selected native;
   auto r = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(4));
@@ -114,7 +114,7 @@ TEST_CASE("defect 2: the registry folder and its files are private to their user
   CHECK(status == 0);
 }
 
-TEST_CASE("defect 3: a folder swapped for a symlink after opening is never followed") {
+TEST_CASE("registry trust: a folder swapped for a symlink after opening is never followed") {
   asio::io_context io;
   native_selected native;
   { auto warm = acquire(io.get_executor(), protocol::tcp, port_range::wildcard(1)); } // the registry is open
@@ -133,7 +133,7 @@ TEST_CASE("defect 3: a folder swapped for a symlink after opening is never follo
   fs::remove_all(elsewhere);
 }
 
-TEST_CASE("defect 7: a damaged store does not stop runtime reservations and is reported") {
+TEST_CASE("registry trust: a damaged store does not stop runtime reservations and is reported") {
   asio::io_context io;
   native_selected native;
   const auto store = portres_test::scratch_dir() / "state" / "persistent";
@@ -150,7 +150,7 @@ TEST_CASE("defect 7: a damaged store does not stop runtime reservations and is r
   CHECK(capabilities().state_damage.empty());
 }
 
-TEST_CASE("defect 4: capabilities say whose processes a runtime reservation excludes") {
+TEST_CASE("registry trust: capabilities say whose processes a runtime reservation excludes") {
   CHECK_FALSE(capabilities().coordination.empty());
   if (::geteuid() != 0) {
     CHECK(capabilities().coordination.find("this user's processes only") != std::string::npos);
@@ -172,7 +172,7 @@ TEST_CASE("defect 4: capabilities say whose processes a runtime reservation excl
   CHECK(status == 0);
 }
 
-TEST_CASE("defect 8: listing removes nothing, and stale temporary files go at the next write") {
+TEST_CASE("registry trust: listing removes nothing, and stale temporary files go at the next write") {
   asio::io_context io;
   native_selected native;
   const pid_t holder = hold_block(port_range::wildcard(6));
@@ -198,7 +198,7 @@ TEST_CASE("defect 8: listing removes nothing, and stale temporary files go at th
   CHECK(temporaries == 0);
 }
 
-TEST_CASE("defect 5: two network namespaces sharing one folder keep their own kernel entries") {
+TEST_CASE("registry trust: two network namespaces sharing one folder keep their own kernel entries") {
   if (!portres_test::in_private_netns()) {
     PORTRES_SKIP("needs root and a private network namespace");
   }
@@ -237,7 +237,7 @@ TEST_CASE("defect 5: two network namespaces sharing one folder keep their own ke
   std::ofstream(range_sysctl) << original_range << "\n";
 }
 
-TEST_CASE("defect 9: a block leaving less than half of the ephemeral range free is refused") {
+TEST_CASE("registry trust: a block leaving less than half of the ephemeral range free is refused") {
   if (!portres_test::in_private_netns()) {
     PORTRES_SKIP("needs root and a private network namespace");
   }
@@ -266,7 +266,7 @@ TEST_CASE("defect 9: a block leaving less than half of the ephemeral range free 
   std::ofstream(range_sysctl) << original_range << "\n";
 }
 
-TEST_CASE("defect 6: a port bound by another program but not listening is seen as in use") {
+TEST_CASE("registry trust: a port bound by another program but not listening is seen as in use") {
   asio::io_context io;
   native_selected native;
   // A plain socket bound to a port, neither listening nor connected.
