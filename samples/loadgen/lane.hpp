@@ -39,7 +39,8 @@ struct counts {
   samples::error_tally errors;   ///< failed connections (connect, request, reply) by kind: errno name or http_*
   samples::error_tally drops;    ///< hold: how held connections ended early
   samples::histogram connect_us; ///< start of a connection until connected
-  samples::histogram request_us; ///< --http: start until the whole reply was read
+  samples::histogram request_us; ///< --http: start until the final status line was judged (--close client,
+                                 ///< rst) or the server closed after the whole reply (--close server)
   std::vector<target_counts> targets;
   clock_type::time_point last_open{}; ///< hold: when the last connection opened
 
@@ -101,9 +102,8 @@ private:
   std::size_t index_, workers_, first_, share_;
   schedule& pace_;
   clock_type::time_point end_, deadline_;
-  asio::io_context io_;
-  asio::steady_timer at_end_{io_};
-  std::unique_ptr<portres::socket_pool<tcp>> pool_;
+  // Declared before io_, so they outlive it: coroutines still pending after the drain are
+  // destroyed with io_, and their scope guards then decrement live_ and in_flight_.
   std::set<tcp::socket*> open_; // sockets with operations in flight: cancelled at the end
   bool stopping_ = false;
   std::size_t next_ = 0;        // churn: connections started; hold: openings started
@@ -111,6 +111,9 @@ private:
   std::size_t in_flight_ = 0;   // connections under way (churn) or being opened (hold)
   mutable std::mutex mutex_;    // guards total_ and interval_
   counts total_, interval_;
+  asio::io_context io_;
+  asio::steady_timer at_end_{io_};
+  std::unique_ptr<portres::socket_pool<tcp>> pool_;
 };
 
 } // namespace loadgen
