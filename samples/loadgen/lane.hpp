@@ -21,6 +21,10 @@
 #include <set>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace loadgen {
 
 using clock_type = std::chrono::steady_clock;
@@ -109,6 +113,17 @@ private:
   std::size_t next_ = 0;        // churn: connections started; hold: openings started
   std::size_t live_ = 0;        // coroutines not yet returned: the end waits for them (bounded)
   std::size_t in_flight_ = 0;   // connections under way (churn) or being opened (hold)
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan builds: the two counts are poisoned when this member goes, so a frame destroyed after
+  // them that decrements them is reported (samples_test's bounded end leaves such frames).
+  struct poison_when_destroyed {
+    std::size_t *a, *b;
+    ~poison_when_destroyed() {
+      ASAN_POISON_MEMORY_REGION(a, sizeof *a);
+      ASAN_POISON_MEMORY_REGION(b, sizeof *b);
+    }
+  } poison_{&live_, &in_flight_};
+#endif
   mutable std::mutex mutex_;    // guards total_ and interval_
   counts total_, interval_;
   asio::io_context io_;
