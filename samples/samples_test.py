@@ -41,10 +41,12 @@ def run(cmd, env, timeout=60, isolate=False):
 
 class sink:
     """Listeners on 127.0.0.1 that accept and hold every connection (hold
-    tests), or answer one HTTP/1.0 request each and close (reply=...)."""
+    tests), or answer one HTTP/1.0 request each and close (reply=...), or
+    answer and wait up to 5 s for the client to close first (keep_open)."""
 
-    def __init__(self, count, reply=None):
-        self.listeners, self.held, self.served, self.reply = [], [], 0, reply
+    def __init__(self, count, reply=None, keep_open=False):
+        self.listeners, self.held, self.served, self.reply, self.keep_open = [], [], 0, reply, keep_open
+        self.resets = 0  # keep_open: connections the client reset rather than closed
         for _ in range(count):
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
@@ -72,6 +74,10 @@ class sink:
                     data += chunk
                 c.sendall(self.reply)
                 self.served += 1
+                while self.keep_open and c.recv(4096):
+                    pass
+            except ConnectionResetError:
+                self.resets += 1
             except OSError:
                 pass
             c.close()
@@ -182,7 +188,10 @@ def http_failures(a, env, dead):
     gw.terminate()  # it ends early on SIGTERM
     gw.communicate(timeout=30)
     for reply, kind in [(b"", "http_no_reply"), (b"HTTP/1.0 404 Not Found\r\n\r\n", "http_4xx"),
-                        (b"SSH-2.0-OpenSSH\r\n", "http_bad_status"), (b"HTTP/1.0 20", "http_no_reply")]:
+                        (b"SSH-2.0-OpenSSH\r\n", "http_bad_status"), (b"HTTP/1.0 20", "http_no_reply"),
+                        (b"HTTP/1.1 100 Continue\r\n\r\n", "http_no_reply"),
+                        (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 404 Not Found\r\n\r\n",
+                         "http_4xx")]:
         web = sink(1, reply=reply)
         rc, out = run([a.loadgen, "--target", web.targets[0], "--http", "--close", "server", "--concurrency", "2",
                        "--duration", "1", "--ports", "ephemeral", "--json"], env)
@@ -210,6 +219,39 @@ def http_long_status_line(a, env):
                       and j.get("errors", 0) > 0,
                       f"loadgen --http --close {close} counts 5,000 bytes without a line end as http_bad_status", out)
         web.close()
+
+
+def http_interim_and_keep_open(a, env):
+    """Interim 1xx replies (RFC 9110 15.2) are skipped and the final status judged, in every close mode; with
+    --close client or rst loadgen closes once it has judged the status line, so a server that keeps the
+    connection open (waiting for the client to close) does not stall the run."""
+    web = sink(1, reply=b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.0 200 OK\r\n\r\nok")
+    for close in ["client", "server", "rst"]:
+        rc, out = run([a.loadgen, "--target", web.targets[0], "--http", "--close", close, "--concurrency", "2",
+                       "--duration", "1", "--ports", "ephemeral", "--json"], env)
+        j = last_json(out)
+        check(rc == 0 and j.get("connections", 0) > 0 and j.get("errors") == 0,
+              f"loadgen --http --close {close} skips 100 and 102 and counts the 200 after them as served", out)
+    web.close()
+    for close, ports in [("client", ["ephemeral"]), ("rst", ["ephemeral"]), ("rst", ["pool", "--block", "256"])]:
+        web = sink(1, reply=b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", keep_open=True)
+        rc, out = run([a.loadgen, "--target", web.targets[0], "--http", "--close", close, "--concurrency", "2",
+                       "--duration", "1", "--ports", *ports, "--json"], env)
+        j = last_json(out)
+        time.sleep(0.2)  # the sink sees the last resets after loadgen has ended
+        reset = web.resets >= 0.9 * j.get("connections", 0) if close == "rst" else True
+        check(rc == 0 and j.get("connections", 0) > 20 and j.get("errors") == 0 and reset,
+              f"loadgen --http --close {close} --ports {ports[0]} closes after the status line: a server keeping the "
+              f"connection open does not stall it ({web.resets} of the server's connections reset)", out)
+        web.close()
+    # What request latency measures, in each close mode, is said where it is printed.
+    web = sink(1, reply=b"HTTP/1.0 200 OK\r\n\r\nok")
+    for close, ends in [("client", "connection start to the status line"), ("server", "connection start to the server's close")]:
+        rc, out = run([a.loadgen, "--target", web.targets[0], "--http", "--close", close, "--concurrency", "2",
+                       "--duration", "1", "--ports", "ephemeral"], env)
+        check(rc == 0 and f"request latency ({ends}): p50" in out, f"loadgen --close {close} says its request latency "
+              f"runs from {ends}", out)
+    web.close()
 
 
 def bounded_end(a, env):
@@ -396,6 +438,7 @@ def main():
     fan_out(a, env)
     bounded_end(a, env)
     http_long_status_line(a, env)
+    http_interim_and_keep_open(a, env)
     bad_input(a, env)
 
     print(f"{len(failures)} failed" if failures else "all sample checks passed")

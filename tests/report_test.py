@@ -367,6 +367,35 @@ with tempfile.TemporaryDirectory() as out:
                                                  in text), f"P8 fails on a held count that is {label}", text)
 
 with tempfile.TemporaryDirectory() as out:
+    # JSON of the wrong shape (null or text where a list or object belongs) never crashes the report: the
+    # section and its target say NOT MEASURED, naming the field, and the other sections are still written.
+    for name, flag, tid, edit, says in [
+            ("capacity", "--capacity", "P8", lambda e: e.update(points=None), "capacity.json: points is null, not a list"),
+            ("capacity", "--capacity", "P8", lambda e: e["points"].insert(1, "4x4"),
+             "capacity.json: points[1] is the text '4x4', not an object"),
+            ("capacity", "--capacity", "P8", lambda e: e["points"].append(7), "capacity.json: points[4] is a number, not an object"),
+            ("capacity", "--capacity", "P8", lambda e: e["points"][0]["runs"][0].update(pool=None),
+             "capacity.json: points[0].runs[0].pool is null, not an object"),
+            ("peers", "--peers", "P7", lambda e: e["clients"].update(runs=None), "peers.json: clients.runs is null, not a list"),
+            ("peers", "--peers", "P7", lambda e: e.update(proxies="none"), "peers.json: proxies is the text 'none', not an object"),
+            ("peers", "--peers", "P7", lambda e: e["proxies"]["default/4"].update(runs=[None]),
+             "peers.json: proxies.default/4.runs[0] is null, not an object"),
+            ("peers", "--peers", "P7", lambda e: e["clients"]["runs"][1].update(ab="x"),
+             "peers.json: clients.runs[1].ab is the text 'x', not an object")]:
+        edited = json.load(open(os.path.join(data, f"bench_{name}_sample.json")))
+        edit(edited)
+        path = os.path.join(out, f"{name}.json")
+        json.dump(edited, open(path, "w"))
+        text = report(out, "--no-plot", flag, path)
+        check(verdict(text, tid) == "NOT MEASURED" and says in text.split(f"| {tid} |")[1].split("\n")[0] and
+              text.count(says) == 2 and verdict(text, "P2") == "PASS", f"{tid} on {says}", text)
+    path = os.path.join(out, "capacity.json")
+    json.dump([1, 2], open(path, "w"))
+    text = report(out, "--no-plot", "--capacity", path)
+    check(verdict(text, "P8") == "NOT MEASURED" and "capacity.json is a list, not an object" in text,
+          "P8 on a capacity.json that is a list", text)
+
+with tempfile.TemporaryDirectory() as out:
     # P7 with every ratio met: PASS without failures; a failure in any judged row (ours or a peer's) fails it.
     canned = json.load(open(os.path.join(data, "bench_peers_sample.json")))
     canned["clients"].update(loadgen_vs_ab=1.02, loadgen_vs_httperf=1.06, loadgen_t2_vs_wrk_t2_close=1.07)

@@ -1,7 +1,7 @@
 """Capacity (P8): connections held from 1,000 ports to 1 and 4 destinations
 over 1 and 4 source addresses, by the pool, kernel autobind and HAProxy."""
 from capacity import PORTS, POINTS  # the run's own configuration (bench/capacity.py), not what its JSON says
-from report.common import number, x
+from report.common import number, shape_problems, x
 
 TARGET = ("capacity: from a 1,000-port block, 4 destinations x 4 source addresses: >= 15,840 of 16,000 held (99 %), "
           "zero failures; at every point held >= autobind's and >= HAProxy's")
@@ -9,6 +9,8 @@ METHODS = [("pool", "loadgen --hold through the pool (1,000-port block)"),
            ("autobind", "kernel autobind, IP_BIND_ADDRESS_NO_PORT (1,000-port ephemeral range)"),
            ("haproxy", "HAProxy (1,000-port source range per server)")]
 WANTED_SHARE = 0.99
+FIGURES = {"failures_by_kind": {}}
+SHAPE = {"points": [{"runs": [{m: FIGURES for m, _ in METHODS}], **{m: {} for m, _ in METHODS}}]}
 
 
 def wanted(d, s):
@@ -33,6 +35,10 @@ def capacity_section(rep):
     c = rep.capacity
     if not c:
         rep.not_run("Capacity", "P8", TARGET, "the capacity runs")
+        return
+    problems = shape_problems(c, SHAPE, "capacity.json")
+    if problems:
+        rep.malformed("Capacity", "P8", TARGET, problems)
         return
     ports = PORTS
     points = {(pt.get("destinations"), pt.get("sources")): pt for pt in c.get("points", [])}

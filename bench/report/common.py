@@ -13,6 +13,36 @@ def number(v):
     return v if ok else None
 
 
+def described(v):
+    """A JSON value, briefly, for a message naming what was found."""
+    if v is None:
+        return "null"
+    if isinstance(v, str):
+        return f"the text {v[:20]!r}"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "a number" if isinstance(v, (int, float)) else "a list" if isinstance(v, list) else "an object"
+
+
+def shape_problems(value, shape, where):
+    """Where loaded JSON lacks the shape the report reads it with: ["where.key is null, not a list", ...].
+    shape: {key: shape} an object whose keys, where present, have those shapes ("*": any other key's value);
+    [shape] a list of elements of that shape; float a number. Absent keys are no problem: the sections read them
+    with defaults."""
+    if shape is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return [] if ok else [f"{where} is {described(value)}, not a number"]
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return [f"{where} is {described(value)}, not an object"]
+        inner = ((k, shape.get(k, shape.get("*"))) for k in value)
+        sep = ": " if where.endswith(".json") else "."  # "peers.json: clients.runs"
+        return [p for k, s in inner if s is not None for p in shape_problems(value[k], s, f"{where}{sep}{k}")]
+    if not isinstance(value, list):
+        return [f"{where} is {described(value)}, not a list"]
+    return [p for i, v in enumerate(value) for p in shape_problems(v, shape[0], f"{where}[{i}]")]
+
+
 def us(v):
     if v is None:
         return "n/a"
@@ -89,6 +119,12 @@ class Report:
         """A section whose step did not run, and its target NOT MEASURED."""
         self.section(title, ["Not run (see 'Not run')."])
         self.target(tid, text, "-", False, extra_missing=[f"{what} did not run"])
+
+    def malformed(self, title, tid, text, problems):
+        """A section whose JSON has the wrong shape: not shown, and its target NOT MEASURED naming the fields."""
+        why = "; ".join(problems[:3]) + (f"; {len(problems) - 3} more" if len(problems) > 3 else "")
+        self.section(title, [f"Not shown: {why}."])
+        self.target(tid, text, "-", False, extra_missing=[why])
 
     def tails(self, name, prefix=""):
         n = self.get(name, f"{prefix}samples")

@@ -2,7 +2,7 @@
 proxy_pass and HAProxy, at two port ranges and with 1 and 4 upstreams."""
 import math
 
-from report.common import number, rate, us, x
+from report.common import number, rate, shape_problems, us, x
 
 TARGET = ("peers: loadgen >= ab and >= httperf req/s single-threaded; loadgen --threads 2 >= wrk -t2 with "
           "Connection: close; gateway (pool) >= nginx proxy_pass and >= HAProxy at both ranges and with 4 upstreams, "
@@ -22,6 +22,9 @@ JUDGED_CLIENTS = {"loadgen": "loadgen", "ab": "ab", "httperf": "httperf", "loadg
                   "wrk_t2_close": "wrk -t2 close"}
 PROXIES = [("nginx_proxy", "nginx proxy_pass"), ("haproxy", "HAProxy"), ("gateway_pool", "gateway (pool)"),
            ("gateway_ephemeral", "gateway (ephemeral)")]
+
+# Each round: {client or proxy: its figures}.
+SHAPE = {"clients": {"runs": [{"*": {}}]}, "proxies": {"*": {"runs": [{"*": {}}]}}, "httperf_steps": [float]}
 
 
 def med(runs, who, key):
@@ -140,6 +143,10 @@ def peers_section(rep):
     p = rep.peers
     if not p:
         rep.not_run("Peers", "P7", TARGET, "the peers")
+        return
+    problems = shape_problems(p, SHAPE, "peers.json")
+    if problems:
+        rep.malformed("Peers", "P7", TARGET, problems)
         return
     lines = [f"Peers stopped early: {p['error']}", ""] if "error" in p else []
     lines += [f"Inside a private network namespace on loopback; {p.get('nginx', 'nginx')}, "

@@ -81,6 +81,16 @@ void reset_on_close(tcp::socket& socket) {
 struct lane::connection {
   portres::pooled_socket<tcp> pooled;
   std::unique_ptr<tcp::socket> plain;
+  connection() = default;
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  /// Closes the plain socket explicitly: Asio's socket destructor turns a linger set by
+  /// reset_on_close off again (so as not to block), which would close with FIN, not RST.
+  /// (The pool closes its sockets explicitly.)
+  ~connection() {
+    std::error_code ignored;
+    if (plain) plain->close(ignored);
+  }
   tcp::socket& socket() { return pooled ? pooled.socket() : *plain; }
   /// At the end of the run: reset rather than close.
   void cut_off() {
@@ -221,8 +231,9 @@ asio::awaitable<void> lane::churn_worker() {
     reply_head head;
     if (s_.http) {
       co_await asio::async_write(socket, asio::buffer(request), redirect_error(use_awaitable, ec));
-      // Client closes first: read until the status line is in, then close; else read until the server closes.
-      while (!ec && !(s_.close == close_style::client && head.settled())) {
+      // The client closes first (client, rst): read until the final status line is judged, then close or
+      // reset, whether or not the server would close; server: read the whole reply, until the server closes.
+      while (!ec && !(s_.close != close_style::server && head.settled())) {
         const auto got = co_await socket.async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec));
         bytes += got;
         head.append({buf, got});
@@ -237,6 +248,7 @@ asio::awaitable<void> lane::churn_worker() {
       c.cut_off();
       break;
     }
+    if (s_.close == close_style::rst) reset_on_close(socket); // whatever the reply was
     if (ec) {
       count_failure(target, ec);
       continue;
@@ -245,7 +257,6 @@ asio::awaitable<void> lane::churn_worker() {
       count_failure(target, kind);
       continue;
     }
-    if (s_.close == close_style::rst) socket.set_option(asio::socket_base::linger(true, 0), ec);
     const double request_us = micros(clock_type::now() - start);
     record([&](counts& t) {
       ++t.connections;

@@ -21,6 +21,10 @@
 #include <set>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace loadgen {
 
 using clock_type = std::chrono::steady_clock;
@@ -39,7 +43,8 @@ struct counts {
   samples::error_tally errors;   ///< failed connections (connect, request, reply) by kind: errno name or http_*
   samples::error_tally drops;    ///< hold: how held connections ended early
   samples::histogram connect_us; ///< start of a connection until connected
-  samples::histogram request_us; ///< --http: start until the whole reply was read
+  samples::histogram request_us; ///< --http: start until the final status line was judged (--close client,
+                                 ///< rst) or the server closed after the whole reply (--close server)
   std::vector<target_counts> targets;
   clock_type::time_point last_open{}; ///< hold: when the last connection opened
 
@@ -101,16 +106,29 @@ private:
   std::size_t index_, workers_, first_, share_;
   schedule& pace_;
   clock_type::time_point end_, deadline_;
-  asio::io_context io_;
-  asio::steady_timer at_end_{io_};
-  std::unique_ptr<portres::socket_pool<tcp>> pool_;
+  // Declared before io_, so they outlive it: coroutines still pending after the drain are
+  // destroyed with io_, and their scope guards then decrement live_ and in_flight_.
   std::set<tcp::socket*> open_; // sockets with operations in flight: cancelled at the end
   bool stopping_ = false;
   std::size_t next_ = 0;        // churn: connections started; hold: openings started
   std::size_t live_ = 0;        // coroutines not yet returned: the end waits for them (bounded)
   std::size_t in_flight_ = 0;   // connections under way (churn) or being opened (hold)
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan builds: the two counts are poisoned when this member goes, so a frame destroyed after
+  // them that decrements them is reported (samples_test's bounded end leaves such frames).
+  struct poison_when_destroyed {
+    std::size_t *a, *b;
+    ~poison_when_destroyed() {
+      ASAN_POISON_MEMORY_REGION(a, sizeof *a);
+      ASAN_POISON_MEMORY_REGION(b, sizeof *b);
+    }
+  } poison_{&live_, &in_flight_};
+#endif
   mutable std::mutex mutex_;    // guards total_ and interval_
   counts total_, interval_;
+  asio::io_context io_;
+  asio::steady_timer at_end_{io_};
+  std::unique_ptr<portres::socket_pool<tcp>> pool_;
 };
 
 } // namespace loadgen

@@ -1,7 +1,5 @@
 #include "loadgen/reply.hpp"
 
-#include <algorithm>
-
 namespace loadgen {
 
 namespace {
@@ -18,21 +16,32 @@ bool status_line(std::string_view line) {
 } // namespace
 
 void reply_head::append(std::string_view data) {
-  line_end_ = line_end_ || data.find('\n') != std::string_view::npos;
-  head_.append(data.substr(0, limit - std::min(limit, head_.size())));
-}
-
-bool reply_head::settled() const noexcept {
-  // A long status line is read to its end; `limit` bytes that cannot start one settle it.
-  return line_end_ || (head_.size() >= limit && !status_line(head_));
+  for (std::size_t i = 0; i < data.size() && !settled_; ++i) {
+    const char c = data[i];
+    if (interim_) { // a 1xx's header lines end at an empty line; the next status line follows
+      if (c == '\n') {
+        interim_ = !blank_;
+        blank_ = true;
+      } else if (c != '\r') {
+        blank_ = false;
+      }
+    } else if (c == '\n') { // a whole status line: an interim 1xx, or the final one
+      interim_ = status_line(line_) && line_[9] == '1';
+      blank_ = true;
+      settled_ = !interim_;
+      if (interim_) line_.clear();
+    } else if (line_.size() < limit) {
+      line_ += c;
+      settled_ = line_.size() == limit && !status_line(line_); // cannot become one
+    }
+  }
 }
 
 std::string reply_head::failure() const {
-  if (!line_end_) return head_.size() >= limit && !status_line(head_) ? "http_bad_status" : "http_no_reply";
-  const std::string_view line(head_.data(), std::min(head_.find('\n'), head_.size()));
-  if (!status_line(line) || line[9] < '1' || line[9] > '5') return "http_bad_status";
-  if (line[9] == '2' || line[9] == '3') return {};
-  return std::string("http_") + line[9] + "xx";
+  if (!settled_) return "http_no_reply";
+  if (!status_line(line_) || line_[9] < '2' || line_[9] > '5') return "http_bad_status";
+  if (line_[9] == '2' || line_[9] == '3') return {};
+  return std::string("http_") + line_[9] + "xx";
 }
 
 } // namespace loadgen

@@ -99,7 +99,10 @@ void print_summary(const settings& s, const counts& t, double seconds, clock_typ
   }
   std::printf("connect latency: %s; %llu bytes received\n", latency_text(t.connect_us).c_str(),
               static_cast<ull>(t.bytes));
-  if (s.http) std::printf("request latency (connect to last byte): %s\n", latency_text(t.request_us).c_str());
+  if (s.http) {
+    const char* until = s.close == close_style::server ? "the server's close" : "the status line";
+    std::printf("request latency (connection start to %s): %s\n", until, latency_text(t.request_us).c_str());
+  }
   if (s.targets.size() > 1) {
     std::string line;
     for (std::size_t i = 0; i < s.targets.size(); ++i) {
