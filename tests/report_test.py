@@ -356,7 +356,8 @@ with tempfile.TemporaryDirectory() as out:
           "P8 fails when a run without an error lacks the 4 x 4 point", text)
     # Figures that are not counts (NaN, Infinity, text, more than was asked for) are no figures: FAIL, never PASS
     # and never a crash (json.load takes NaN and Infinity).
-    for label, bad in [("NaN", float("nan")), ("Infinity", float("inf")), ("text", "16000"), ("over the ask", 16001)]:
+    for label, bad in [("NaN", float("nan")), ("Infinity", float("inf")), ("text", "16000"), ("over the ask", 16001),
+                       ("past a float's range", 10 ** 400)]:
         canned = json.load(open(os.path.join(data, "bench_capacity_sample.json")))
         for pt in canned["points"]:
             pt["pool"]["held"] = bad if pt["destinations"] * pt["sources"] == 16 or label != "over the ask" else \
@@ -381,7 +382,29 @@ with tempfile.TemporaryDirectory() as out:
             ("peers", "--peers", "P7", lambda e: e["proxies"]["default/4"].update(runs=[None]),
              "peers.json: proxies.default/4.runs[0] is null, not an object"),
             ("peers", "--peers", "P7", lambda e: e["clients"]["runs"][1].update(ab="x"),
-             "peers.json: clients.runs[1].ab is the text 'x', not an object")]:
+             "peers.json: clients.runs[1].ab is the text 'x', not an object"),
+            # Figures the sections sort, sum, key by or print as numbers: wrong types, NaN, integers past a float.
+            ("capacity", "--capacity", "P8", lambda e: e["points"][0].pop("destinations"),
+             "capacity.json: points[0].destinations is missing"),
+            ("capacity", "--capacity", "P8", lambda e: e["points"][2].update(sources=[4]),
+             "capacity.json: points[2].sources is a list, not a finite number"),
+            ("capacity", "--capacity", "P8", lambda e: e["points"][1].update(destinations=10 ** 400),
+             "capacity.json: points[1].destinations is an infinite or out-of-range number, not a finite number"),
+            ("capacity", "--capacity", "P8",
+             lambda e: e["points"][1]["runs"][0]["haproxy"]["failures_by_kind"].update(ECONNRESET="10"),
+             "capacity.json: points[1].runs[0].haproxy.failures_by_kind.ECONNRESET is the text '10', not a finite number"),
+            ("capacity", "--capacity", "P8", lambda e: e["points"][3].update(pool_vs_autobind="1.0"),
+             "capacity.json: points[3].pool_vs_autobind is the text '1.0', not a finite number"),
+            ("peers", "--peers", "P7", lambda e: e["clients"]["runs"][0]["ab"].update(rps="fast"),
+             "peers.json: clients.runs[0].ab.rps is the text 'fast', not a finite number"),
+            ("peers", "--peers", "P7", lambda e: e["clients"].update(loadgen_vs_ab=float("nan")),
+             "peers.json: clients.loadgen_vs_ab is NaN, not a finite number"),
+            ("peers", "--peers", "P7", lambda e: e["proxies"]["default/1"]["runs"][0]["haproxy"].update(rps=10 ** 400),
+             "peers.json: proxies.default/1.runs[0].haproxy.rps is an infinite or out-of-range number, not a finite number"),
+            ("peers", "--peers", "P7", lambda e: e["proxies"]["default/1"].pop("runs"),
+             "peers.json: proxies.default/1.runs is missing"),
+            ("peers", "--peers", "P7", lambda e: e.update(httperf_steps=[1.0, 10 ** 400]),
+             "peers.json: httperf_steps[1] is an infinite or out-of-range number, not a finite number")]:
         edited = json.load(open(os.path.join(data, f"bench_{name}_sample.json")))
         edit(edited)
         path = os.path.join(out, f"{name}.json")
@@ -394,6 +417,19 @@ with tempfile.TemporaryDirectory() as out:
     text = report(out, "--no-plot", "--capacity", path)
     check(verdict(text, "P8") == "NOT MEASURED" and "capacity.json is a list, not an object" in text,
           "P8 on a capacity.json that is a list", text)
+    # Nesting deeper than the JSON decoder recurses: the file is unreadable, said so, and P8 did not run.
+    open(path, "w").write("[" * 100000 + "]" * 100000)
+    text = report(out, "--no-plot", "--capacity", path)
+    check(verdict(text, "P8") == "NOT MEASURED" and "capacity: maximum recursion depth" in text,
+          "P8 on a capacity.json nested 100,000 deep", text)
+    # A figure that may be absent is read as absent: a client round without its CPU time shows no CPU per request.
+    edited = json.load(open(os.path.join(data, "bench_peers_sample.json")))
+    for r in edited["clients"]["runs"]:
+        r["ab"].pop("client_cpu_s")
+    path = os.path.join(out, "peers.json")
+    json.dump(edited, open(path, "w"))
+    text = report(out, "--no-plot", "--peers", path)
+    check("| 1 | ab | 21,000/s | - | 0 | n/a (client) |" in text, "P7 on client rounds without their CPU time", text)
 
 with tempfile.TemporaryDirectory() as out:
     # P7 with every ratio met: PASS without failures; a failure in any judged row (ours or a peer's) fails it.
@@ -427,7 +463,8 @@ with tempfile.TemporaryDirectory() as out:
         edit(edited)
         json.dump(edited, open(path, "w"))
         text = report(out, "--no-plot", "--peers", path)
-        check(verdict(text, "P7") == ("PASS" if label == "tails text" else "FAIL"), f"P7 on {label}", text)
+        wanted = {"tails text": "PASS", "ratio NaN": "NOT MEASURED"}.get(label, "FAIL")  # NaN: no ratio, named
+        check(verdict(text, "P7") == wanted, f"P7 on {label}", text)
 
 with tempfile.TemporaryDirectory() as out:
     # A P7 miss is blamed on the client's own CPU only when it spends clearly more per request.

@@ -1,7 +1,7 @@
 """Capacity (P8): connections held from 1,000 ports to 1 and 4 destinations
 over 1 and 4 source addresses, by the pool, kernel autobind and HAProxy."""
 from capacity import PORTS, POINTS  # the run's own configuration (bench/capacity.py), not what its JSON says
-from report.common import number, shape_problems, x
+from report.common import FIGURE, number, shape_problems, x
 
 TARGET = ("capacity: from a 1,000-port block, 4 destinations x 4 source addresses: >= 15,840 of 16,000 held (99 %), "
           "zero failures; at every point held >= autobind's and >= HAProxy's")
@@ -9,8 +9,11 @@ METHODS = [("pool", "loadgen --hold through the pool (1,000-port block)"),
            ("autobind", "kernel autobind, IP_BIND_ADDRESS_NO_PORT (1,000-port ephemeral range)"),
            ("haproxy", "HAProxy (1,000-port source range per server)")]
 WANTED_SHARE = 0.99
-FIGURES = {"failures_by_kind": {}}
-SHAPE = {"points": [{"runs": [{m: FIGURES for m, _ in METHODS}], **{m: {} for m, _ in METHODS}}]}
+FIGURES = {"failures_by_kind": {"*": float}}  # summed over rounds
+# A point is found by (destinations, sources) and sorted by it; its figures go through figure().
+POINT = {"!": ("destinations", "sources"), "destinations": float, "sources": float, "pool_vs_autobind": FIGURE,
+         "pool_vs_haproxy": FIGURE, "runs": [{m: FIGURES for m, _ in METHODS}], **{m: {} for m, _ in METHODS}}
+SHAPE = {"points": [POINT]}
 
 
 def wanted(d, s):

@@ -6,11 +6,25 @@ import math
 from report.results import SUMMED
 
 
+def finite(v):
+    """Whether v is a number the report can compute and print with: not a bool, NaN or infinite, and not an
+    integer past a float's range (json.load takes 1 followed by 400 digits; formatting it raises)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
 def number(v):
-    """v when it is a finite, non-negative figure, else None: json.load takes NaN, Infinity and text where a
-    count belongs, and NaN compares false both ways."""
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-    return v if ok else None
+    """v when it is a finite, non-negative figure, else None: json.load takes NaN, Infinity, huge integers and
+    text where a count belongs, and NaN compares false both ways."""
+    return v if finite(v) and v >= 0 else None
+
+
+# A shape (see shape_problems) for a figure the sections may find null: a finite number, or null.
+FIGURE = (float, None)
 
 
 def described(v):
@@ -21,23 +35,27 @@ def described(v):
         return f"the text {v[:20]!r}"
     if isinstance(v, bool):
         return "true" if v else "false"
-    return "a number" if isinstance(v, (int, float)) else "a list" if isinstance(v, list) else "an object"
+    if isinstance(v, (int, float)):
+        return "a number" if finite(v) else "NaN" if v != v else "an infinite or out-of-range number"
+    return "a list" if isinstance(v, list) else "an object"
 
 
 def shape_problems(value, shape, where):
     """Where loaded JSON lacks the shape the report reads it with: ["where.key is null, not a list", ...].
-    shape: {key: shape} an object whose keys, where present, have those shapes ("*": any other key's value);
-    [shape] a list of elements of that shape; float a number. Absent keys are no problem: the sections read them
-    with defaults."""
+    shape: {key: shape} an object whose keys, where present, have those shapes ("*": any other key's value;
+    "!": a tuple of keys that must be there); [shape] a list of elements of that shape; float a finite number;
+    (shape, None) that shape or null. Other absent keys are no problem: the sections read them with defaults."""
+    if isinstance(shape, tuple):
+        return [] if value is None else shape_problems(value, shape[0], where)
     if shape is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return [] if ok else [f"{where} is {described(value)}, not a number"]
+        return [] if finite(value) else [f"{where} is {described(value)}, not a finite number"]
     if isinstance(shape, dict):
         if not isinstance(value, dict):
             return [f"{where} is {described(value)}, not an object"]
-        inner = ((k, shape.get(k, shape.get("*"))) for k in value)
         sep = ": " if where.endswith(".json") else "."  # "peers.json: clients.runs"
-        return [p for k, s in inner if s is not None for p in shape_problems(value[k], s, f"{where}{sep}{k}")]
+        absent = [f"{where}{sep}{k} is missing" for k in shape.get("!", ()) if k not in value]
+        inner = ((k, shape.get("*") if k == "!" else shape.get(k, shape.get("*"))) for k in value)
+        return absent + [p for k, s in inner if s is not None for p in shape_problems(value[k], s, f"{where}{sep}{k}")]
     if not isinstance(value, list):
         return [f"{where} is {described(value)}, not a list"]
     return [p for i, v in enumerate(value) for p in shape_problems(v, shape[0], f"{where}[{i}]")]

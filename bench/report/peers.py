@@ -2,7 +2,7 @@
 proxy_pass and HAProxy, at two port ranges and with 1 and 4 upstreams."""
 import math
 
-from report.common import number, rate, shape_problems, us, x
+from report.common import FIGURE, number, rate, shape_problems, us, x
 
 TARGET = ("peers: loadgen >= ab and >= httperf req/s single-threaded; loadgen --threads 2 >= wrk -t2 with "
           "Connection: close; gateway (pool) >= nginx proxy_pass and >= HAProxy at both ranges and with 4 upstreams, "
@@ -23,8 +23,12 @@ JUDGED_CLIENTS = {"loadgen": "loadgen", "ab": "ab", "httperf": "httperf", "loadg
 PROXIES = [("nginx_proxy", "nginx proxy_pass"), ("haproxy", "HAProxy"), ("gateway_pool", "gateway (pool)"),
            ("gateway_ephemeral", "gateway (ephemeral)")]
 
-# Each round: {client or proxy: its figures}.
-SHAPE = {"clients": {"runs": [{"*": {}}]}, "proxies": {"*": {"runs": [{"*": {}}]}}, "httperf_steps": [float]}
+# Each round: {client or proxy: its figures}; the figures and ratios the tables compute with or print.
+RUN = {"*": {k: FIGURE for k in ["rps", "requests", "client_cpu_s", "proxy_cpu_us_per_req"]}}
+CLIENT_RATIOS = ["loadgen_vs_ab", "loadgen_vs_httperf", "loadgen_t2_vs_wrk_t2_close", "wrk_vs_ab"]
+PROXY_RATIOS = ["pool_vs_nginx", "pool_vs_haproxy", "ephemeral_vs_nginx", "pool_cpu_vs_ephemeral_cpu"]
+SHAPE = {"clients": {"runs": [RUN], **{k: FIGURE for k in CLIENT_RATIOS}},
+         "proxies": {"*": {"!": ("runs",), "runs": [RUN], **{k: FIGURE for k in PROXY_RATIOS}}}, "httperf_steps": [float]}
 
 
 def med(runs, who, key):
@@ -55,7 +59,8 @@ def fails(runs, who):
 
 def client_cpu(runs, who):
     """The client's median CPU time per request over the rounds, in microseconds."""
-    cpu = sorted(r[who]["client_cpu_s"] * 1e6 / r[who]["requests"] for r in runs if r.get(who, {}).get("requests"))
+    cpu = sorted(r[who]["client_cpu_s"] * 1e6 / r[who]["requests"] for r in runs
+                 if r.get(who, {}).get("requests") and r[who].get("client_cpu_s") is not None)
     return cpu[len(cpu) // 2] if cpu else None
 
 

@@ -83,7 +83,7 @@ def load_json(path, skipped, what):
     try:
         with open(path) as f:
             return json.load(f)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nesting deeper than the decoder goes
         skipped.append(f"{what}: {e}")
         return None
 
