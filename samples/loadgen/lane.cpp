@@ -233,7 +233,9 @@ asio::awaitable<void> lane::churn_worker() {
       co_await asio::async_write(socket, asio::buffer(request), redirect_error(use_awaitable, ec));
       // The client closes first (client, rst): read until the final status line is judged, then close or
       // reset, whether or not the server would close; server: read the whole reply, until the server closes.
-      while (!ec && !(s_.close != close_style::server && head.settled())) {
+      // The end of the run stops it too: a server that streams without end completes every read at once,
+      // leaving nothing pending for the end to cancel.
+      while (!ec && !stopping_ && !(s_.close != close_style::server && head.settled())) {
         const auto got = co_await socket.async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec));
         bytes += got;
         head.append({buf, got});
@@ -316,7 +318,7 @@ asio::awaitable<void> lane::keep(std::shared_ptr<connection> c, std::size_t targ
   std::error_code ec;
   char buf[256];
   open_.insert(&socket);
-  while (!ec) {
+  while (!ec && !stopping_) {
     const auto n = co_await socket.async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec));
     if (n) record([&](counts& t) { t.bytes += n; });
   }

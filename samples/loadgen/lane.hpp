@@ -111,19 +111,24 @@ private:
   std::set<tcp::socket*> open_; // sockets with operations in flight: cancelled at the end
   bool stopping_ = false;
   std::size_t next_ = 0;        // churn: connections started; hold: openings started
-  std::size_t live_ = 0;        // coroutines not yet returned: the end waits for them (bounded)
-  std::size_t in_flight_ = 0;   // connections under way (churn) or being opened (hold)
 #if defined(__SANITIZE_ADDRESS__)
-  // ASan builds: the two counts are poisoned when this member goes, so a frame destroyed after
-  // them that decrements them is reported (samples_test's bounded end leaves such frames).
+  // ASan builds: the two counts below are poisoned when this member goes (after them, after io_),
+  // so a frame destroyed with io_ that decrements them is reported (samples_test's bounded end
+  // leaves such frames). Unpoisoned first, in case this memory held a lane before without a free.
   struct poison_when_destroyed {
     std::size_t *a, *b;
+    poison_when_destroyed(std::size_t* first, std::size_t* second) : a(first), b(second) {
+      ASAN_UNPOISON_MEMORY_REGION(a, sizeof *a);
+      ASAN_UNPOISON_MEMORY_REGION(b, sizeof *b);
+    }
     ~poison_when_destroyed() {
       ASAN_POISON_MEMORY_REGION(a, sizeof *a);
       ASAN_POISON_MEMORY_REGION(b, sizeof *b);
     }
   } poison_{&live_, &in_flight_};
 #endif
+  std::size_t live_ = 0;        // coroutines not yet returned: the end waits for them (bounded)
+  std::size_t in_flight_ = 0;   // connections under way (churn) or being opened (hold)
   mutable std::mutex mutex_;    // guards total_ and interval_
   counts total_, interval_;
   asio::io_context io_;
