@@ -13,8 +13,8 @@
 // neither this nor Google Benchmark knows: a message and exit status 2.
 #include "bench_support.hpp"
 #include "clients.hpp"
+#include "cli/options.hpp"
 
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -28,13 +28,12 @@ namespace {
 template <class T>
 bool read_value(const std::string& arg, const char* flag, T low, T high, const char* what, T& out) {
   const std::string text = arg.substr(std::strlen(flag));
-  T value{};
-  const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || err != std::errc{} || end != text.data() + text.size() || !(value >= low && value <= high)) {
+  const auto value = cli::checked_number(text, low, high);
+  if (!value) {
     std::fprintf(stderr, "%.*s takes %s, not '%s'\n", static_cast<int>(std::strlen(flag) - 1), flag, what, text.c_str());
     return false;
   }
-  out = value;
+  out = *value;
   return true;
 }
 

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -19,6 +20,16 @@ namespace cli {
 struct usage_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// `s` as a T when the whole of it is one number in [low, high] (NaN is in no
+/// range); nullopt otherwise, so that a typo never becomes a zero or an endless run.
+template <class T>
+std::optional<T> checked_number(const std::string& s, T low, T high) {
+  T v{};
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || r.ec != std::errc{} || r.ptr != s.data() + s.size() || !(v >= low && v <= high)) return std::nullopt;
+  return v;
+}
 
 class options {
 public:
@@ -61,14 +72,13 @@ public:
   std::uint64_t number(const std::string& name, std::uint64_t fallback, std::uint64_t low, std::uint64_t high) const {
     const auto it = values_.find(name);
     if (it == values_.end()) return fallback;
-    std::uint64_t v = 0;
     const auto& s = it->second.back();
-    const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (r.ec != std::errc{} || r.ptr != s.data() + s.size() || v < low || v > high) {
+    const auto v = checked_number(s, low, high);
+    if (!v) {
       throw usage_error("--" + name + " must be a whole number from " + std::to_string(low) + " to " +
                         std::to_string(high) + ", not '" + s + "'");
     }
-    return v;
+    return *v;
   }
 
   portres::protocol protocol(const std::string& name = "protocol") const {
